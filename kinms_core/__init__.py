@@ -5,7 +5,16 @@ The public API: :class:`ObsPars` (grid, beam, WCS reference), :class:`CubeModel`
 """
 
 from .fitsio import obspars_header, obspars_wcs, write_cube
+from .model import DEFAULT_CLOUDS, CubeModel, model_cube
 from .obspars import ObsPars
 
-__all__ = ["ObsPars", "obspars_header", "obspars_wcs", "write_cube"]
+__all__ = [
+    "DEFAULT_CLOUDS",
+    "CubeModel",
+    "ObsPars",
+    "model_cube",
+    "obspars_header",
+    "obspars_wcs",
+    "write_cube",
+]
 __version__ = "0.1.0"

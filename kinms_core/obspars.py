@@ -109,7 +109,10 @@ class ObsPars:
     def reference_pixel(self) -> tuple[float, float]:
         """0-based pixel coordinates ``(x, y)`` of the sky reference position."""
         cx, cy = self.centre_pixel
-        return (cx if self.x_ref is None else float(self.x_ref), cy if self.y_ref is None else float(self.y_ref))
+        return (
+            cx if self.x_ref is None else float(self.x_ref),
+            cy if self.y_ref is None else float(self.y_ref),
+        )
 
     @property
     def velocity_start(self) -> float:
