@@ -173,9 +173,7 @@ class CubeModel:
         sb_rad = _radius_grid("sb_rad", sb_rad)
         sb_prof = np.atleast_1d(np.asarray(sb_prof, dtype=float))
         if sb_prof.shape != sb_rad.shape:
-            raise ValueError(
-                f"sb_prof has {sb_prof.size} values but sb_rad has {sb_rad.size}: give one per radius"
-            )
+            raise ValueError(f"sb_prof has {sb_prof.size} values but sb_rad has {sb_rad.size}: give one per radius")
         if not np.all(np.isfinite(sb_prof)):
             raise ValueError("sb_prof must be finite (it holds NaN or inf)")
         if np.any(sb_prof < 0):
@@ -183,9 +181,7 @@ class CubeModel:
         vel_rad = _radius_grid("vel_rad", vel_rad)
         vel_prof = np.atleast_1d(np.asarray(vel_prof, dtype=float))
         if vel_prof.shape != vel_rad.shape:
-            raise ValueError(
-                f"vel_prof has {vel_prof.size} values but vel_rad has {vel_rad.size}: give one per radius"
-            )
+            raise ValueError(f"vel_prof has {vel_prof.size} values but vel_rad has {vel_rad.size}: give one per radius")
         if not np.all(np.isfinite(vel_prof)):
             raise ValueError("vel_prof must be finite (it holds NaN or inf)")
         inc = _profile("inc", inc, vel_rad, "vel_rad")
