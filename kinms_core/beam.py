@@ -15,20 +15,16 @@ PSF_CUTOFF = 1e-7
 
 
 def fast_fft_size(n: int) -> int:
-    """Smallest size >= ``n`` of the form 2^a 3^b 5^c, which FFTW transforms fastest."""
+    """Smallest size >= ``n`` of the form 2^a, 3 * 2^a or 5 * 2^a, sizes FFTW transforms fastest (measured: a 25x80x80
+    real transform takes two thirds of the time of 25x75x75)."""
     best = 1
     while best < n:
         best *= 2
-    p5 = 1
-    while p5 < 2 * n:
-        p35 = p5
-        while p35 < 2 * n:
-            size = p35
-            while size < n:
-                size *= 2
-            best = min(best, size)
-            p35 *= 3
-        p5 *= 5
+    for odd in (3, 5):
+        size = odd
+        while size < n:
+            size *= 2
+        best = min(best, size)
     return best
 
 
@@ -37,16 +33,19 @@ def _psf_axes(beam: tuple[float, float, float], cellsize: float) -> tuple[float,
     return bmaj / cellsize * FWHM_TO_SIGMA, bmin / cellsize * FWHM_TO_SIGMA, math.radians(bpa)
 
 
-def gaussian_psf(beam: tuple[float, float, float], cellsize: float) -> np.ndarray:
-    """Peak-normalised elliptical Gaussian sampled at pixel centres, ``(ny, nx)``, odd-sized, centred.
+def gaussian_psf(
+    beam: tuple[float, float, float], cellsize: float, shift: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """Elliptical Gaussian sampled at pixel centres, ``(ky, kx)``, odd-sized, peak 1 when unshifted.
 
     ``beam = (bmaj, bmin, bpa)``: FWHM in arcsec and position angle in degrees from north (+y) through east
-    (-x, as RA decreases along x).
+    (-x, as RA decreases along x). ``shift = (sx, sy)`` moves the Gaussian's peak by that many pixels from the
+    kernel's central pixel.
     """
     sig_maj, sig_min, bpa = _psf_axes(beam, cellsize)
-    half = int(math.ceil(sig_maj * math.sqrt(2.0 * math.log(1.0 / PSF_CUTOFF))))
+    half = int(math.ceil(sig_maj * math.sqrt(2.0 * math.log(1.0 / PSF_CUTOFF)))) + 1
     offsets = np.arange(-half, half + 1, dtype=float)
-    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    dy, dx = np.meshgrid(offsets - shift[1], offsets - shift[0], indexing="ij")
     # Coordinates along the major axis (unit vector (-sin bpa, cos bpa) in pixels) and the minor axis.
     along = -math.sin(bpa) * dx + math.cos(bpa) * dy
     across = math.cos(bpa) * dx + math.sin(bpa) * dy
@@ -93,6 +92,7 @@ class BeamConvolver:
         self._spec = pyfftw.empty_aligned((nv, py, px // 2 + 1), dtype="complex128")
         flags = (planner_effort,)
         self._forward = pyfftw.FFTW(self._real, self._spec, axes=(1, 2), flags=flags, threads=threads)
+        # The inverse is left unnormalised (saving a pass over the cube): 1 / (py * px) is folded into the PSF.
         self._inverse = pyfftw.FFTW(
             self._spec,
             self._real,
@@ -100,13 +100,14 @@ class BeamConvolver:
             direction="FFTW_BACKWARD",
             flags=(*flags, "FFTW_DESTROY_INPUT"),
             threads=threads,
+            normalise_idft=False,
         )
         # Kernel with its centre at pixel (0, 0), negative offsets wrapped to the far end.
         kernel = np.zeros((py, px))
         norm = psf / psf.sum()
         for j in range(ky):
             kernel[(j - half_y) % py, [(i - half_x) % px for i in range(kx)]] = norm[j]
-        self._psf_ft = np.fft.rfft2(kernel)
+        self._psf_ft = np.fft.rfft2(kernel) / (py * px)
         self._real[:] = 0.0
 
     def __call__(self, cube: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -120,7 +121,7 @@ class BeamConvolver:
         real[:, :ny, nx:] = 0.0
         self._forward()
         self._spec *= self._psf_ft
-        self._inverse()
+        self._inverse(normalise_idft=False)
         if out is None:
             out = np.empty(self.shape)
         out[...] = real[:, :ny, :nx]

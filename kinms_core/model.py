@@ -5,8 +5,9 @@ surface-brightness profile through the inverse of its normalised cumulative inte
 azimuths are uniform; a disc thickness draws heights from an exponential with random sign; line-of-sight velocities
 are ``sigma_term - v_circ(r) cos(theta) sin(inc)``; positions are inclined about the x axis, rotated by
 ``90 - PA`` in the sky plane, binned to the nearest pixel and channel around the cube centre ``(n / 2)`` plus the
-phase-centre and velocity offsets; each channel is convolved with the beam and the cube is scaled so that
-``sum(cube) * dv / sum(psf) == int_flux`` (Jy/beam).
+phase-centre and velocity offsets; each channel is convolved with the beam (centred, as KinMS's, at ``n / 2``, so
+on an odd-sized axis the convolved disc lies half a pixel further, see ``ObsPars.centre_pixel``) and the cube is
+scaled so that ``sum(cube) * dv / sum(psf) == int_flux`` (Jy/beam).
 
 What differs is how the work is done: the uniform draws are a scrambled Sobol sequence (quasi-random), which reaches
 KinMS's Monte-Carlo accuracy with several times fewer cloudlets; draws are sorted by radius once so that every
@@ -33,9 +34,10 @@ __all__ = ["DEFAULT_CLOUDS", "CubeModel", "model_cube"]
 
 log = logging.getLogger(__name__)
 
-# 2^16 quasi-random cloudlets give half the Monte-Carlo error of KinMS's 5e5 random ones on the tutorial cube
-# (0.5% against 1.1% relative L2 to a converged reference; benchmarks/model_speed.py).
-DEFAULT_CLOUDS = 2**16
+# 2^17 quasi-random cloudlets come closer to a converged KinMS cube than KinMS's default 5e5 random ones on every
+# configuration of tests/test_parity_kinms.py (0.3-1.0% against 0.9-2.1% relative L2); 2^16 only ties where a large
+# velocity dispersion dominates the noise.
+DEFAULT_CLOUDS = 2**17
 
 ArrayLike = float | Sequence[float] | np.ndarray
 
@@ -129,7 +131,9 @@ class CubeModel:
         self._signed_exp[self._signed_exp == 0] = 0.0
 
         self._check_beam(obspars)
-        psf = gaussian_psf(obspars.beam, obspars.cellsize)
+        # KinMS centres its PSF at n / 2, half a pixel off the kernel's centre on an odd axis, which moves a
+        # convolved cube by +0.5 pixel there; we do the same, so that both codes agree (ObsPars.centre_pixel).
+        psf = gaussian_psf(obspars.beam, obspars.cellsize, shift=(0.5 * (obspars.nx % 2), 0.5 * (obspars.ny % 2)))
         self.psf_sum = float(psf.sum())
         self._convolver = BeamConvolver(obspars.shape, psf, threads=threads, planner_effort=planner_effort)
 

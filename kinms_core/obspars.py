@@ -1,9 +1,11 @@
 """Observational parameters of a cube: grid, channel width, beam and the WCS reference.
 
-Pixel and channel conventions (KinMS's): the model's centre, where ``phase_cent=(0, 0)`` and ``v_offset=0`` put the
-galaxy, lies at 0-based pixel coordinate ``(nx / 2, ny / 2)`` and channel coordinate ``nv / 2``; pixel ``i`` has its
-centre at coordinate ``i``. The sky axes run with RA decreasing along x (east to the left) and Dec increasing along y;
-channel velocity increases with channel index (``dv > 0``).
+Pixel and channel conventions (KinMS's): pixel ``i`` has its centre at coordinate ``i``. ``phase_cent=(0, 0)`` and
+``v_offset=0`` put the galaxy at 0-based channel coordinate ``nv / 2`` and, in the beam-convolved cube, at pixel
+coordinate ``ceil(n / 2)`` on each sky axis: ``n / 2`` on an even axis; on an odd axis the cloudlets are binned about
+``n / 2`` (a pixel edge) and KinMS's beam, centred at ``n / 2`` too, moves them half a pixel on, to ``(n + 1) / 2``.
+The sky axes run with RA decreasing along x (east to the left) and Dec increasing along y; channel velocity increases
+with channel index (``dv > 0``).
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ class ObsPars:
 
     @property
     def centre_pixel(self) -> tuple[float, float]:
-        """0-based pixel coordinates ``(x, y)`` of the model centre."""
-        return (self.nx / 2.0, self.ny / 2.0)
+        """0-based pixel coordinates ``(x, y)`` of the centre of a beam-convolved model (``ceil(n / 2)``)."""
+        return (float(math.ceil(self.nx / 2)), float(math.ceil(self.ny / 2)))
 
     @property
     def reference_pixel(self) -> tuple[float, float]:

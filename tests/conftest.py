@@ -1,0 +1,31 @@
+"""Shared fixtures: the seed tutorial's cube and galaxy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kinms_core import ObsPars
+
+TUTORIAL_RAD = np.arange(0.0, 100.0, 0.3)
+
+
+def tutorial_params(**changes: object) -> dict:
+    """Model keywords of the tutorial's galaxy: exponential disc h=5", arctan vflat=200 rturn=2, inc 45, PA 270."""
+    params = dict(
+        inc=45.0,
+        pa=270.0,
+        sb_rad=TUTORIAL_RAD,
+        sb_prof=np.exp(-TUTORIAL_RAD / 5.0),
+        vel_rad=TUTORIAL_RAD,
+        vel_prof=200.0 * 2.0 / np.pi * np.arctan(TUTORIAL_RAD / 2.0),
+        int_flux=30.0,
+    )
+    params.update(changes)
+    return params
+
+
+@pytest.fixture
+def tutorial_obspars() -> ObsPars:
+    """The tutorial's 64x64x25 cube: 1"/pixel, 20 km/s channels, 4" circular beam."""
+    return ObsPars(nx=64, ny=64, nv=25, cellsize=1.0, dv=20.0, beam=(4.0, 4.0, 0.0))
