@@ -1,0 +1,613 @@
+"""Diagnostic figures of one galaxy's fit: moment maps, spectrum, position-velocity diagram, posterior and traces.
+
+Every figure is made with the object API (:class:`matplotlib.figure.Figure`), never pyplot, so that plotting works
+headless and in parallel processes without touching global state.
+
+Sky panels show offsets in arcsec from the cube's reference pixel, east to the left: ``dRA = -(x - x_ref) *
+cellsize`` increases to the left and ``dDec = (y - y_ref) * cellsize`` upwards. The beam is drawn as an ellipse in
+the lower-left corner of every map; its position angle runs from north through east (counter-clockwise on the
+sky as displayed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
+from scipy.ndimage import gaussian_filter, label, maximum
+
+from .moments import major_axis_direction, moment0, moment1, pv_diagram, spectrum
+from .obspars import ObsPars
+
+__all__ = ["DPI", "beam_ellipse", "plot_corner", "plot_diagnostics", "plot_traces", "signal_mask"]
+
+log = logging.getLogger(__name__)
+
+DPI = 110
+#: Size (inches) of the diagnostic figure with a model (2 x 3 panels) and without one (2 x 2 panels).
+DIAGNOSTICS_FIGSIZE = (16.0, 9.5)
+DIAGNOSTICS_FIGSIZE_NO_MODEL = (11.5, 9.5)
+
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+# Fractions of the data's peak at which model contours are drawn (on moment 0 and the pv diagram).
+CONTOUR_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+# A masked region is kept only if its smoothed peak exceeds this many sigma (see signal_mask).
+SEED_NSIGMA = 5.0
+MAP_CMAP = "YlOrBr"
+VELOCITY_CMAP = "RdYlBu_r"
+RESIDUAL_CMAP = "RdBu_r"
+KMS = r"km s$^{-1}$"
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def beam_ellipse(
+    beam: Sequence[float],
+    xy: tuple[float, float] = (0.0, 0.0),
+    *,
+    cellsize: float | None = None,
+    **kwargs: object,
+) -> Ellipse:
+    """A matplotlib ellipse of the beam, oriented on the sky.
+
+    Parameters
+    ----------
+    beam
+        ``(bmaj, bmin, bpa)``: FWHM axes in arcsec and position angle in degrees from north through east.
+    xy
+        Centre of the ellipse in the axes' data coordinates.
+    cellsize
+        ``None`` (default): the axes show sky offsets in arcsec, ``(dRA, dDec)``, with dRA positive to the east
+        (and drawn increasing to the left); the major axis then points along ``(sin bpa, cos bpa)`` and the
+        ellipse angle is ``90 - bpa``. A pixel size in arcsec: the axes show pixel coordinates ``(x, y)`` with x
+        increasing to the west; sizes are divided by ``cellsize`` and the angle is ``90 + bpa`` (major axis
+        along ``(-sin bpa, cos bpa)``). Either way the beam points north-east (upper left, as displayed) for
+        ``bpa = 45``.
+    **kwargs
+        Passed to :class:`matplotlib.patches.Ellipse` (defaults: grey fill, black edge).
+
+    Returns
+    -------
+    Ellipse
+        ``width`` is the major axis, ``height`` the minor axis, ``angle`` in degrees counter-clockwise from the
+        data +x axis.
+    """
+    bmaj, bmin, bpa = (float(b) for b in beam)
+    if cellsize is None:
+        angle = 90.0 - bpa
+    else:
+        bmaj, bmin = bmaj / cellsize, bmin / cellsize
+        angle = 90.0 + bpa
+    style: dict[str, object] = {"facecolor": "0.6", "edgecolor": "black", "linewidth": 1.0, "alpha": 0.9}
+    style.update(kwargs)
+    return Ellipse(xy, width=bmaj, height=bmin, angle=angle, **style)
+
+
+def _negative_rms(values: np.ndarray) -> tuple[float, int]:
+    """RMS of the finite negative values (noise only, for emission that is positive) and their number."""
+    neg = values[np.isfinite(values) & (values < 0)]
+    if neg.size == 0:
+        return 0.0, 0
+    return float(np.sqrt(np.mean(neg**2))), int(neg.size)
+
+
+def _smooth(cube: np.ndarray, beam: Sequence[float], cellsize: float) -> np.ndarray:
+    """Cube smoothed by a circular Gaussian of the beam's major axis and by one channel (NaNs as zero)."""
+    sigma_pix = float(beam[0]) / cellsize * FWHM_TO_SIGMA
+    values = np.where(np.isfinite(cube), cube, 0.0)
+    return gaussian_filter(values, sigma=(1.0, sigma_pix, sigma_pix), mode="constant", cval=0.0)
+
+
+def signal_mask(
+    data: np.ndarray,
+    obspars: ObsPars,
+    rms: float | None = None,
+    *,
+    nsigma: float = 3.0,
+) -> tuple[np.ndarray, float]:
+    """Smooth-and-clip mask of the emission in a cube (the usual radio practice for moment maps).
+
+    The cube is smoothed by a Gaussian of the beam's FWHM in the sky and of one channel in velocity; voxels of the
+    smoothed cube above ``nsigma`` times its noise are kept, in connected regions whose smoothed peak reaches 5 sigma
+    (isolated noise peaks are dropped). The smoothed cube's noise is ``rms`` scaled by the
+    ratio of the RMS of the negative values after and before smoothing (negative values are noise). The
+    threshold never falls below 1e-3 of the smoothed peak, so noise-free model cubes keep only their emission.
+
+    Parameters
+    ----------
+    data
+        Cube ``(nv, ny, nx)``; NaNs are never in the mask.
+    obspars
+        Grid and beam of the cube.
+    rms
+        Noise per voxel; ``None`` estimates it as the RMS of the negative values.
+    nsigma
+        Clipping level in units of the smoothed cube's noise.
+
+    Returns
+    -------
+    mask, rms
+        Boolean mask ``(nv, ny, nx)`` and the per-voxel noise used (given or estimated).
+    """
+    threshold, seed, rms = _mask_thresholds(data, obspars, rms, nsigma)
+    return _apply_thresholds(data, obspars, threshold, seed), rms
+
+
+def _mask_thresholds(
+    data: np.ndarray, obspars: ObsPars, rms: float | None, nsigma: float
+) -> tuple[float, float, float]:
+    """Clip and seed levels of the smoothed cube, and the per-voxel rms (given or estimated)."""
+    rms_raw, n_raw = _negative_rms(data)
+    if rms is None or not np.isfinite(rms) or rms <= 0:
+        rms = rms_raw
+    smoothed = _smooth(data, obspars.beam, obspars.cellsize)
+    rms_smooth, n_smooth = _negative_rms(smoothed)
+    ratio = rms_smooth / rms_raw if (n_raw > 100 and n_smooth > 100 and rms_raw > 0) else 1.0
+    ratio = min(max(ratio, 0.0), 1.0) or 1.0
+    peak = float(np.max(smoothed)) if smoothed.size else 0.0
+    threshold = max(nsigma * rms * ratio, 1e-3 * peak)
+    seed = max(SEED_NSIGMA * rms * ratio, threshold)
+    return threshold, seed, float(rms)
+
+
+def _apply_thresholds(cube: np.ndarray, obspars: ObsPars, threshold: float, seed: float) -> np.ndarray:
+    """Voxels of the smoothed cube above ``threshold`` in connected regions whose peak exceeds ``seed``."""
+    smoothed = _smooth(cube, obspars.beam, obspars.cellsize)
+    mask = smoothed > threshold
+    # Keep only connected regions that reach a secure detection: isolated noise peaks just above the clip go.
+    labels, count = label(mask)
+    if count > 1:
+        peaks = maximum(smoothed, labels, index=np.arange(1, count + 1))
+        keep = np.concatenate([[False], np.asarray(peaks) > seed])
+        mask = keep[labels]
+    mask &= np.isfinite(cube)
+    if threshold <= 0:
+        mask &= cube > 0
+    return mask
+
+
+def _sky(obspars: ObsPars) -> tuple[tuple[float, float, float, float], np.ndarray, np.ndarray]:
+    """Imshow extent (left, right, bottom, top) in arcsec and the dRA (per x) and dDec (per y) pixel offsets."""
+    x_ref, y_ref = obspars.reference_pixel
+    cs = obspars.cellsize
+    dra = -(np.arange(obspars.nx) - x_ref) * cs
+    ddec = (np.arange(obspars.ny) - y_ref) * cs
+    extent = (dra[0] + 0.5 * cs, dra[-1] - 0.5 * cs, ddec[0] - 0.5 * cs, ddec[-1] + 0.5 * cs)
+    return extent, dra, ddec
+
+
+def _pixel_to_sky(obspars: ObsPars, x: np.ndarray | float, y: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    x_ref, y_ref = obspars.reference_pixel
+    return -(np.asarray(x) - x_ref) * obspars.cellsize, (np.asarray(y) - y_ref) * obspars.cellsize
+
+
+def _is_jy_per_beam(bunit: str) -> bool:
+    unit = bunit.lower().replace(" ", "")
+    return "jy" in unit and ("beam" in unit or "/bm" in unit)
+
+
+def _units(obspars: ObsPars) -> tuple[str, str, str]:
+    """Labels of the cube's brightness, moment-0 and spectrum units."""
+    if _is_jy_per_beam(obspars.bunit):
+        return r"Jy beam$^{-1}$", rf"Jy beam$^{{-1}}$ {KMS}", "Flux density (Jy)"
+    return obspars.bunit, f"{obspars.bunit} {KMS}", f"Sum over aperture ({obspars.bunit})"
+
+
+def _levels(peak: float, model_peak: float) -> np.ndarray:
+    """Contour levels at fractions of the data's peak; of the model's own peak when none falls in its range."""
+    levels = np.array(CONTOUR_FRACTIONS) * peak
+    if peak <= 0 or not np.any((levels > 0) & (levels < model_peak)):
+        levels = np.array(CONTOUR_FRACTIONS) * model_peak
+    return levels[levels > 0]
+
+
+def _decorate_map(ax: Axes, obspars: ObsPars, title: str) -> None:
+    extent, _, _ = _sky(obspars)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"$\Delta$RA (arcsec)")
+    ax.set_ylabel(r"$\Delta$Dec (arcsec)")
+    ax.set_title(title)
+    bmaj = obspars.beam[0]
+    pad = max(0.6 * bmaj, 1.5 * obspars.cellsize)
+    # Lower-left corner: the largest dRA (left, east) and the smallest dDec.
+    ax.add_patch(beam_ellipse(obspars.beam, (extent[0] - pad, extent[2] + pad), zorder=5))
+    ax.tick_params(direction="in", top=True, right=True)
+
+
+def _draw_slit(ax: Axes, obspars: ObsPars, centre: tuple[float, float], pa: float) -> None:
+    """The pv slit along PA through the centre, with a marker on the receding end."""
+    dx, dy = major_axis_direction(pa)
+    half = 0.5 * math.hypot(obspars.nx, obspars.ny)
+    xs = centre[0] + np.array([-half, half]) * dx
+    ys = centre[1] + np.array([-half, half]) * dy
+    ra, dec = _pixel_to_sky(obspars, xs, ys)
+    ax.plot(ra, dec, ls="--", lw=0.8, color="0.2", zorder=4)
+    cra, cdec = _pixel_to_sky(obspars, centre[0], centre[1])
+    ax.plot([cra], [cdec], marker="+", ms=10, mew=1.5, color="black", zorder=6)
+
+
+# ----------------------------------------------------------------------------------------------- diagnostics
+def plot_diagnostics(
+    data: np.ndarray,
+    model: np.ndarray | None,
+    obspars: ObsPars,
+    *,
+    pa: float,
+    centre: tuple[float, float],
+    galaxy: str,
+    path: str | Path,
+    rms: float | None = None,
+    mask: np.ndarray | None = None,
+    vsys: float | None = None,
+) -> Path:
+    """Write the diagnostic figure of a fit: moment maps, spectrum, position-velocity diagram and residuals.
+
+    Panels (2 x 3 with a model): (a) data moment 0 with model moment-0 contours; (b) data moment 1; (c) model
+    moment 1 on the same velocity scale; (d) integrated spectrum of data (steps) and model (line) over the mask's
+    footprint; (e) data pv diagram along ``pa`` through ``centre`` with model contours; (f) residual moment 0
+    (data - model, both summed over the mask). Without a model, panels (a), (b), (d), (e) only (2 x 2).
+
+    Parameters
+    ----------
+    data
+        Observed cube ``(nv, ny, nx)``; NaNs are ignored.
+    model
+        Model cube of the same shape, or ``None``.
+    obspars
+        Grid, beam, velocities and sky reference of the cube.
+    pa
+        Position angle (degrees, north through east, receding side) of the pv slit.
+    centre
+        0-based pixel coordinates ``(x, y)`` of the slit centre (the kinematic centre).
+    galaxy
+        Name used in the title (empty: no title).
+    path
+        Output file (PNG, or any format matplotlib writes); parent directories are created.
+    rms
+        Noise per voxel; ``None`` estimates it from the negative values of the data.
+    mask
+        Boolean signal mask ``(nv, ny, nx)``; ``None`` makes one with :func:`signal_mask` (smooth and clip at
+        3 sigma).
+    vsys
+        Systemic velocity (km/s): centre of the velocity colour scale and a reference line in the spectrum and
+        pv diagram.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    data = np.asarray(data, dtype=float)
+    if data.shape != obspars.shape:
+        raise ValueError(f"data has shape {data.shape} but obspars describes a cube of shape {obspars.shape}")
+    if model is not None:
+        model = np.asarray(model, dtype=float)
+        if model.shape != data.shape:
+            raise ValueError(f"model has shape {model.shape} but data has shape {data.shape}")
+    threshold, seed, rms_used = _mask_thresholds(data, obspars, rms, 3.0)
+    if mask is None:
+        mask = _apply_thresholds(data, obspars, threshold, seed)
+    else:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != data.shape:
+            raise ValueError(f"mask has shape {mask.shape} but data has shape {data.shape}")
+        mask = mask & np.isfinite(data)
+    if not mask.any():
+        log.warning("%s: the signal mask is empty; moment maps are drawn from every channel", galaxy or "cube")
+        mask = np.isfinite(data)
+
+    velocities = obspars.velocities
+    dv = obspars.dv
+    cs = obspars.cellsize
+    extent, dra, ddec = _sky(obspars)
+    bright_unit, mom0_unit, spec_label = _units(obspars)
+
+    mom0 = moment0(data, dv, mask)
+    mom1 = moment1(data, velocities, mask)
+    mom1[~(mom0 > 0)] = np.nan
+    aperture = mask.any(axis=0)
+    if not aperture.any():
+        aperture = np.ones(aperture.shape, dtype=bool)
+    scale = obspars.beam_area_pixels if _is_jy_per_beam(obspars.bunit) else 1.0
+    spec = spectrum(data, np.broadcast_to(aperture, data.shape)) / scale
+    width = max(1.0, obspars.beam[1] / cs)
+    offsets, pv = pv_diagram(data, centre, pa, width=width)
+    offsets_arcsec = offsets * cs
+
+    if model is not None:
+        model_mom0_full = moment0(model, dv)
+        model_mom0_mask = moment0(model, dv, mask)
+        # The model's moment 1 covers where the model would be detected with the data's noise.
+        model_mask = _apply_thresholds(model, obspars, threshold, seed)
+        model_mom1 = moment1(model, velocities, model_mask)
+        model_spec = spectrum(model, np.broadcast_to(aperture, model.shape)) / scale
+        _, model_pv = pv_diagram(model, centre, pa, width=width)
+        residual = mom0 - model_mom0_mask
+
+    # Velocity colour scale shared by data and model, centred on vsys when given.
+    finite_mom1 = mom1[np.isfinite(mom1)]
+    if finite_mom1.size:
+        lo, hi = np.percentile(finite_mom1, [1, 99])
+    else:
+        lo, hi = velocities[0], velocities[-1]
+    if vsys is not None:
+        half = max(abs(hi - vsys), abs(vsys - lo), dv)
+        vmin, vmax = vsys - half, vsys + half
+    else:
+        vmin, vmax = (lo, hi) if hi > lo else (lo - dv, hi + dv)
+
+    if model is None:
+        fig = Figure(figsize=DIAGNOSTICS_FIGSIZE_NO_MODEL, layout="constrained")
+        axes = fig.subplots(2, 2)
+        ax_m0, ax_m1, ax_spec, ax_pv = axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]
+        ax_mod1 = ax_res = None
+    else:
+        fig = Figure(figsize=DIAGNOSTICS_FIGSIZE, layout="constrained")
+        axes = fig.subplots(2, 3)
+        ax_m0, ax_m1, ax_mod1 = axes[0]
+        ax_spec, ax_pv, ax_res = axes[1]
+
+    # (a) moment 0 with model contours
+    m0_peak = float(np.nanmax(mom0)) if np.any(mom0 > 0) else 1.0
+    im = ax_m0.imshow(mom0, origin="lower", extent=extent, cmap=MAP_CMAP, vmin=0.0, vmax=m0_peak)
+    fig.colorbar(im, ax=ax_m0, label=mom0_unit, shrink=0.9)
+    if model is not None:
+        model_peak = float(np.nanmax(model_mom0_full))
+        levels = _levels(m0_peak, model_peak)
+        if levels.size and model_peak > levels[0]:
+            ax_m0.contour(dra, ddec, model_mom0_full, levels=levels, colors="black", linewidths=0.8)
+    _decorate_map(ax_m0, obspars, "(a) Moment 0: data" + (", model contours" if model is not None else ""))
+
+    # (b) data moment 1, (c) model moment 1
+    im = ax_m1.imshow(mom1, origin="lower", extent=extent, cmap=VELOCITY_CMAP, vmin=vmin, vmax=vmax)
+    fig.colorbar(im, ax=ax_m1, label=f"Velocity ({KMS})", shrink=0.9)
+    _draw_slit(ax_m1, obspars, centre, pa)
+    _decorate_map(ax_m1, obspars, "(b) Moment 1: data")
+    if model is not None and ax_mod1 is not None:
+        im = ax_mod1.imshow(model_mom1, origin="lower", extent=extent, cmap=VELOCITY_CMAP, vmin=vmin, vmax=vmax)
+        fig.colorbar(im, ax=ax_mod1, label=f"Velocity ({KMS})", shrink=0.9)
+        _draw_slit(ax_mod1, obspars, centre, pa)
+        _decorate_map(ax_mod1, obspars, "(c) Moment 1: model")
+
+    # (d) spectrum
+    ax_spec.step(velocities, spec, where="mid", color="C0", lw=1.3, label="data")
+    if model is not None:
+        ax_spec.plot(velocities, model_spec, color="C3", lw=1.5, label="model")
+    ax_spec.axhline(0.0, color="0.5", lw=0.6)
+    if vsys is not None:
+        ax_spec.axvline(vsys, color="0.4", ls=":", lw=1.0, label=r"$V_{\rm sys}$")
+    ax_spec.set_xlim(velocities[0] - 0.5 * dv, velocities[-1] + 0.5 * dv)
+    ax_spec.set_xlabel(f"Velocity ({KMS})")
+    ax_spec.set_ylabel(spec_label)
+    ax_spec.set_title(("(d)" if model is not None else "(c)") + " Integrated spectrum (mask footprint)")
+    ax_spec.legend(loc="best", frameon=False, fontsize="small")
+    ax_spec.tick_params(direction="in", top=True, right=True)
+
+    # (e) pv diagram with model contours
+    doff = offsets_arcsec[1] - offsets_arcsec[0] if offsets_arcsec.size > 1 else cs
+    pv_extent = (
+        offsets_arcsec[0] - 0.5 * doff,
+        offsets_arcsec[-1] + 0.5 * doff,
+        velocities[0] - 0.5 * dv,
+        velocities[-1] + 0.5 * dv,
+    )
+    pv_peak = float(np.max(pv)) if np.max(pv) > 0 else 1.0
+    im = ax_pv.imshow(pv, origin="lower", extent=pv_extent, aspect="auto", cmap=MAP_CMAP, vmin=0.0, vmax=pv_peak)
+    fig.colorbar(im, ax=ax_pv, label=bright_unit, shrink=0.9)
+    if model is not None:
+        model_pv_peak = float(np.max(model_pv))
+        levels = _levels(pv_peak, model_pv_peak)
+        if levels.size and model_pv_peak > levels[0]:
+            ax_pv.contour(offsets_arcsec, velocities, model_pv, levels=levels, colors="black", linewidths=0.8)
+    ax_pv.axvline(0.0, color="0.4", ls=":", lw=0.8)
+    if vsys is not None:
+        ax_pv.axhline(vsys, color="0.4", ls=":", lw=0.8)
+    # Limit the offsets to the part of the slit inside the cube.
+    inside = _slit_inside(obspars, centre, pa, offsets)
+    if inside.any():
+        ax_pv.set_xlim(offsets_arcsec[inside][0] - 0.5 * doff, offsets_arcsec[inside][-1] + 0.5 * doff)
+    ax_pv.set_xlabel(f"Offset along PA = {pa:.1f}° (arcsec; + receding)")
+    ax_pv.set_ylabel(f"Velocity ({KMS})")
+    ax_pv.set_title(("(e)" if model is not None else "(d)") + " Position-velocity diagram")
+    ax_pv.tick_params(direction="in", top=True, right=True)
+
+    # (f) residual moment 0
+    if model is not None and ax_res is not None:
+        finite = residual[np.isfinite(residual)]
+        span = float(np.max(np.abs(finite))) if finite.size else 0.0
+        span = span if span > 0 else 1.0
+        norm = TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span)
+        im = ax_res.imshow(residual, origin="lower", extent=extent, cmap=RESIDUAL_CMAP, norm=norm)
+        fig.colorbar(im, ax=ax_res, label=mom0_unit, shrink=0.9)
+        outline = _levels(m0_peak, model_peak)[:1]
+        if outline.size and model_peak > outline[0]:
+            ax_res.contour(dra, ddec, model_mom0_full, levels=outline, colors="0.3", linewidths=0.8, linestyles="--")
+        total = float(np.sum(mom0))
+        if total > 0:
+            ax_res.text(
+                0.97,
+                0.03,
+                f"residual flux {100 * float(np.sum(residual)) / total:+.1f}%",
+                transform=ax_res.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize="small",
+            )
+        _decorate_map(ax_res, obspars, "(f) Residual moment 0 (data - model)")
+
+    bmaj, bmin, bpa = obspars.beam
+    subtitle = f"beam {bmaj:.2g}″ × {bmin:.2g}″, PA {bpa:.0f}°; pixel {cs:.3g}″; channel {dv:.3g} {KMS}"
+    finite = data[np.isfinite(data)]
+    if finite.size and rms_used > 1e-6 * float(np.max(np.abs(finite))):
+        subtitle += f"; rms {rms_used:.3g} {bright_unit}"
+    heading = f"{galaxy}\n" if galaxy else ""
+    fig.suptitle(heading + subtitle, fontsize="large" if galaxy else "medium")
+    return _save(fig, path)
+
+
+def _slit_inside(obspars: ObsPars, centre: tuple[float, float], pa: float, offsets: np.ndarray) -> np.ndarray:
+    dx, dy = major_axis_direction(pa)
+    xs = centre[0] + offsets * dx
+    ys = centre[1] + offsets * dy
+    return (xs >= -0.5) & (xs <= obspars.nx - 0.5) & (ys >= -0.5) & (ys <= obspars.ny - 0.5)
+
+
+def _save(fig: Figure, path: str | Path, **kwargs: object) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, **kwargs)
+    log.info("wrote %s", path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- posterior
+def plot_corner(
+    samples: np.ndarray,
+    labels: Sequence[str],
+    path: str | Path,
+    *,
+    truths: Sequence[float | None] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Corner plot of posterior samples with 16/50/84 % quantiles and ``median +- errors`` titles.
+
+    Parameters
+    ----------
+    samples
+        Samples ``(nsamples, ndim)`` (a chain ``(nsteps, nwalkers, ndim)`` is flattened); rows with non-finite
+        values are dropped.
+    labels
+        One label per parameter.
+    path
+        Output file.
+    truths
+        True values to mark (``None`` entries are not marked).
+    title
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    import corner
+
+    samples = np.asarray(samples, dtype=float)
+    if samples.ndim == 3:
+        samples = samples.reshape(-1, samples.shape[-1])
+    if samples.ndim != 2 or samples.shape[1] != len(labels):
+        raise ValueError(f"samples must be (nsamples, {len(labels)}) for {len(labels)} labels, got {samples.shape}")
+    samples = samples[np.all(np.isfinite(samples), axis=1)]
+    if samples.shape[0] < 2:
+        raise ValueError("plot_corner needs at least two finite samples")
+    ndim = samples.shape[1]
+    ranges = []
+    for lo, hi in zip(samples.min(axis=0), samples.max(axis=0), strict=True):
+        pad = max(abs(lo) * 1e-3, 1e-3) if hi <= lo else 0.0
+        ranges.append((float(lo - pad), float(hi + pad)))
+    if truths is not None:
+        if len(truths) != ndim:
+            raise ValueError(f"truths has {len(truths)} entries for {ndim} parameters")
+        truths = [None if t is None or not np.isfinite(t) else float(t) for t in truths]
+        if all(t is None for t in truths):
+            truths = None
+    size = max(2.0 * ndim, 4.0)
+    fig = Figure(figsize=(size, size))
+    corner.corner(
+        samples,
+        labels=list(labels),
+        range=ranges,
+        quantiles=[0.16, 0.5, 0.84],
+        show_titles=False,
+        truths=truths,
+        truth_color="C3",
+        fig=fig,
+        label_kwargs={"fontsize": 11},
+    )
+    diagonal = np.array(fig.axes).reshape(ndim, ndim).diagonal()
+    for ax, name, column in zip(diagonal, labels, samples.T, strict=True):
+        ax.set_title(_quantile_title(name, column), fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=14)
+    return _save(fig, path, bbox_inches="tight")
+
+
+def _quantile_title(label: str, values: np.ndarray) -> str:
+    """``label = median^{+err}_{-err}`` with the errors rounded to two significant figures."""
+    q16, q50, q84 = np.percentile(values, [16, 50, 84])
+    lower, upper = q50 - q16, q84 - q50
+    smallest = min((e for e in (lower, upper) if e > 0), default=abs(q50) or 1.0)
+    decimals = max(0, 1 - math.floor(math.log10(smallest)))
+    return rf"{label} = ${q50:.{decimals}f}^{{+{upper:.{decimals}f}}}_{{-{lower:.{decimals}f}}}$"
+
+
+def plot_traces(
+    chain: np.ndarray,
+    labels: Sequence[str],
+    path: str | Path,
+    *,
+    burn_in: int = 0,
+    truths: Sequence[float | None] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Walker traces of an ensemble MCMC chain, one row per parameter.
+
+    Parameters
+    ----------
+    chain
+        Chain ``(nsteps, nwalkers, ndim)`` as returned by emcee's ``get_chain()``.
+    labels
+        One label per parameter.
+    path
+        Output file.
+    burn_in
+        Number of initial steps discarded as burn-in (shaded).
+    truths
+        True values drawn as dashed lines (``None`` entries skipped).
+    title
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    chain = np.asarray(chain, dtype=float)
+    if chain.ndim != 3 or chain.shape[2] != len(labels):
+        raise ValueError(f"chain must be (nsteps, nwalkers, {len(labels)}), got shape {chain.shape}")
+    if truths is not None and len(truths) != len(labels):
+        raise ValueError(f"truths has {len(truths)} entries for {len(labels)} parameters")
+    nsteps, nwalkers, ndim = chain.shape
+    burn_in = int(min(max(burn_in, 0), nsteps))
+    steps = np.arange(nsteps)
+    alpha = float(np.clip(10.0 / max(nwalkers, 1), 0.08, 0.6))
+    fig = Figure(figsize=(10.0, 1.5 * ndim + 1.0), layout="constrained")
+    axes = fig.subplots(ndim, 1, sharex=True, squeeze=False)[:, 0]
+    for i, ax in enumerate(axes):
+        ax.plot(steps, chain[:, :, i], color="black", lw=0.5, alpha=alpha)
+        if burn_in > 0:
+            ax.axvspan(-0.5, burn_in - 0.5, color="0.85", zorder=0, label="burn-in" if i == 0 else None)
+        kept = chain[burn_in:, :, i]
+        kept = kept[np.isfinite(kept)]
+        if kept.size:
+            ax.axhline(float(np.median(kept)), color="C0", lw=1.2, label="median (after burn-in)" if i == 0 else None)
+        if truths is not None and truths[i] is not None and np.isfinite(truths[i]):
+            ax.axhline(float(truths[i]), color="C3", ls="--", lw=1.5, label="truth" if i == 0 else None)
+        ax.set_ylabel(labels[i])
+        ax.set_xlim(0, max(nsteps - 1, 1))
+        ax.tick_params(direction="in", top=True, right=True)
+    axes[-1].set_xlabel("Step")
+    handles, _ = axes[0].get_legend_handles_labels()
+    if handles:
+        axes[0].legend(loc="upper right", fontsize="small", ncols=3, framealpha=0.8)
+    heading = f"{title}: " if title else ""
+    fig.suptitle(f"{heading}{nwalkers} walkers, {nsteps} steps, burn-in {burn_in}")
+    return _save(fig, path)
