@@ -23,6 +23,104 @@ def build_parser() -> argparse.ArgumentParser:
 _REGISTRY: list = []
 
 
+# ----------------------------------------------------------------------------------------------- ingest (issue 3)
+def _register_ingest(sub: argparse._SubParsersAction) -> None:
+    """``obspars CUBE``: print the cube's obspars and noise; ``trim CUBE -o OUTDIR`` (alias ``prepare``): read,
+    mask, trim, guess and write the galaxy's files (kinms_core.prepare)."""
+
+    def add_reading(p: argparse.ArgumentParser) -> None:
+        p.add_argument("cube", help="FITS cube")
+        p.add_argument("--restfreq", type=float, default=None, metavar="HZ", help="rest frequency (Hz)")
+        p.add_argument(
+            "--beam", type=float, nargs=3, default=None, metavar=("BMAJ", "BMIN", "BPA"), help="arcsec arcsec deg"
+        )
+        p.add_argument("--max-voxels", type=float, default=None, help="refuse larger cubes (default 4e8)")
+        p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    def reading_kwargs(args: argparse.Namespace) -> dict:
+        from .ingest import DEFAULT_MAX_VOXELS
+
+        return {
+            "restfreq": args.restfreq,
+            "beam": tuple(args.beam) if args.beam else None,
+            "max_voxels": args.max_voxels if args.max_voxels is not None else DEFAULT_MAX_VOXELS,
+        }
+
+    def run_obspars(args: argparse.Namespace) -> int:
+        import json
+
+        from .ingest import read_cube
+        from .noise import estimate_rms
+
+        cube = read_cube(args.cube, **reading_kwargs(args))
+        rms = estimate_rms(cube.data)
+        op = cube.obspars
+        if args.json:
+            out = {"obspars": op.to_dict(), "rms": rms, "rms_unit": "Jy/beam", "warnings": cube.warnings}
+            print(json.dumps(out, indent=2, sort_keys=True))
+            return 0
+        bmaj, bmin, bpa = op.beam
+        x_ref, y_ref = op.reference_pixel
+        lines = [
+            f"cube        {cube.path}",
+            f"shape       nx {op.nx}  ny {op.ny}  nv {op.nv}",
+            f"cellsize    {op.cellsize:.6g} arcsec",
+            f"channels    dv {op.dv:.6g} km/s, {op.velocities[0]:.6g} .. {op.velocities[-1]:.6g} km/s (radio)",
+            f"beam        {bmaj:.4g} x {bmin:.4g} arcsec, PA {bpa:.4g} deg ({op.extra.get('beam_source', '')})",
+            f"reference   RA {op.ra:.7f}  Dec {op.dec:.7f} deg at pixel x {x_ref:.3f} y {y_ref:.3f} (0-based)",
+            f"frames      {op.radesys} {op.projection}, {op.specsys}, rest frequency "
+            + (f"{op.restfreq:.9g} Hz" if op.restfreq else "none"),
+            f"unit        Jy/beam (from {op.extra.get('bunit_original') or 'no BUNIT'})",
+            f"noise       rms {rms:.4g} Jy/beam",
+        ]
+        lines += [f"warning     {w}" for w in cube.warnings]
+        print("\n".join(lines))
+        return 0
+
+    def run_trim(args: argparse.Namespace) -> int:
+        import json
+
+        from .prepare import prepare_cube
+
+        summary = prepare_cube(
+            args.cube,
+            args.outdir,
+            n_sigma=args.n_sigma,
+            pad_beams=args.pad_beams,
+            pad_channels=args.pad_channels,
+            **reading_kwargs(args),
+        )
+        if args.json:
+            print(json.dumps(summary, indent=2, sort_keys=True))
+            return 0
+        trim = summary["trim"]
+        guesses = ", ".join(f"{k} {v:.4g}" for k, v in summary["guesses"].items())
+        print(
+            f"{args.cube} -> {args.outdir}: {'x'.join(map(str, trim['original_shape']))} trimmed to "
+            f"{'x'.join(map(str, trim['shape']))} ({trim['size_rule']}); rms {summary['rms']:.4g} Jy/beam; "
+            f"{summary['n_detected']} voxels detected\nguesses: {guesses}"
+        )
+        return 0
+
+    p = sub.add_parser("obspars", help="print a cube's obspars and noise")
+    add_reading(p)
+    p.set_defaults(func=run_obspars)
+    p = sub.add_parser(
+        "trim",
+        aliases=["prepare"],
+        help="read, mask, trim and guess: write cube.fits, mask.fits, obspars.json and prepare.json",
+    )
+    add_reading(p)
+    p.add_argument("-o", "--outdir", required=True, help="output folder")
+    p.add_argument("--n-sigma", type=float, default=4.0, help="mask detection threshold (default 4)")
+    p.add_argument("--pad-beams", type=float, default=2.0, help="spatial padding in beams (default 2)")
+    p.add_argument("--pad-channels", type=int, default=3, help="spectral padding in channels (default 3)")
+    p.set_defaults(func=run_trim)
+
+
+_REGISTRY.append(_register_ingest)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``kinms-core``; returns the process exit code."""
     parser = build_parser()

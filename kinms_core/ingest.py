@@ -1,0 +1,706 @@
+"""Reading survey spectral-line cubes into the pipeline's conventions.
+
+:func:`read_cube` reads a FITS cube (3-D, or 4-D with a Stokes axis) with spectral-cube, radio-beam and astropy,
+and returns a :class:`Cube`: float64 data ``(nv, ny, nx)`` with NaN where blank, oriented so that RA decreases
+along x, Dec increases along y and radio velocity increases with channel index; brightness in Jy/beam; and an
+:class:`~kinms_core.obspars.ObsPars` describing the grid, the beam and the sky and velocity reference.
+
+What the libraries do for us: astropy's WCS (wcslib) translates AIPS spectral types (``VELO-LSR``, ``FELO-HEL``,
+...) to FITS ones (``VREF``-dependent ``VRAD``/``VOPT``, ``VOPT-F2W``) and reads ``RESTFRQ`` or ``RESTFREQ``;
+spectral-cube drops a degenerate Stokes axis wherever it sits, orders the axes ``(spectral, lat, lon)``, reads the
+beam from ``BMAJ/BMIN/BPA`` or from an AIPS ``HISTORY ... CLEAN BMAJ=`` card (through radio-beam), reads a CASA
+``BEAMS`` table into per-channel beams, and converts the spectral axis to radio velocity; astropy.io.fits applies
+``BSCALE/BZERO`` and turns ``BLANK`` integers into NaN. What we add: the checks (size before reading, axes, beam,
+rest frequency, data), the flips, the unit conversion and the bookkeeping in ``obspars.extra``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from .fitsio import obspars_header
+from .obspars import ObsPars
+
+__all__ = ["DEFAULT_MAX_VOXELS", "Cube", "read_cube"]
+
+log = logging.getLogger(__name__)
+
+#: Largest cube (in voxels, as the header claims) that :func:`read_cube` reads unless told otherwise: 4e8 voxels is
+#: 3.2 GB as float64, which with the masking work arrays fits a machine of 8 GB.
+DEFAULT_MAX_VOXELS = 400_000_000
+
+# A placeholder rest frequency for velocity axes without one: converting optical or relativistic velocities to
+# radio ones does not depend on the rest frequency, but the libraries ask for one.
+_PLACEHOLDER_REST_HZ = 1.0e9
+_C_M_S = 299792458.0
+_C_KM_S = 299792.458
+_VELOCITY_TYPES = ("VRAD", "VOPT", "VELO", "FELO", "ZOPT", "BETA", "VELR")
+# Sky-axis rotations smaller than this (degrees) are ignored.
+_ROTATION_TOLERANCE_DEG = 0.1
+# Header cards copied from the input to the clean header when present.
+_KEPT_CARDS = ("OBJECT", "TELESCOP", "INSTRUME", "OBSERVER", "DATE-OBS", "MJD-OBS", "LINE", "ORIGIN")
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".z")
+
+
+@dataclass
+class Cube:
+    """A cube read by :func:`read_cube`, in the pipeline's orientation and units.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        float64 ``(nv, ny, nx)`` in Jy/beam, NaN where blank.
+    obspars : ObsPars
+        Grid, beam and the WCS reference of ``data`` (``extra`` records what was done on reading).
+    velocities : numpy.ndarray
+        Radio velocity (km/s) of every channel, exactly as the input header gives it (``obspars.velocities`` is
+        the linear approximation used by the model; they agree unless the axis is non-linear in radio velocity,
+        e.g. a ``VOPT`` axis, see ``obspars.extra['velocity_nonlinearity_kms']``).
+    header : astropy.io.fits.Header
+        A clean 3-D header of ``data`` (from :func:`~kinms_core.fitsio.obspars_header`).
+    wcs : astropy.wcs.WCS
+        The 2-D celestial WCS of ``data`` (the input's, flipped with the data; keeps any sky rotation).
+    path : pathlib.Path or None
+        The file read.
+    warnings : list of str
+        Things a person should know about the cube (also logged).
+    mask : numpy.ndarray or None
+        bool ``(nv, ny, nx)`` signal mask, when one goes with the data (set by :func:`~kinms_core.trim.trim_cube`).
+    """
+
+    data: np.ndarray
+    obspars: ObsPars
+    velocities: np.ndarray
+    header: fits.Header
+    wcs: WCS
+    path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    mask: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape ``(nv, ny, nx)``."""
+        return tuple(self.data.shape)
+
+    @property
+    def name(self) -> str:
+        """The file name, for messages."""
+        return str(self.path) if self.path is not None else "<cube in memory>"
+
+
+# --------------------------------------------------------------------------------------------- small helpers
+def _warn(notes: list[str], message: str) -> None:
+    log.warning("%s", message)
+    notes.append(message)
+
+
+def _quiet_wcs(header: fits.Header) -> WCS:
+    """``WCS(header)`` with astropy's fix-up warnings logged at debug level instead of shown."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wcs = WCS(header)
+    for item in caught:
+        log.debug("WCS: %s", item.message)
+    return wcs
+
+
+def _image_hdu_index(path: Path, hdul: fits.HDUList) -> int:
+    for index, hdu in enumerate(hdul):
+        if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)) and int(hdu.header.get("NAXIS", 0)) > 0:
+            return index
+    raise ValueError(f"{path} holds no image data (every HDU is empty or a table): give the FITS file of the cube")
+
+
+def _open_fits(path: Path) -> tuple[fits.HDUList, int, fits.Header]:
+    """Open lazily (data memory-mapped where possible) and find the image HDU; astropy's warnings go to the log."""
+    unreadable = (OSError, TypeError, ValueError, IndexError, KeyError, EOFError)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            hdul = fits.open(path, mode="denywrite")
+        except unreadable as exc:
+            raise ValueError(
+                f"{path} is not a readable FITS file ({exc}): check that it is a complete FITS cube (copy or "
+                "download it again)"
+            ) from exc
+        try:
+            index = _image_hdu_index(path, hdul)
+            header = hdul[index].header.copy()
+        except unreadable as exc:
+            hdul.close()
+            if isinstance(exc, ValueError) and str(path) in str(exc):
+                raise
+            raise ValueError(
+                f"{path} is not a readable FITS file ({exc}): check that it is a complete FITS cube"
+            ) from exc
+    for item in caught:
+        log.debug("%s: %s: %s", path, item.category.__name__, item.message)
+    return hdul, index, header
+
+
+def _axis_lengths(header: fits.Header) -> list[int]:
+    return [int(header.get(f"NAXIS{i}", 0)) for i in range(1, int(header.get("NAXIS", 0)) + 1)]
+
+
+def _check_size(path: Path, header: fits.Header, max_voxels: float) -> None:
+    lengths = _axis_lengths(header)
+    voxels = math.prod(lengths) if lengths else 0
+    if voxels > max_voxels:
+        shape = " x ".join(str(n) for n in lengths)
+        raise ValueError(
+            f"{path}: the header declares {shape} = {voxels:.3g} voxels ({voxels * 8 / 1e9:.1f} GB as float64), "
+            f"more than the limit of {max_voxels:.3g} voxels: cut the cube down first (e.g. spectral-cube "
+            f"subcube or CASA imsubimage), or raise the limit with max_voxels= (--max-voxels on the command line) "
+            f"if the machine has the memory"
+        )
+
+
+def _check_truncated(path: Path, hdu: fits.PrimaryHDU | fits.ImageHDU) -> None:
+    """Refuse a file shorter than its header says, before touching the data."""
+    if path.suffix.lower() in _COMPRESSED_SUFFIXES:
+        return
+    lengths = _axis_lengths(hdu.header)
+    nbytes = abs(int(hdu.header.get("BITPIX", 8))) // 8 * math.prod(lengths)
+    expected = int(hdu.fileinfo()["datLoc"]) + nbytes
+    actual = path.stat().st_size
+    if actual < expected:
+        raise ValueError(
+            f"{path} is truncated: the header declares {expected} bytes of header and data but the file has "
+            f"{actual}: copy or download the file again"
+        )
+
+
+def _check_axes(path: Path, header: fits.Header) -> None:
+    """Refuse images, spectra and cubes without two celestial axes and one spectral axis (header only)."""
+    lengths = _axis_lengths(header)
+    naxis = len(lengths)
+    if naxis == 1:
+        raise ValueError(f"{path} is a 1-D spectrum, not a cube: give a cube with two sky axes and a spectral axis")
+    if naxis == 2:
+        raise ValueError(
+            f"{path} is a 2-D image, not a cube: give a cube with two sky axes and a spectral axis (not a moment map)"
+        )
+    if naxis > 4:
+        raise ValueError(f"{path} has {naxis} axes: give a 3-D cube (or 4-D with a single Stokes axis)")
+    ctypes = [str(header.get(f"CTYPE{i}", "")).strip() for i in range(1, naxis + 1)]
+    try:
+        wcs = _quiet_wcs(header)
+    except Exception as exc:  # wcslib raises several unrelated types for bad axis descriptions
+        raise ValueError(
+            f"{path}: its WCS cannot be read ({exc}); axis types are {ctypes}: fix the CTYPE/CRVAL/CDELT cards"
+        ) from exc
+    types = [a["coordinate_type"] for a in wcs.get_axis_types()]
+    if types.count("celestial") != 2:
+        raise ValueError(
+            f"{path} has no pair of celestial axes (CTYPEs {ctypes}): the pipeline needs RA---xxx and DEC--xxx "
+            "sky axes; fix the header or regrid the cube onto the sky"
+        )
+    if types.count("spectral") == 0:
+        raise ValueError(
+            f"{path} has no spectral axis (CTYPEs {ctypes}): the pipeline needs a FREQ, VRAD, VOPT, VELO-xxx or "
+            "FELO-xxx axis; fix the CTYPE of the spectral axis"
+        )
+    if types.count("spectral") > 1:
+        raise ValueError(
+            f"{path} has {types.count('spectral')} spectral axes (CTYPEs {ctypes}): give a cube with one spectral "
+            "axis (drop the degenerate one)"
+        )
+    lng = wcs.wcs.lng
+    if not ctypes[lng].upper().startswith("RA"):
+        raise ValueError(
+            f"{path} has {ctypes[lng]}/{ctypes[wcs.wcs.lat]} sky axes: the pipeline needs equatorial RA/Dec axes; "
+            "reproject the cube to RA/Dec (e.g. with reproject)"
+        )
+    nchan = lengths[wcs.wcs.spec]
+    if nchan < 2:
+        raise ValueError(f"{path} has a single channel, so it is an image, not a cube: give the spectral-line cube")
+    if naxis == 4:
+        other = [i for i, t in enumerate(types) if t not in ("celestial", "spectral")]
+        if other and lengths[other[0]] > 1:
+            log.warning("%s: axis %s has %d planes; using Stokes I", path, ctypes[other[0]], lengths[other[0]])
+
+
+def _parse_bunit(path: Path, bunit: str, notes: list[str]) -> tuple[str, float]:
+    """The kind of brightness unit (``'jy/beam'`` or ``'K'``) and the factor to Jy/beam or to K."""
+    text = bunit.strip()
+    if not text:
+        _warn(notes, f"{path}: no BUNIT in the header; assuming Jy/beam")
+        return "jy/beam", 1.0
+    key = text.lower().replace(" ", "").replace("**", "").replace("^", "")
+    aliases = {
+        "jy/beam": ("jy/beam", 1.0),
+        "jybeam-1": ("jy/beam", 1.0),
+        "jy/bm": ("jy/beam", 1.0),
+        "jy/bea": ("jy/beam", 1.0),
+        "mjy/beam": ("jy/beam", 1e-3),
+        "mjybeam-1": ("jy/beam", 1e-3),
+        "mjy/bm": ("jy/beam", 1e-3),
+        "ujy/beam": ("jy/beam", 1e-6),
+        "ujybeam-1": ("jy/beam", 1e-6),
+        "k": ("K", 1.0),
+        "kelvin": ("K", 1.0),
+        "mk": ("K", 1e-3),
+    }
+    if key in aliases:
+        return aliases[key]
+    try:
+        unit = u.Unit(text, parse_strict="raise")
+    except ValueError:
+        unit = None
+    if unit is not None:
+        if unit.is_equivalent(u.Jy / u.beam):
+            return "jy/beam", float(unit.to(u.Jy / u.beam))
+        if unit.is_equivalent(u.K):
+            return "K", float(unit.to(u.K))
+    raise ValueError(
+        f"{path} has BUNIT '{text}': the pipeline reads Jy/beam, mJy/beam or K; convert the cube or correct BUNIT"
+    )
+
+
+def _beam_from_args(beam: tuple[float, float, float]):
+    from radio_beam import Beam
+
+    values = np.atleast_1d(np.asarray(beam, dtype=float))
+    if values.size != 3 or not np.all(np.isfinite(values)) or values[0] <= 0 or values[1] <= 0:
+        raise ValueError(f"beam override must be (bmaj, bmin, bpa) in arcsec, arcsec, degrees; got {beam!r}")
+    bmaj, bmin, bpa = (float(v) for v in values)
+    if bmin > bmaj:
+        bmaj, bmin, bpa = bmin, bmaj, bpa + 90.0
+    return Beam(major=bmaj * u.arcsec, minor=bmin * u.arcsec, pa=bpa * u.deg)
+
+
+def _tidy(value: float) -> float:
+    """Round off the last bits of unit-conversion arithmetic (1/3600 * 3600 = 0.99999999999998)."""
+    return float(f"{value:.12g}")
+
+
+def _beam_tuple(beam) -> tuple[float, float, float]:
+    return (
+        _tidy(beam.major.to_value(u.arcsec)),
+        _tidy(beam.minor.to_value(u.arcsec)),
+        _tidy(beam.pa.to_value(u.deg)),
+    )
+
+
+def _choose_beam(path: Path, spec_cube, header: fits.Header, override, notes: list[str]) -> tuple:
+    """The single beam for the model, per-channel beams (or None), where it came from and its spread."""
+    from spectral_cube import VaryingResolutionSpectralCube
+
+    channel_beams = None
+    if isinstance(spec_cube, VaryingResolutionSpectralCube):
+        channel_beams = list(spec_cube.beams)
+    if override is not None:
+        return _beam_from_args(override), channel_beams, "override", None
+    if channel_beams is not None:
+        areas = np.array([b.sr.value for b in channel_beams])
+        good = np.isfinite(areas) & (areas > 0)
+        if not good.any():
+            raise ValueError(f"{path}: its BEAMS table holds no valid beam: give bmaj, bmin, bpa in the sheet")
+        order = np.argsort(np.where(good, areas, np.inf))[: int(good.sum())]
+        median_beam = channel_beams[int(order[len(order) // 2])]
+        majors = np.array([b.major.to_value(u.arcsec) for b, g in zip(channel_beams, good, strict=True) if g])
+        minors = np.array([b.minor.to_value(u.arcsec) for b, g in zip(channel_beams, good, strict=True) if g])
+        pas = np.array([b.pa.to_value(u.deg) for b, g in zip(channel_beams, good, strict=True) if g])
+        spread = {
+            "method": "median-area channel beam",
+            "n_channels": int(good.sum()),
+            "bmaj_min": float(majors.min()),
+            "bmaj_max": float(majors.max()),
+            "bmin_min": float(minors.min()),
+            "bmin_max": float(minors.max()),
+            "bpa_min": float(pas.min()),
+            "bpa_max": float(pas.max()),
+            "area_ratio_max_min": float(areas[good].max() / areas[good].min()),
+        }
+        if spread["area_ratio_max_min"] > 1.05:
+            _warn(
+                notes,
+                f"{path}: per-channel beams vary by {100 * (spread['area_ratio_max_min'] - 1):.1f}% in area; the "
+                f"model uses the median beam {_beam_tuple(median_beam)}",
+            )
+        return median_beam, channel_beams, "beams_table", spread
+    beam = getattr(spec_cube, "_beam", None)
+    if beam is None:
+        raise ValueError(
+            f"{path} has no beam (no BMAJ/BMIN/BPA, AIPS CLEAN history or BEAMS table): give bmaj, bmin, bpa in "
+            "the sheet"
+        )
+    source = "header" if "BMAJ" in header else "history"
+    return beam, None, source, None
+
+
+def _aips_history_beam(header: fits.Header):
+    """An AIPS ``CLEAN BMAJ= ... BMIN= ... BPA= ...`` history beam in any spacing radio-beam does not parse."""
+    from radio_beam import Beam
+
+    pattern = re.compile(r"BMAJ\s*=\s*([-+0-9.EeDd]+)\s+BMIN\s*=\s*([-+0-9.EeDd]+)\s+BPA\s*=\s*([-+0-9.EeDd]+)")
+    found = None
+    for line in header.get("HISTORY", []):
+        match = pattern.search(str(line))
+        if match:
+            found = match
+    if found is None:
+        return None
+    bmaj, bmin, bpa = (float(v.replace("D", "E").replace("d", "e")) for v in found.groups())
+    return Beam(major=bmaj * u.deg, minor=bmin * u.deg, pa=bpa * u.deg)
+
+
+def _celestial_geometry(path: Path, cel: WCS, nx: int, ny: int, notes: list[str], extra: dict) -> tuple:
+    """Flips, cellsize, reference and the oriented celestial WCS."""
+    matrix = np.array(cel.pixel_scale_matrix, dtype=float)
+    flip_x = matrix[0, 0] > 0 if abs(matrix[0, 0]) >= abs(matrix[1, 0]) else matrix[1, 0] < 0
+    flip_y = matrix[1, 1] < 0 if abs(matrix[1, 1]) >= abs(matrix[0, 1]) else matrix[0, 1] > 0
+    oriented = cel.deepcopy()
+    crpix = np.array(cel.wcs.crpix, dtype=float)
+    for axis, flip, n in ((0, flip_x, nx), (1, flip_y, ny)):
+        if not flip:
+            continue
+        matrix[:, axis] *= -1.0
+        crpix[axis] = n + 1.0 - crpix[axis]
+        if oriented.wcs.has_cd():
+            cd = np.array(oriented.wcs.cd, dtype=float)
+            cd[:, axis] *= -1.0
+            oriented.wcs.cd = cd
+        else:
+            pc = np.array(oriented.wcs.get_pc(), dtype=float)
+            pc[:, axis] *= -1.0
+            oriented.wcs.pc = pc
+    oriented.wcs.crpix = crpix
+    oriented.wcs.set()
+
+    cellsize = _tidy(math.sqrt(abs(np.linalg.det(matrix))) * 3600.0)
+    scale_x = math.hypot(matrix[0, 0], matrix[1, 0]) * 3600.0
+    scale_y = math.hypot(matrix[0, 1], matrix[1, 1]) * 3600.0
+    if abs(scale_x - scale_y) > 1e-3 * cellsize:
+        _warn(
+            notes,
+            f"{path}: pixels are not square ({scale_x:.4g} x {scale_y:.4g} arcsec); using their geometric mean "
+            f"{cellsize:.4g} arcsec: regrid the cube to square pixels for accurate fits",
+        )
+        extra["pixel_scales_arcsec"] = [scale_x, scale_y]
+    # Angle of the +y pixel axis from north, through east (east is -x after orientation).
+    rot_y = math.degrees(math.atan2(-matrix[0, 1], matrix[1, 1]))
+    rot_x = math.degrees(math.atan2(matrix[1, 0], -matrix[0, 0]))
+    if max(abs(rot_x), abs(rot_y)) > _ROTATION_TOLERANCE_DEG:
+        extra["sky_rotation_deg"] = rot_y
+        if abs(rot_x - rot_y) > _ROTATION_TOLERANCE_DEG:
+            extra["sky_skew_deg"] = rot_x - rot_y
+        _warn(
+            notes,
+            f"{path}: the sky axes are rotated by {rot_y:.2f} deg from north (CROTA/PC/CD); the cube is not "
+            "reprojected, so position angles are measured from the +y pixel axis; reproject the cube to a "
+            "north-up grid for sky-true position angles",
+        )
+    lon, lat = (float(v) for v in cel.wcs.crval)
+    x_ref, y_ref = float(crpix[0] - 1.0), float(crpix[1] - 1.0)
+    projection = cel.wcs.ctype[0][5:].strip("-") or "SIN"
+    return flip_x, flip_y, cellsize, lon % 360.0, lat, x_ref, y_ref, projection, oriented
+
+
+def _header_rest_frequency(header: fits.Header) -> float | None:
+    """Rest frequency (Hz) from RESTFRQ, RESTFREQ or RESTWAV, or None."""
+    for key in ("RESTFRQ", "RESTFREQ"):
+        value = header.get(key)
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    value = header.get("RESTWAV")
+    if isinstance(value, (int, float)) and value > 0:
+        return float(_C_M_S / value)
+    return None
+
+
+def _is_velocity_axis(header: fits.Header) -> bool:
+    axis = _spectral_fits_axis(header)
+    return axis > 0 and str(header.get(f"CTYPE{axis}", "")).upper()[:4] in _VELOCITY_TYPES
+
+
+def _velocities(path: Path, spec_cube, conversion_rest_hz: float | None) -> tuple:
+    """Radio velocities (km/s) per channel, the velocity-converted cube and the sky frequencies (Hz) if known."""
+    axis = spec_cube.spectral_axis
+    frequency_like = axis.unit.physical_type in ("frequency", "length", "energy", "wavenumber")
+    if frequency_like and conversion_rest_hz is None:
+        raise ValueError(
+            f"{path} has a {spec_cube.wcs.wcs.ctype[2]} spectral axis but no rest frequency (no RESTFRQ or "
+            "RESTFREQ in the header): give restfreq (Hz) in the sheet"
+        )
+    try:
+        converted = spec_cube.with_spectral_unit(
+            u.km / u.s, velocity_convention="radio", rest_value=conversion_rest_hz * u.Hz
+        )
+    except Exception as exc:
+        raise ValueError(
+            f"{path}: its spectral axis ({spec_cube.wcs.wcs.ctype[2]}, {axis.unit}) cannot be converted to radio "
+            f"velocity ({exc}): fix CTYPE/CUNIT of the spectral axis"
+        ) from exc
+    velocities = np.asarray(converted.spectral_axis.to_value(u.km / u.s), dtype=float)
+    frequencies = np.asarray(axis.to_value(u.Hz, equivalencies=u.spectral()), dtype=float) if frequency_like else None
+    diffs = np.diff(velocities)
+    if not (np.all(np.isfinite(velocities)) and (np.all(diffs > 0) or np.all(diffs < 0))):
+        raise ValueError(
+            f"{path}: its channel velocities are not finite and monotonic: fix CRVAL/CDELT of the spectral axis"
+        )
+    return velocities, converted, frequencies
+
+
+def _linear_axis(velocities: np.ndarray) -> tuple[float, float, float]:
+    """``(v_start, dv, max deviation)`` of the least-squares straight line through ascending velocities."""
+    channels = np.arange(velocities.size, dtype=float)
+    dv, v_start = np.polyfit(channels, velocities, 1)
+    deviation = float(np.max(np.abs(v_start + dv * channels - velocities)))
+    if deviation < 1e-9 * max(1.0, float(np.max(np.abs(velocities)))):
+        # Exactly linear: keep channel 0 exact rather than the fit's rounding.
+        dv = float((velocities[-1] - velocities[0]) / (velocities.size - 1))
+        v_start = float(velocities[0])
+        deviation = 0.0
+    return float(v_start), float(dv), deviation
+
+
+# --------------------------------------------------------------------------------------------- the reader
+def read_cube(
+    path: str | Path,
+    *,
+    restfreq: float | None = None,
+    beam: tuple[float, float, float] | None = None,
+    max_voxels: float = DEFAULT_MAX_VOXELS,
+) -> Cube:
+    """Read a FITS spectral-line cube into the pipeline's orientation and units.
+
+    Parameters
+    ----------
+    path
+        FITS file: a 3-D cube, or 4-D with a degenerate Stokes axis (3rd or 4th). Spectral axis FREQ (with
+        RESTFRQ/RESTFREQ or ``restfreq``), VRAD, VOPT, VELO-xxx or FELO-xxx, in any unit and direction.
+    restfreq
+        Rest frequency in Hz; overrides the header's.
+    beam
+        ``(bmaj, bmin, bpa)`` in arcsec, arcsec, degrees; overrides the header's (BMAJ/BMIN/BPA, AIPS CLEAN
+        history or a CASA BEAMS table).
+    max_voxels
+        Refuse a cube whose header declares more voxels than this, before reading its data (default
+        :data:`DEFAULT_MAX_VOXELS`, 4e8).
+
+    Returns
+    -------
+    Cube
+        Data in Jy/beam, float64 ``(nv, ny, nx)``, RA decreasing along x, Dec increasing along y, radio velocity
+        increasing with channel; ``obspars.extra`` records the original unit, the flips, the beam's source and
+        spread, a sky rotation and a non-linear velocity axis.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        The file is not FITS or is truncated; it is too large; it is not a cube (2-D image, 1-D spectrum, no sky or
+        spectral axes); it has no beam; a frequency axis has no rest frequency; its unit is not Jy/beam, mJy/beam
+        or K; its data are all blank. Every message names the file and the fix.
+    """
+    from spectral_cube import SpectralCube
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file: check the cube's path in the galaxies sheet")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory (a CASA image?): export it to FITS first (CASA exportfits)")
+    notes: list[str] = []
+    extra: dict = {"source_file": str(path)}
+
+    hdul, index, header = _open_fits(path)
+    with hdul:
+        hdu = hdul[index]
+        _check_size(path, header, max_voxels)
+        _check_axes(path, header)
+        _check_truncated(path, hdu)
+
+        if restfreq is not None and not (np.isfinite(restfreq) and restfreq > 0):
+            raise ValueError(f"restfreq must be a positive frequency in Hz, got {restfreq!r}")
+        header_rest = _header_rest_frequency(header)
+        rest_hz = float(restfreq) if restfreq is not None else header_rest
+        if _is_velocity_axis(header):
+            # Velocities stay as the header gives them: convert with the header's rest frequency (re-referencing
+            # them to another one would change them); without one, any value converts optical to radio velocity
+            # alike, but spectral-cube only converts when the WCS holds one, so give it one (in memory only).
+            conversion_rest = header_rest or rest_hz or _PLACEHOLDER_REST_HZ
+            if header_rest is None:
+                hdul[index].header["RESTFRQ"] = conversion_rest
+            if restfreq is not None and header_rest is not None and abs(restfreq - header_rest) > 1e-9 * header_rest:
+                log.info("%s: velocity axis kept as the header gives it (rest frequency %.9g Hz)", path, header_rest)
+        else:
+            conversion_rest = rest_hz
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                spec_cube = SpectralCube.read(hdul, hdu=index)
+            except Exception as exc:  # spectral-cube and wcslib raise many types for malformed cubes
+                raise ValueError(f"{path}: spectral-cube cannot read it as a cube ({exc}): check its axes") from exc
+            if getattr(spec_cube, "_beam", None) is None and "BMAJ" not in header:
+                # radio-beam parses only the exact AIPS spacing; try a tolerant pattern before giving up.
+                history_beam = _aips_history_beam(header)
+                if history_beam is not None:
+                    spec_cube = spec_cube.with_beam(history_beam, raise_error_jybm=False)
+        for item in caught:
+            log.debug("%s: %s: %s", path, item.category.__name__, item.message)
+
+        model_beam, channel_beams, beam_source, spread = _choose_beam(path, spec_cube, header, beam, notes)
+        extra["beam_source"] = beam_source
+        if spread is not None:
+            extra["beam_spread"] = spread
+
+        velocities, converted, frequencies = _velocities(path, spec_cube, conversion_rest)
+        if frequencies is None and rest_hz is not None:
+            frequencies = rest_hz * (1.0 - velocities / _C_KM_S)
+        spectral_axis = _spectral_fits_axis(header)
+        ctype_in = str(header.get(f"CTYPE{spectral_axis}", "")).strip() if spectral_axis else ""
+        ctype_read = str(spec_cube.wcs.wcs.ctype[2]).strip()
+        extra["spectral_ctype"] = ctype_in or ctype_read
+        if ctype_in.upper().startswith("VELO-") and ctype_read.upper().startswith("VOPT"):
+            _warn(
+                notes,
+                f"{path}: spectral axis {ctype_in} without a radio VELREF (> 256) is read as optical velocity (the "
+                "AIPS convention); if the cube is in radio velocity, set VELREF = 257 (LSR) or 258 (HEL) or CTYPE "
+                "VRAD in the header",
+            )
+        nv, ny, nx = spec_cube.shape
+        flip_x, flip_y, cellsize, ra, dec, x_ref, y_ref, projection, cel = _celestial_geometry(
+            path, spec_cube.wcs.celestial, nx, ny, notes, extra
+        )
+        flip_v = bool(velocities[-1] < velocities[0])
+        extra["flipped"] = {"x": bool(flip_x), "y": bool(flip_y), "v": flip_v}
+
+        kind, scale = _parse_bunit(path, str(header.get("BUNIT", "")), notes)
+        extra["bunit_original"] = str(header.get("BUNIT", "")).strip()
+
+        # The data: one float64 copy, flipped on the way.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            raw = spec_cube.unmasked_data[:]
+            raw = getattr(raw, "value", raw)
+            view = raw[:: -1 if flip_v else 1, :: -1 if flip_y else 1, :: -1 if flip_x else 1]
+            try:
+                data = np.array(view, dtype=np.float64)
+            except (OSError, ValueError, TypeError) as exc:
+                raise ValueError(f"{path}: its data cannot be read ({exc}): copy or download the file again") from exc
+            del raw, view
+        for item in caught:
+            log.debug("%s: %s: %s", path, item.category.__name__, item.message)
+
+    if flip_v:
+        velocities = velocities[::-1].copy()
+        if frequencies is not None:
+            frequencies = frequencies[::-1].copy()
+        if channel_beams is not None:
+            channel_beams = channel_beams[::-1]
+
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise ValueError(f"{path}: every voxel is blank (NaN or BLANK): check that it is the right file")
+    if not finite.all():
+        data[~finite] = np.nan
+    del finite
+
+    if kind == "K":
+        if frequencies is None:
+            raise ValueError(
+                f"{path} is in K but has no rest frequency to convert to Jy/beam: give restfreq (Hz) in the sheet"
+            )
+        beams_per_channel = channel_beams if (channel_beams is not None and beam is None) else [model_beam] * nv
+        jy_to_k = np.array(
+            [b.jtok(f * u.Hz).to_value(u.K) for b, f in zip(beams_per_channel, frequencies, strict=True)]
+        )
+        factors = scale / jy_to_k
+        data *= factors[:, None, None]
+        extra["unit_scale"] = float(factors[nv // 2])
+        log.info("%s: converted K to Jy/beam (%.4g Jy/beam per K at the central channel)", path, factors[nv // 2])
+    elif scale != 1.0:
+        data *= scale
+        extra["unit_scale"] = scale
+    else:
+        extra["unit_scale"] = 1.0
+
+    v_start, dv, nonlinearity = _linear_axis(velocities)
+    if nonlinearity > 0:
+        extra["velocity_nonlinearity_kms"] = nonlinearity
+        if nonlinearity > 0.1 * dv:
+            _warn(
+                notes,
+                f"{path}: the spectral axis is not linear in radio velocity (up to {nonlinearity:.3g} km/s off a "
+                f"straight line, {nonlinearity / dv:.2f} channels); the model uses the straight line: regrid to "
+                "radio velocity for exact channel velocities",
+            )
+    specsys = (converted.wcs.wcs.specsys or str(header.get("SPECSYS", ""))).strip() or "UNKNOWN"
+    if specsys.upper().startswith("TOPO"):
+        _warn(
+            notes,
+            f"{path}: the spectral frame is topocentric (SPECSYS {specsys}); velocities are not corrected to LSRK "
+            "or barycentric, so the systemic velocity may be off by up to 30 km/s",
+        )
+    radesys = (cel.wcs.radesys or str(header.get("RADESYS", "")) or "ICRS").strip()
+
+    bmaj, bmin, bpa = _beam_tuple(model_beam)
+    beam_pixels = bmaj / cellsize
+    if beam_pixels < 1.0 or beam_pixels > min(nx, ny) / 2:
+        _warn(
+            notes,
+            f"{path}: the beam ({bmaj:.3g} arcsec) spans {beam_pixels:.3g} pixels of {cellsize:.3g} arcsec: check "
+            "the beam (BMAJ is in degrees in FITS, the sheet's bmaj in arcsec)",
+        )
+    obspars = ObsPars(
+        nx=nx,
+        ny=ny,
+        nv=nv,
+        cellsize=cellsize,
+        dv=dv,
+        beam=(bmaj, bmin, bpa),
+        ra=ra,
+        dec=dec,
+        x_ref=x_ref,
+        y_ref=y_ref,
+        v_start=v_start,
+        restfreq=rest_hz,
+        specsys=specsys,
+        radesys=radesys,
+        projection=projection,
+        bunit="Jy/beam",
+        extra=extra,
+    )
+    clean = obspars_header(obspars)
+    for key in _KEPT_CARDS:
+        if key in header:
+            clean[key] = header[key]
+    clean["HISTORY"] = f"kinms_core.ingest: read from {path.name}"
+    log.info(
+        "%s: %d x %d x %d, cell %.4g arcsec, dv %.4g km/s, beam %.3g x %.3g arcsec pa %.1f (%s), %s -> Jy/beam%s",
+        path,
+        nx,
+        ny,
+        nv,
+        cellsize,
+        dv,
+        bmaj,
+        bmin,
+        bpa,
+        beam_source,
+        extra["bunit_original"] or "no BUNIT",
+        "".join(f", flipped {k}" for k, v in extra["flipped"].items() if v),
+    )
+    return Cube(data=data, obspars=obspars, velocities=velocities, header=clean, wcs=cel, path=path, warnings=notes)
+
+
+def _spectral_fits_axis(header: fits.Header) -> int:
+    """1-based FITS number of the spectral axis (the first axis whose CTYPE looks spectral), or 0."""
+    for i in range(1, int(header.get("NAXIS", 0)) + 1):
+        ctype = str(header.get(f"CTYPE{i}", "")).upper()
+        if ctype[:4] in ("FREQ", "VRAD", "VOPT", "VELO", "FELO", "WAVE", "AWAV", "ZOPT", "BETA", "ENER", "WAVN"):
+            return i
+    return 0

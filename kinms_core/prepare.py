@@ -1,0 +1,248 @@
+"""Preparing a cube for fitting: read, noise, mask, trim, first guesses, and the files of one galaxy.
+
+:func:`prepare_cube` writes into ``outdir``:
+
+- ``cube.fits``: the trimmed cube (Jy/beam, float32, radio-velocity WCS);
+- ``mask.fits``: the signal mask on the same grid (uint8, 1 = detected);
+- ``obspars.json``: the trimmed cube's :class:`~kinms_core.obspars.ObsPars`;
+- ``prepare.json``: rms, number of detected voxels, guesses, bounds, trim information, beam spread, warnings and
+  the input path, all plain JSON.
+
+:func:`load_prepared` reads such a folder back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from .fitsio import write_cube
+from .guesses import data_bounds, first_guesses
+from .ingest import DEFAULT_MAX_VOXELS, Cube, read_cube
+from .noise import estimate_rms, signal_mask
+from .obspars import ObsPars
+from .trim import trim_cube
+
+__all__ = ["PREPARED_FILES", "Prepared", "load_prepared", "prepare_cube"]
+
+log = logging.getLogger(__name__)
+
+#: The files :func:`prepare_cube` writes.
+PREPARED_FILES = ("cube.fits", "mask.fits", "obspars.json", "prepare.json")
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars and arrays, tuples and paths as plain JSON types (NaN/inf as None)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def prepare_cube(
+    path: str | Path,
+    outdir: str | Path,
+    *,
+    restfreq: float | None = None,
+    beam: tuple[float, float, float] | None = None,
+    max_voxels: float = DEFAULT_MAX_VOXELS,
+    n_sigma: float = 4.0,
+    pad_beams: float = 2.0,
+    pad_channels: int = 3,
+) -> dict[str, Any]:
+    """Read a cube, find its emission, trim it, guess the disc parameters and write the galaxy's files.
+
+    Parameters
+    ----------
+    path
+        The input FITS cube.
+    outdir
+        Folder for ``cube.fits``, ``mask.fits``, ``obspars.json`` and ``prepare.json`` (made if needed).
+    restfreq, beam, max_voxels
+        As for :func:`~kinms_core.ingest.read_cube` (Hz; arcsec, arcsec, deg; voxels).
+    n_sigma
+        Detection threshold of the mask (:func:`~kinms_core.noise.signal_mask`).
+    pad_beams, pad_channels
+        Padding of the trimmed cube around the emission (:func:`~kinms_core.trim.trim_cube`).
+
+    Returns
+    -------
+    dict
+        The content of ``prepare.json``: ``input``, ``rms`` (Jy/beam), ``n_detected``, ``n_sigma``, ``guesses``,
+        ``bounds`` (name -> [min, max]), ``trim``, ``beam``, ``beam_spread``, ``warnings``, ``original_obspars``
+        and ``files``.
+    """
+    path = Path(path)
+    outdir = Path(outdir)
+    cube = read_cube(path, restfreq=restfreq, beam=beam, max_voxels=max_voxels)
+    rms = estimate_rms(cube.data)
+    mask = signal_mask(cube.data, rms, cube.obspars, n_sigma=n_sigma, source=str(path))
+    n_detected = int(mask.sum())
+    original = cube.obspars
+    trimmed, info = trim_cube(cube, mask, pad_beams=pad_beams, pad_channels=pad_channels)
+    del cube, mask
+    guesses = first_guesses(trimmed, trimmed.mask, rms)
+    bounds = data_bounds(trimmed, guesses)
+    return _write_prepared(outdir, path, trimmed, info.to_dict(), original, rms, n_detected, n_sigma, guesses, bounds)
+
+
+def _write_prepared(
+    outdir: Path,
+    path: Path,
+    trimmed: Cube,
+    trim: dict[str, Any],
+    original: ObsPars,
+    rms: float,
+    n_detected: int,
+    n_sigma: float,
+    guesses: dict[str, float],
+    bounds: dict[str, tuple[float, float]],
+) -> dict[str, Any]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_cube(outdir / "cube.fits", trimmed.data, header=trimmed.header)
+    mask_header = trimmed.header.copy()
+    mask_header["BUNIT"] = ""
+    mask_header["BTYPE"] = "Mask"
+    fits.PrimaryHDU(data=trimmed.mask.astype(np.uint8), header=mask_header).writeto(
+        outdir / "mask.fits", overwrite=True, output_verify="fix"
+    )
+    trimmed.obspars.to_json(outdir / "obspars.json")
+    summary = _plain(
+        {
+            "input": str(path),
+            "rms": rms,
+            "rms_unit": "Jy/beam",
+            "n_detected": n_detected,
+            "n_sigma": n_sigma,
+            "guesses": guesses,
+            "bounds": {name: list(pair) for name, pair in bounds.items()},
+            "trim": trim,
+            "beam": list(trimmed.obspars.beam),
+            "beam_spread": trimmed.obspars.extra.get("beam_spread"),
+            "warnings": list(trimmed.warnings),
+            "original_obspars": original.to_dict(),
+            "files": list(PREPARED_FILES),
+        }
+    )
+    (outdir / "prepare.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    log.info("%s: prepared in %s (rms %.3g Jy/beam, %d voxels detected)", path, outdir, rms, n_detected)
+    return summary
+
+
+@dataclass
+class Prepared:
+    """A folder written by :func:`prepare_cube`, read back.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        float64 ``(nv, ny, nx)`` trimmed cube (Jy/beam, NaN where blank).
+    obspars : ObsPars
+        Its obspars.
+    mask : numpy.ndarray
+        bool signal mask on the same grid.
+    rms : float
+        Noise (Jy/beam).
+    n_detected : int
+        Number of detected voxels (of the untrimmed mask; trimming never cuts any).
+    guesses : dict
+        First guesses (:func:`~kinms_core.guesses.first_guesses`).
+    bounds : dict
+        ``name -> (min, max)`` data-derived bounds.
+    header : astropy.io.fits.Header
+        Header of ``cube.fits``.
+    info : dict
+        The whole of ``prepare.json``.
+    outdir : pathlib.Path
+        The folder.
+    """
+
+    data: np.ndarray
+    obspars: ObsPars
+    mask: np.ndarray
+    rms: float
+    n_detected: int
+    guesses: dict[str, float]
+    bounds: dict[str, tuple[float, float]]
+    header: fits.Header
+    info: dict[str, Any]
+    outdir: Path
+
+    @property
+    def cube(self) -> Cube:
+        """The trimmed cube as a :class:`~kinms_core.ingest.Cube` (with its mask)."""
+        return Cube(
+            data=self.data,
+            obspars=self.obspars,
+            velocities=self.obspars.velocities,
+            header=self.header,
+            wcs=WCS(self.header).celestial,
+            path=self.outdir / "cube.fits",
+            warnings=list(self.info.get("warnings", [])),
+            mask=self.mask,
+        )
+
+
+def load_prepared(outdir: str | Path) -> Prepared:
+    """Read a folder written by :func:`prepare_cube`.
+
+    Raises
+    ------
+    FileNotFoundError
+        A file is missing (the message says which and how to make it).
+    ValueError
+        The files disagree with each other or are not what :func:`prepare_cube` writes.
+    """
+    outdir = Path(outdir)
+    missing = [name for name in PREPARED_FILES if not (outdir / name).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{outdir}: no prepared cube (missing {', '.join(missing)}): run `kinms-core trim CUBE -o {outdir}` "
+            "(or kinms_core.prepare.prepare_cube) first"
+        )
+    try:
+        info = json.loads((outdir / "prepare.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{outdir / 'prepare.json'} is not valid JSON ({exc}): prepare the cube again") from exc
+    obspars = ObsPars.from_json(outdir / "obspars.json")
+    with fits.open(outdir / "cube.fits") as hdul:
+        header = hdul[0].header.copy()
+        data = np.array(hdul[0].data, dtype=np.float64)
+    with fits.open(outdir / "mask.fits") as hdul:
+        mask = np.array(hdul[0].data) > 0
+    if data.shape != obspars.shape or mask.shape != obspars.shape:
+        raise ValueError(
+            f"{outdir}: cube.fits {data.shape}, mask.fits {mask.shape} and obspars.json {obspars.shape} disagree: "
+            "prepare the cube again"
+        )
+    bounds = {name: (float(pair[0]), float(pair[1])) for name, pair in info["bounds"].items()}
+    return Prepared(
+        data=data,
+        obspars=obspars,
+        mask=mask,
+        rms=float(info["rms"]),
+        n_detected=int(info["n_detected"]),
+        guesses={k: float(v) for k, v in info["guesses"].items()},
+        bounds=bounds,
+        header=header,
+        info=info,
+        outdir=outdir,
+    )

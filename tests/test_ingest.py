@@ -1,0 +1,448 @@
+"""read_cube on every header variant the surveys produce, written here card by card.
+
+Each cube holds one bright voxel at a known pixel: after reading, the brightest voxel must sit at the same sky
+position and radio velocity (astropy's own conversion of the input header), in the pipeline's orientation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+from astropy.wcs import WCS
+from ingest_helpers import sky_header
+
+from kinms_core.fitsio import obspars_wcs
+from kinms_core.ingest import DEFAULT_MAX_VOXELS, read_cube
+
+# The tests build WCSs from AIPS-style headers on purpose; astropy's notes about fixing them are expected.
+pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
+
+C_KMS = 299792.458
+NX, NY, NV = 10, 12, 16
+BRIGHT = (5, 3, 7)  # (iv, iy, ix) of the bright voxel in the input cube (spectral axis as written)
+HI_REST = 1.420405751e9
+CO_REST = 115.2712018e9
+
+
+def spectral_cards(ctype: str, crval: float, cdelt: float, cunit: str, **extra: float | str) -> dict:
+    return {"CTYPE": ctype, "CRVAL": crval, "CDELT": cdelt, "CRPIX": 1.0, "CUNIT": cunit, **extra}
+
+
+def build_header(spec: dict, *, stokes: int | None = None, sky: fits.Header | None = None) -> fits.Header:
+    """Axes 1, 2 = RA, Dec; the spectral axis 3 (or 4 with a Stokes axis 3); Stokes at ``stokes`` if given."""
+    header = sky if sky is not None else sky_header(NX, NY)
+    spec_axis = 4 if stokes == 3 else 3
+    for key in ("CTYPE", "CRVAL", "CDELT", "CRPIX", "CUNIT"):
+        header[f"{key}{spec_axis}"] = spec[key]
+    for key, value in spec.items():
+        if key not in ("CTYPE", "CRVAL", "CDELT", "CRPIX", "CUNIT"):
+            header[key] = value
+    if stokes is not None:
+        header[f"CTYPE{stokes}"] = "STOKES"
+        header[f"CRVAL{stokes}"] = 1.0
+        header[f"CDELT{stokes}"] = 1.0
+        header[f"CRPIX{stokes}"] = 1.0
+    return header
+
+
+def add_beam(header: fits.Header, kind: str = "header") -> None:
+    if kind == "header":
+        header["BMAJ"] = 3.0 / 3600.0
+        header["BMIN"] = 2.0 / 3600.0
+        header["BPA"] = 30.0
+    elif kind == "aips":
+        header["HISTORY"] = "AIPS   IMAGR  something else"
+        header["HISTORY"] = "AIPS   CLEAN BMAJ=  1.3889E-03 BMIN=  1.1111E-03 BPA=  45.00"
+
+
+def cube_data(stokes: int | None = None, value: float = 10.0) -> np.ndarray:
+    """Noise-free ramp with one bright voxel, shaped for the header's axes."""
+    data = np.linspace(0.0, 1.0, NV * NY * NX, dtype=np.float32).reshape(NV, NY, NX)
+    data[BRIGHT] = value
+    if stokes == 3:
+        return data[:, None]
+    if stokes == 4:
+        return data[None]
+    return data
+
+
+def write(path, header: fits.Header, data: np.ndarray, *, beam: str = "header", unit: str = "Jy/beam", tables=()):
+    header = header.copy()
+    add_beam(header, beam)
+    header["BUNIT"] = unit
+    fits.HDUList([fits.PrimaryHDU(data=data, header=header), *tables]).writeto(path, overwrite=True)
+    return path
+
+
+def expected_velocities(header: fits.Header, rest_hz: float | None) -> np.ndarray:
+    """Radio velocities (km/s) of the input channels, by astropy's spectral conversion."""
+    header = header.copy()
+    if rest_hz is not None and "RESTFRQ" not in header and "RESTFREQ" not in header:
+        header["RESTFRQ"] = rest_hz  # tells astropy the velocity convention; radio velocities do not depend on it
+    wcs = WCS(header)
+    coord = wcs.spectral.pixel_to_world(np.arange(NV))
+    return coord.to(u.km / u.s, doppler_convention="radio", doppler_rest=rest_hz * u.Hz).value
+
+
+def check_orientation(cube, header: fits.Header, expected_v: np.ndarray, *, scale: float = 1.0) -> None:
+    """Velocity ascending, RA decreasing with x, Dec increasing with y, and the bright voxel where it belongs."""
+    op = cube.obspars
+    assert cube.data.shape == (NV, NY, NX) == op.shape
+    assert cube.data.dtype == np.float64
+    assert op.dv > 0
+    assert np.all(np.diff(cube.velocities) > 0)
+    flipped_v = expected_v[-1] < expected_v[0]
+    np.testing.assert_allclose(cube.velocities, np.sort(expected_v), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        op.velocities, cube.velocities, rtol=0, atol=op.extra.get("velocity_nonlinearity_kms", 0) + 1e-6
+    )
+    # The bright voxel: same sky position and velocity as written.
+    iv, iy, ix = np.unravel_index(np.nanargmax(cube.data), cube.data.shape)
+    assert iv == (NV - 1 - BRIGHT[0] if flipped_v else BRIGHT[0])
+    assert cube.velocities[iv] == pytest.approx(expected_v[BRIGHT[0]], abs=1e-6)
+    sky_in = WCS(header).celestial.pixel_to_world(BRIGHT[2], BRIGHT[1])
+    for wcs in (cube.wcs, WCS(cube.header).celestial, obspars_wcs(op).celestial):
+        sky_out = wcs.pixel_to_world(ix, iy)
+        assert sky_in.separation(sky_out).to_value(u.arcsec) < 1e-4
+    # East to the left, north up.
+    cel = WCS(cube.header).celestial
+    ra0, dec0 = cel.all_pix2world([[0, 0], [1, 0], [0, 1]], 0).T
+    assert ra0[1] < ra0[0] and dec0[2] > dec0[0]
+    assert cube.data[iv, iy, ix] == pytest.approx(10.0 * scale, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------------------- spectral axis variants
+SPECTRAL_VARIANTS = {
+    # name: (spectral cards, rest frequency for the expected conversion, expected specsys)
+    "freq_restfrq_lsrk_desc": (
+        spectral_cards("FREQ", 115.0e9, -2.0e6, "Hz", RESTFRQ=CO_REST, SPECSYS="LSRK"),
+        CO_REST,
+        "LSRK",
+    ),
+    "freq_restfreq_topo_asc": (
+        spectral_cards("FREQ", 115.0e9, 2.0e6, "Hz", RESTFREQ=CO_REST, SPECSYS="TOPOCENT"),
+        CO_REST,
+        "TOPOCENT",
+    ),
+    "freq_ghz_bary": (
+        spectral_cards("FREQ", 1.41, 1.0e-4, "GHz", RESTFRQ=HI_REST, SPECSYS="BARYCENT"),
+        HI_REST,
+        "BARYCENT",
+    ),
+    "vrad_ms_asc": (spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s", SPECSYS="BARYCENT"), HI_REST, "BARYCENT"),
+    "vrad_kms_desc": (spectral_cards("VRAD", 1200.0, -10.0, "km/s", SPECSYS="LSRK"), HI_REST, "LSRK"),
+    "velo_lsr_radio_velref": (spectral_cards("VELO-LSR", 1.0e6, 1.0e4, "m/s", VELREF=257), HI_REST, "LSRK"),
+    "velo_hel_optical": (
+        spectral_cards("VELO-HEL", 3.0e6, -1.0e4, "m/s", RESTFRQ=HI_REST),
+        HI_REST,
+        "BARYCENT",
+    ),
+    "vopt_ms_rest": (
+        spectral_cards("VOPT", 3.0e6, 1.0e4, "m/s", RESTFRQ=HI_REST, SPECSYS="BARYCENT"),
+        HI_REST,
+        "BARYCENT",
+    ),
+    "felo_hel": (spectral_cards("FELO-HEL", 3.0e6, 1.0e4, "m/s", RESTFREQ=HI_REST), HI_REST, "BARYCENT"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECTRAL_VARIANTS))
+def test_spectral_variants(tmp_path, name):
+    spec, rest, specsys = SPECTRAL_VARIANTS[name]
+    header = build_header(spec)
+    path = write(tmp_path / f"{name}.fits", header, cube_data())
+    cube = read_cube(path)
+    expected_v = expected_velocities(header, rest)
+    check_orientation(cube, header, expected_v)
+    op = cube.obspars
+    assert op.specsys == specsys
+    assert op.cellsize == pytest.approx(1.0, rel=1e-9)
+    assert op.beam == pytest.approx((3.0, 2.0, 30.0))
+    assert (op.ra, op.dec) == pytest.approx((150.0, 30.0))
+    assert op.extra["flipped"]["v"] == bool(expected_v[-1] < expected_v[0])
+    if "RESTFRQ" in spec or "RESTFREQ" in spec:
+        assert op.restfreq == pytest.approx(rest)
+    assert op.dv == pytest.approx(abs(np.mean(np.diff(expected_v))), rel=1e-3)
+    assert cube.obspars.to_dict()["extra"]["spectral_ctype"] == spec["CTYPE"]
+
+
+def test_vopt_kms_without_rest_frequency(tmp_path):
+    """Optical to radio velocity needs no rest frequency: v_radio = c (1 - 1 / (1 + v_opt / c))."""
+    header = build_header(spectral_cards("VOPT", 5000.0, 20.0, "km/s", SPECSYS="BARYCENT"))
+    cube = read_cube(write(tmp_path / "vopt.fits", header, cube_data()))
+    v_opt = 5000.0 + 20.0 * np.arange(NV)
+    np.testing.assert_allclose(cube.velocities, C_KMS * (1.0 - 1.0 / (1.0 + v_opt / C_KMS)), atol=1e-6)
+    assert cube.obspars.restfreq is None
+    # Linear in optical velocity is not linear in radio velocity: recorded, and obspars is the best straight line.
+    assert 0 < cube.obspars.extra["velocity_nonlinearity_kms"] < 0.1 * cube.obspars.dv
+
+
+def test_velo_without_velref_is_read_as_optical_with_a_warning(tmp_path, caplog):
+    header = build_header(spectral_cards("VELO-LSR", 3.0e6, 1.0e4, "m/s", RESTFRQ=HI_REST))
+    with caplog.at_level(logging.WARNING, logger="kinms_core.ingest"):
+        cube = read_cube(write(tmp_path / "velo.fits", header, cube_data()))
+    assert any("VELREF" in w for w in cube.warnings)
+    v_opt = 3000.0 + 10.0 * np.arange(NV)
+    np.testing.assert_allclose(cube.velocities, C_KMS * (1.0 - 1.0 / (1.0 + v_opt / C_KMS)), atol=1e-6)
+
+
+@pytest.mark.parametrize("stokes", [3, 4])
+def test_degenerate_stokes_axis(tmp_path, stokes):
+    spec = spectral_cards("FREQ", 1.41e9, -1.0e5, "Hz", RESTFRQ=HI_REST, SPECSYS="LSRK")
+    header = build_header(spec, stokes=stokes)
+    path = write(tmp_path / f"stokes{stokes}.fits", header, cube_data(stokes))
+    cube = read_cube(path)
+    check_orientation(cube, header, expected_velocities(header, HI_REST))
+
+
+# ----------------------------------------------------------------------------------------- sky axis variants
+def _sky(kind: str) -> fits.Header:
+    header = sky_header(NX, NY)
+    if kind == "cd":
+        for key in ("CDELT1", "CDELT2"):
+            del header[key]
+        header["CD1_1"] = -1.0 / 3600.0
+        header["CD1_2"] = 0.0
+        header["CD2_1"] = 0.0
+        header["CD2_2"] = 1.0 / 3600.0
+    elif kind == "pc":
+        header["PC1_1"] = 1.0
+        header["PC1_2"] = 0.0
+        header["PC2_1"] = 0.0
+        header["PC2_2"] = 1.0
+    elif kind == "ra_increasing":
+        header["CDELT1"] = 1.0 / 3600.0
+    elif kind == "dec_decreasing":
+        header["CDELT2"] = -1.0 / 3600.0
+    elif kind == "both_flipped_cd":
+        for key in ("CDELT1", "CDELT2"):
+            del header[key]
+        header["CD1_1"] = 1.0 / 3600.0
+        header["CD2_2"] = -1.0 / 3600.0
+    return header
+
+
+@pytest.mark.parametrize("kind", ["cdelt", "cd", "pc", "ra_increasing", "dec_decreasing", "both_flipped_cd"])
+def test_sky_axis_variants(tmp_path, kind):
+    spec = spectral_cards("VRAD", 1.0e6, -1.0e4, "m/s", SPECSYS="BARYCENT")
+    header = build_header(spec, sky=_sky(kind))
+    cube = read_cube(write(tmp_path / f"{kind}.fits", header, cube_data()))
+    check_orientation(cube, header, expected_velocities(header, HI_REST))
+    flipped = cube.obspars.extra["flipped"]
+    assert flipped["x"] == (kind in ("ra_increasing", "both_flipped_cd"))
+    assert flipped["y"] == (kind in ("dec_decreasing", "both_flipped_cd"))
+    assert "sky_rotation_deg" not in cube.obspars.extra
+
+
+def test_rotated_sky_axes_warn_and_record_the_angle(tmp_path, caplog):
+    sky = sky_header(NX, NY)
+    sky["CROTA2"] = 5.0
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"), sky=sky)
+    with caplog.at_level(logging.WARNING, logger="kinms_core.ingest"):
+        cube = read_cube(write(tmp_path / "rot.fits", header, cube_data()))
+    assert cube.obspars.extra["sky_rotation_deg"] == pytest.approx(5.0, abs=1e-6)
+    assert "rotated by 5.00 deg" in caplog.text
+    # The celestial WCS keeps the rotation: the bright voxel stays at its sky position.
+    iv, iy, ix = np.unravel_index(np.argmax(cube.data), cube.data.shape)
+    sky_in = WCS(header).celestial.pixel_to_world(BRIGHT[2], BRIGHT[1])
+    assert sky_in.separation(cube.wcs.pixel_to_world(ix, iy)).to_value(u.arcsec) < 1e-4
+
+
+# ----------------------------------------------------------------------------------------- data variants
+@pytest.mark.parametrize("bitpix", [16, 32])
+def test_blank_integers_with_bscale(tmp_path, bitpix):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    add_beam(header)
+    header["BUNIT"] = "Jy/beam"
+    dtype = np.int16 if bitpix == 16 else np.int32
+    blank = int(np.iinfo(dtype).min)
+    ints = np.round(cube_data() * 1000).astype(dtype)
+    ints[0, 0, 0] = blank
+    hdu = fits.PrimaryHDU(data=ints, header=header)
+    hdu.header["BSCALE"] = 0.001
+    hdu.header["BZERO"] = 0.5
+    hdu.header["BLANK"] = blank
+    hdu.writeto(tmp_path / "ints.fits")
+    assert fits.getheader(tmp_path / "ints.fits")["BITPIX"] == bitpix
+    cube = read_cube(tmp_path / "ints.fits")
+    assert np.isnan(cube.data[0, 0, 0])
+    assert np.isfinite(cube.data).sum() == cube.data.size - 1
+    assert cube.data[BRIGHT] == pytest.approx(10.0 + 0.5, abs=1e-9)
+
+
+def test_nans_are_kept_as_blank(tmp_path):
+    data = cube_data()
+    data[:, 0, :] = np.nan
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    cube = read_cube(write(tmp_path / "nan.fits", header, data))
+    assert np.isnan(cube.data[:, 0, :]).all()
+    assert np.isfinite(cube.data[:, 1:, :]).all()
+
+
+# ----------------------------------------------------------------------------------------- beams
+def test_aips_history_beam(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    cube = read_cube(write(tmp_path / "aips.fits", header, cube_data(), beam="aips"))
+    assert cube.obspars.beam == pytest.approx((1.3889e-3 * 3600, 1.1111e-3 * 3600, 45.0))
+    assert cube.obspars.extra["beam_source"] == "history"
+
+
+def beams_table(nchan: int, bmaj: np.ndarray, bmin: np.ndarray, bpa: np.ndarray) -> fits.BinTableHDU:
+    """A CASA per-channel beam table (EXTNAME BEAMS)."""
+    columns = [
+        fits.Column(name="BMAJ", format="1E", unit="arcsec", array=bmaj),
+        fits.Column(name="BMIN", format="1E", unit="arcsec", array=bmin),
+        fits.Column(name="BPA", format="1E", unit="deg", array=bpa),
+        fits.Column(name="CHAN", format="1J", array=np.arange(nchan)),
+        fits.Column(name="POL", format="1J", array=np.zeros(nchan)),
+    ]
+    table = fits.BinTableHDU.from_columns(columns)
+    table.header["EXTNAME"] = "BEAMS"
+    table.header["NCHAN"] = nchan
+    table.header["NPOL"] = 1
+    return table
+
+
+def test_casa_beams_table_uses_the_median_beam_and_records_the_spread(tmp_path):
+    bmaj = np.linspace(3.0, 3.6, NV)
+    bmin = np.linspace(2.0, 2.3, NV)
+    bpa = np.full(NV, 40.0)
+    header = build_header(spectral_cards("FREQ", 1.41e9, 1.0e5, "Hz", RESTFRQ=HI_REST))
+    header["CASAMBM"] = True
+    path = write(tmp_path / "beams.fits", header, cube_data(), beam="none", tables=[beams_table(NV, bmaj, bmin, bpa)])
+    cube = read_cube(path)
+    check_orientation(cube, header, expected_velocities(header, HI_REST))
+    op = cube.obspars
+    assert op.extra["beam_source"] == "beams_table"
+    assert 3.0 < op.beam[0] < 3.6 and op.beam[0] == pytest.approx(np.median(bmaj), abs=0.05)
+    spread = op.extra["beam_spread"]
+    assert spread["bmaj_min"] == pytest.approx(3.0) and spread["bmaj_max"] == pytest.approx(3.6, rel=1e-6)
+    assert spread["area_ratio_max_min"] == pytest.approx(3.6 * 2.3 / 6.0, rel=1e-5)
+
+
+def test_beam_and_restfreq_overrides(tmp_path):
+    header = build_header(spectral_cards("FREQ", 1.41e9, 1.0e5, "Hz"))
+    path = write(tmp_path / "override.fits", header, cube_data(), beam="none")
+    cube = read_cube(path, restfreq=HI_REST, beam=(5.0, 4.0, 10.0))
+    assert cube.obspars.beam == (5.0, 4.0, 10.0)
+    assert cube.obspars.extra["beam_source"] == "override"
+    assert cube.obspars.restfreq == HI_REST
+    check_orientation(cube, header, expected_velocities(header, HI_REST))
+
+
+# ----------------------------------------------------------------------------------------- units
+def test_mjy_per_beam_is_scaled(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    cube = read_cube(write(tmp_path / "mjy.fits", header, cube_data(), unit="mJy/beam"))
+    assert cube.obspars.bunit == "Jy/beam"
+    assert cube.obspars.extra["bunit_original"] == "mJy/beam"
+    check_orientation(cube, header, expected_velocities(header, HI_REST), scale=1e-3)
+
+
+def test_kelvin_is_converted_with_the_beam_and_frequency(tmp_path):
+    spec = spectral_cards("FREQ", 115.0e9, -2.0e6, "Hz", RESTFRQ=CO_REST, SPECSYS="LSRK")
+    header = build_header(spec)
+    cube = read_cube(write(tmp_path / "kelvin.fits", header, cube_data(), unit="K"))
+    assert cube.obspars.extra["bunit_original"] == "K"
+    # 1 K at the bright voxel's frequency, through the beam's solid angle (astropy's equivalency).
+    freq = WCS(header).spectral.pixel_to_world(BRIGHT[0]).to(u.Hz)
+    omega = 2 * math.pi * (3.0 * u.arcsec) * (2.0 * u.arcsec) / (8 * math.log(2))
+    jy_per_k = (1 * u.K).to(u.Jy, equivalencies=u.brightness_temperature(freq, beam_area=omega)).value
+    check_orientation(cube, header, expected_velocities(header, CO_REST), scale=jy_per_k)
+
+
+# ----------------------------------------------------------------------------------------- errors
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.fits"):
+        read_cube(tmp_path / "nope.fits")
+
+
+def test_not_fits(tmp_path):
+    path = tmp_path / "text.fits"
+    path.write_text("this is not a FITS file\n" * 200)
+    with pytest.raises(ValueError, match=r"text\.fits is not a readable FITS file"):
+        read_cube(path)
+
+
+def test_truncated_file(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    path = write(tmp_path / "full.fits", header, cube_data())
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(path.read_bytes()[:4000])
+    with pytest.raises(ValueError, match=r"cut\.fits is truncated.*download"):
+        read_cube(cut)
+    cut.write_bytes(path.read_bytes()[:1000])  # not even a whole header
+    with pytest.raises(ValueError, match=r"cut\.fits is not a readable FITS file"):
+        read_cube(cut)
+
+
+def test_no_beam(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    path = write(tmp_path / "nobeam.fits", header, cube_data(), beam="none")
+    with pytest.raises(ValueError, match=r"nobeam\.fits has no beam .*give bmaj, bmin, bpa in the sheet"):
+        read_cube(path)
+
+
+def test_frequency_axis_without_rest_frequency(tmp_path):
+    header = build_header(spectral_cards("FREQ", 1.41e9, 1.0e5, "Hz"))
+    path = write(tmp_path / "norest.fits", header, cube_data())
+    with pytest.raises(ValueError, match=r"norest\.fits has a FREQ spectral axis but no rest frequency.*give restfreq"):
+        read_cube(path)
+
+
+def test_image_and_spectrum_are_refused(tmp_path):
+    image = sky_header(NX, NY)
+    add_beam(image)
+    fits.PrimaryHDU(data=np.ones((NY, NX), np.float32), header=image).writeto(tmp_path / "mom0.fits")
+    with pytest.raises(ValueError, match=r"mom0\.fits is a 2-D image, not a cube"):
+        read_cube(tmp_path / "mom0.fits")
+    spectrum = fits.Header()
+    spectrum["CTYPE1"] = "VRAD"
+    fits.PrimaryHDU(data=np.ones(NV, np.float32), header=spectrum).writeto(tmp_path / "spec.fits")
+    with pytest.raises(ValueError, match=r"spec\.fits is a 1-D spectrum, not a cube"):
+        read_cube(tmp_path / "spec.fits")
+
+
+def test_non_celestial_axes_and_missing_spectral_axis(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    header["CTYPE1"] = "LINEAR"
+    header["CTYPE2"] = "LINEAR"
+    write(tmp_path / "linear.fits", header, cube_data())
+    with pytest.raises(ValueError, match=r"linear\.fits has no pair of celestial axes.*RA---xxx and DEC--xxx"):
+        read_cube(tmp_path / "linear.fits")
+    header = build_header(spectral_cards("LINEAR", 1.0, 1.0, ""))
+    write(tmp_path / "nospec.fits", header, cube_data())
+    with pytest.raises(ValueError, match=r"nospec\.fits has no spectral axis.*FREQ, VRAD"):
+        read_cube(tmp_path / "nospec.fits")
+
+
+def test_all_blank_data(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    path = write(tmp_path / "blank.fits", header, np.full((NV, NY, NX), np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"blank\.fits: every voxel is blank"):
+        read_cube(path)
+
+
+def test_unknown_unit(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    path = write(tmp_path / "unit.fits", header, cube_data(), unit="erg/s")
+    with pytest.raises(ValueError, match=r"unit\.fits has BUNIT 'erg/s'.*Jy/beam, mJy/beam or K"):
+        read_cube(path)
+
+
+def test_max_voxels_is_checked_before_reading(tmp_path, monkeypatch):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    path = write(tmp_path / "big.fits", header, cube_data())
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data were read")
+
+    monkeypatch.setattr("spectral_cube.SpectralCube.read", no_data)
+    with pytest.raises(ValueError, match=r"big\.fits: the header declares 10 x 12 x 16 = 1.92e\+03 voxels.*max_voxels"):
+        read_cube(path, max_voxels=1000)
+    assert DEFAULT_MAX_VOXELS == 4e8
