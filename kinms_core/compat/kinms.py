@@ -7,6 +7,7 @@ posAng=..., fixSeed=True, fileName=...).model_cube()`` returns the cube in KinMS
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -19,6 +20,13 @@ from ..obspars import ObsPars
 __all__ = ["KinMS"]
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4)
+def _cube_model(obspars: ObsPars, n_clouds: int, seed: int) -> CubeModel:
+    """The tutorial makes a new KinMS object for every model of a fit; reusing the CubeModel (draws, PSF transform,
+    FFT plans) of the same grid keeps those calls as fast as the reusable API."""
+    return CubeModel(obspars, n_clouds=n_clouds, seed=seed, planner_effort="FFTW_ESTIMATE")
 
 
 class KinMS:
@@ -86,8 +94,7 @@ class KinMS:
 
         ``toplot=True`` saves the diagnostic figure of :class:`kinms_core.compat.KinMS_plotter`.
         """
-        model = CubeModel(self.obspars, n_clouds=self.n_clouds, seed=self.seed, planner_effort="FFTW_ESTIMATE")
-        cube = model.cube(**self.params)
+        cube = _cube_model(self.obspars, self.n_clouds, self.seed).cube(**self.params)
         if self.file_name:
             path = write_cube(f"{self.file_name}_simcube.fits", cube, self.obspars)
             log.info("wrote %s", path)

@@ -1,0 +1,375 @@
+"""Fitting one galaxy: optimiser start, emcee sampling checkpointed to HDF5, convergence, summary and cubes.
+
+The chain is written to ``chain.h5`` as it runs (emcee's HDF5 backend stores every step with the random state), so a
+fit that is killed resumes from its last saved step when run again and, because every decision (convergence checks,
+burn-in) is computed from the stored chain, ends with the same summary as an uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import emcee
+import numpy as np
+from scipy.optimize import minimize
+from tqdm import tqdm
+
+from .likelihood import FitData, LogPosterior
+from .settings import FitSettings, Parameter
+
+__all__ = ["FitResult", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
+
+log = logging.getLogger(__name__)
+
+CHAIN_FILE = "chain.h5"
+MAP_FILE = "map.json"
+SUMMARY_FILE = "summary.json"
+
+_WORKER: LogPosterior | None = None
+
+
+def _init_worker(fit_data: FitData, parameters: list[Parameter], settings: FitSettings) -> None:
+    """Build the posterior (and its model, PSF transform and FFT plans) once per worker process."""
+    global _WORKER
+    _WORKER = _make_posterior(fit_data, parameters, settings)
+
+
+def _worker_log_prob(theta: np.ndarray) -> float:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER(theta)
+
+
+def _make_posterior(fit_data: FitData, parameters: list[Parameter], settings: FitSettings) -> LogPosterior:
+    return LogPosterior(
+        fit_data,
+        parameters,
+        settings.spec,
+        correction=settings.options.chi2_correction,
+        n_clouds=settings.n_clouds,
+        seed=settings.options.seed,
+    )
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the packages that determine a fit's result."""
+    out = {"python": sys.version.split()[0]}
+    for name in ("kinms_core", "numpy", "scipy", "astropy", "emcee", "pyfftw", "h5py"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def autocorrelation_time(chain: np.ndarray) -> np.ndarray:
+    """Integrated autocorrelation time (steps) per parameter of a ``(nsteps, nwalkers, ndim)`` chain, without
+    emcee's reliability error (convergence is judged by the caller)."""
+    return emcee.autocorr.integrated_time(chain, tol=0, quiet=True)
+
+
+def _fingerprint(fit_data: FitData, parameters: list[Parameter], settings: FitSettings) -> str:
+    """Hash of everything that determines the chain: a saved chain is only resumed when it matches."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(np.nan_to_num(fit_data.data, nan=-1e30)).tobytes())
+    digest.update(
+        json.dumps(
+            {
+                "rms": fit_data.rms,
+                "n_detected": fit_data.n_detected,
+                "obspars": fit_data.obspars.to_dict(),
+                "parameters": [asdict(p) for p in parameters],
+                "spec": asdict(settings.spec),
+                "options": asdict(settings.options),
+                "n_clouds": settings.n_clouds,
+            },
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
+    return digest.hexdigest()
+
+
+class FitResult(dict):
+    """The summary dictionary written to ``summary.json`` (see :func:`fit_galaxy`)."""
+
+
+def maximise(
+    log_prob: Callable[[np.ndarray], float],
+    guess: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    max_evaluations: int,
+) -> tuple[np.ndarray, int]:
+    """Nelder-Mead from ``guess`` towards the maximum of ``log_prob`` inside ``[low, high]``, in coordinates scaled
+    by the bounds; returns the best point and the number of evaluations (the guess when nothing better is found)."""
+    span = high - low
+    if max_evaluations == 0:
+        return guess.copy(), 0
+    calls = 0
+
+    def negative(u: np.ndarray) -> float:
+        nonlocal calls
+        calls += 1
+        value = log_prob(low + np.clip(u, 0.0, 1.0) * span)
+        return 1e300 if not math.isfinite(value) else -value
+
+    start = (guess - low) / span
+    result = minimize(
+        negative,
+        start,
+        method="Nelder-Mead",
+        options={"maxfev": max_evaluations, "xatol": 1e-4, "fatol": 1e-3, "adaptive": start.size > 3},
+    )
+    best = low + np.clip(result.x, 0.0, 1.0) * span
+    if not log_prob(best) >= log_prob(guess):
+        return guess.copy(), calls
+    return best, calls
+
+
+def _initial_walkers(centre: np.ndarray, posterior: LogPosterior, nwalkers: int, scale: float, seed: int) -> np.ndarray:
+    """Walkers in a small ball around ``centre`` (``scale`` times each bound's width), reflected into the bounds."""
+    rng = np.random.default_rng(seed)
+    span = posterior.high - posterior.low
+    walkers = centre + scale * span * rng.standard_normal((nwalkers, centre.size))
+    walkers = np.where(walkers < posterior.low, 2 * posterior.low - walkers, walkers)
+    walkers = np.where(walkers > posterior.high, 2 * posterior.high - walkers, walkers)
+    return np.clip(walkers, posterior.low, posterior.high)
+
+
+def _open_backend(path: Path, fingerprint: str, nwalkers: int, ndim: int) -> tuple[emcee.backends.HDFBackend, bool]:
+    """The chain file, resumed when it holds a chain of the same fit, else started afresh."""
+    backend = emcee.backends.HDFBackend(str(path))
+    if path.exists():
+        try:
+            with backend.open() as f:
+                same = f.attrs.get("fingerprint") == fingerprint
+            if same and backend.iteration > 0 and backend.shape == (nwalkers, ndim):
+                log.info("resuming the chain in %s from step %d", path, backend.iteration)
+                return backend, True
+            log.info("%s holds another fit's chain: starting afresh", path)
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("cannot read %s (%s): starting the chain afresh", path, exc)
+        path.unlink()
+    backend.reset(nwalkers, ndim)
+    with backend.open("a") as f:
+        f.attrs["fingerprint"] = fingerprint
+    return backend, False
+
+
+def _convergence(backend: emcee.backends.HDFBackend, options: Any) -> tuple[bool, np.ndarray]:
+    """Converged when steps exceed ``tau_factor`` times the largest tau and tau changed by less than
+    ``tau_tolerance`` (relative) since the previous check; both taus come from the stored chain."""
+    steps = backend.iteration
+    chain = backend.get_chain()
+    tau = autocorrelation_time(chain[:steps])
+    previous = steps - options.check_every
+    if previous < options.check_every:
+        return False, tau
+    tau_before = autocorrelation_time(chain[:previous])
+    settled = bool(np.all(np.abs(tau - tau_before) < options.tau_tolerance * tau))
+    long_enough = steps > options.tau_factor * float(np.max(tau)) and steps >= options.min_steps
+    return bool(settled and long_enough), tau
+
+
+def fit_galaxy(
+    fit_data: FitData,
+    settings: FitSettings,
+    outdir: str | Path,
+    *,
+    processes: int = 1,
+    progress: bool = True,
+) -> FitResult:
+    """Fit one galaxy and write ``summary.json``, ``chain.h5`` and ``map.json`` into ``outdir``.
+
+    Parameters
+    ----------
+    fit_data
+        Data cube, noise, detected-voxel count, first guesses and bounds.
+    settings
+        Validated settings (:func:`kinms_core.settings.load_settings`).
+    outdir
+        Output folder (created).
+    processes
+        Worker processes for the likelihood (each builds its own model once).
+    progress
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    FitResult
+        The summary: per parameter median, 16th and 84th percentiles, MAP and whether fixed; acceptance fraction,
+        autocorrelation times, steps, convergence, reduced chi-square, N detected, RMS and inflated RMS, runtime,
+        evaluations, seed and software versions.
+    """
+    start_time = time.perf_counter()
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    options = settings.options
+    parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
+    posterior = _make_posterior(fit_data, parameters, settings)
+    ndim, nwalkers = len(posterior.free), options.nwalkers
+    if nwalkers < 2 * ndim:
+        raise ValueError(f"fit.nwalkers ({nwalkers}) must be at least twice the free parameters ({ndim})")
+    fingerprint = _fingerprint(fit_data, parameters, settings)
+
+    map_path = outdir / MAP_FILE
+    saved = json.loads(map_path.read_text()) if map_path.exists() else {}
+    if saved.get("fingerprint") == fingerprint:
+        best, optimiser_calls = np.array(saved["theta"]), int(saved["evaluations"])
+        log.info("%s: reusing the optimiser's start from %s", fit_data.galaxy, map_path)
+    else:
+        log.info("%s: optimising from the guesses (%d free parameters)", fit_data.galaxy, ndim)
+        best, optimiser_calls = maximise(
+            posterior, posterior.guess, posterior.low, posterior.high, options.optimiser_evaluations
+        )
+        map_path.write_text(
+            json.dumps({"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls})
+        )
+    log.info("%s: start %s", fit_data.galaxy, _format(posterior.free_names, best))
+
+    backend, resumed = _open_backend(outdir / CHAIN_FILE, fingerprint, nwalkers, ndim)
+    moves = [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
+    # fork (where there is one) starts workers without re-importing the caller's script, which spawn would run
+    # again unless it is guarded by ``if __name__ == "__main__"``, as the tutorial's cells are not.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    pool = (
+        context.Pool(processes, initializer=_init_worker, initargs=(fit_data, parameters, settings))
+        if processes > 1
+        else None
+    )
+    try:
+        function = _worker_log_prob if pool is not None else posterior
+        sampler = emcee.EnsembleSampler(nwalkers, ndim, function, moves=moves, backend=backend, pool=pool)
+        if resumed:
+            state = None
+        else:
+            sampler.random_state = np.random.RandomState(options.seed).get_state()
+            state = _initial_walkers(best, posterior, nwalkers, options.init_scale, options.seed)
+        converged, tau = False, np.full(ndim, np.nan)
+        bar = tqdm(
+            total=options.max_steps,
+            initial=backend.iteration,
+            desc=f"{fit_data.galaxy} emcee",
+            unit="step",
+            disable=not progress,
+            file=sys.stderr,
+            mininterval=2.0,
+        )
+        with bar:
+            while backend.iteration < options.max_steps:
+                if backend.iteration and backend.iteration % options.check_every == 0:
+                    converged, tau = _convergence(backend, options)
+                    if converged:
+                        break
+                todo = min(
+                    options.check_every - backend.iteration % options.check_every,
+                    options.max_steps - backend.iteration,
+                )
+                state = sampler.run_mcmc(state, todo, progress=False)
+                bar.update(todo)
+                acceptance = float(np.mean(backend.accepted) / backend.iteration)
+                bar.set_postfix(tau="?" if np.isnan(tau).all() else f"{np.max(tau):.0f}", acc=f"{acceptance:.2f}")
+        if not converged:
+            converged, tau = _convergence(backend, options)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+
+    summary = _summarise(fit_data, posterior, backend, tau, converged, best, options)
+    summary["evaluations"] = int(optimiser_calls + nwalkers * backend.iteration)
+    summary["optimiser_evaluations"] = optimiser_calls
+    summary["runtime_s"] = time.perf_counter() - start_time
+    summary["resumed"] = resumed
+    (outdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    log.info(
+        "%s: %s after %d steps (tau %.0f), acceptance %.2f, reduced chi2 %.2f, %.0f s",
+        fit_data.galaxy,
+        "converged" if converged else "NOT converged",
+        backend.iteration,
+        np.max(tau),
+        summary["acceptance"],
+        summary["chi2_reduced"],
+        summary["runtime_s"],
+    )
+    return FitResult(summary)
+
+
+def _format(names: list[str], theta: np.ndarray) -> str:
+    return ", ".join(f"{n}={v:.4g}" for n, v in zip(names, theta, strict=True))
+
+
+def _summarise(
+    fit_data: FitData,
+    posterior: LogPosterior,
+    backend: emcee.backends.HDFBackend,
+    tau: np.ndarray,
+    converged: bool,
+    optimum: np.ndarray,
+    options: Any,
+) -> dict[str, Any]:
+    steps = int(backend.iteration)
+    burn_in = int(math.ceil(options.burn_in_tau * float(np.max(tau)))) if np.all(np.isfinite(tau)) else steps // 2
+    burn_in = int(min(burn_in, steps // 2))
+    thin = max(1, int(0.5 * float(np.min(tau)))) if np.all(np.isfinite(tau)) else 1
+    samples = backend.get_chain(discard=burn_in, thin=thin, flat=True)
+    log_prob = backend.get_log_prob(flat=True)
+    chain = backend.get_chain(flat=True)
+    best_sample = chain[int(np.argmax(log_prob))]
+    map_theta = best_sample if posterior(best_sample) >= posterior(optimum) else optimum
+
+    median = np.median(samples, axis=0)
+    low, high = np.percentile(samples, [16.0, 84.0], axis=0)
+    parameters: dict[str, dict[str, Any]] = {}
+    for i, p in enumerate(posterior.parameters):
+        if p.fixed:
+            parameters[p.name] = {"median": p.guess, "p16": p.guess, "p84": p.guess, "map": p.guess, "fixed": True}
+        else:
+            k = posterior.free.index(i)
+            parameters[p.name] = {
+                "median": float(median[k]),
+                "p16": float(low[k]),
+                "p84": float(high[k]),
+                "map": float(map_theta[k]),
+                "fixed": False,
+                "min": p.min,
+                "max": p.max,
+                "guess": p.guess,
+            }
+    n_free = len(posterior.free)
+    chi2 = posterior.chi2(median)
+    return {
+        "galaxy": fit_data.galaxy,
+        "parameters": parameters,
+        "free_parameters": posterior.free_names,
+        "acceptance": float(np.mean(backend.accepted) / steps),
+        "tau": {name: float(t) for name, t in zip(posterior.free_names, tau, strict=True)},
+        "tau_max": float(np.max(tau)),
+        "steps": int(steps),
+        "burn_in": int(burn_in),
+        "thin": int(thin),
+        "n_samples": int(samples.shape[0]),
+        "converged": bool(converged),
+        "chi2": chi2,
+        "chi2_reduced": chi2 / max(posterior.n_voxels - n_free, 1),
+        "n_voxels": posterior.n_voxels,
+        "n_detected": int(fit_data.n_detected),
+        "rms": posterior.rms,
+        "rms_inflated": posterior.rms_inflated,
+        "chi2_correction": options.chi2_correction,
+        "nwalkers": options.nwalkers,
+        "seed": options.seed,
+        "versions": software_versions(),
+    }

@@ -1,0 +1,166 @@
+"""Posterior of a parameterised galaxy given a data cube: Gaussian chi-square with the (2N)^(1/4) correction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .obspars import ObsPars
+from .parametric import GalaxyModel, ModelSpec
+from .settings import Parameter
+
+__all__ = ["FitData", "LogPosterior", "inflated_rms"]
+
+
+@dataclass
+class FitData:
+    """What a fit needs from a (trimmed) cube.
+
+    Attributes
+    ----------
+    data
+        Cube ``(nv, ny, nx)``; NaN voxels are ignored.
+    obspars
+        Its grid, beam and WCS reference.
+    rms
+        Noise per voxel (cube units).
+    n_detected
+        Number of voxels with detected signal (the chi-square correction's N for ``detected``).
+    guesses, bounds
+        Data-derived first guesses and bounds per parameter (used where settings say ``auto``).
+    galaxy
+        Name for titles and logs.
+    header
+        FITS header of the data, reused for model and residual cubes (optional).
+    mask
+        Detected-signal mask (optional; plots only).
+    """
+
+    data: np.ndarray
+    obspars: ObsPars
+    rms: float
+    n_detected: int
+    guesses: dict[str, float] = field(default_factory=dict)
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    galaxy: str = "galaxy"
+    header: object | None = None
+    mask: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.data = np.asarray(self.data, dtype=float)
+        if self.data.shape != self.obspars.shape:
+            raise ValueError(f"{self.galaxy}: data shape {self.data.shape} differs from obspars {self.obspars.shape}")
+        if not (np.isfinite(self.rms) and self.rms > 0):
+            raise ValueError(f"{self.galaxy}: rms must be a positive finite noise level, got {self.rms!r}")
+        if not np.isfinite(self.data).any():
+            raise ValueError(f"{self.galaxy}: the data cube holds no finite voxel")
+
+
+def inflated_rms(rms: float, correction: str, *, n_detected: int, n_voxels: int) -> float:
+    """RMS given to the likelihood: ``rms * (2N)^(1/4)`` with N the detected (``detected``) or all finite
+    (``all``) voxels, or ``rms`` itself (``none``). Chi-square has variance 2N; this widens the posterior so that
+    systematic model mismatch of that size is not mistaken for information (seed tutorial, Smith et al. 2019)."""
+    if correction == "none":
+        return float(rms)
+    n = {"detected": n_detected, "all": n_voxels}.get(correction)
+    if n is None:
+        raise ValueError(f"fit.chi2_correction must be detected, all or none, got {correction!r}")
+    if n < 1:
+        raise ValueError(f"chi2_correction {correction!r} needs at least one voxel, got N={n}")
+    return float(rms * (2.0 * n) ** 0.25)
+
+
+class LogPosterior:
+    """``log p(theta | data)`` over the free parameters: uniform priors inside bounds, optional Gaussian priors.
+
+    Parameters
+    ----------
+    fit_data
+        The data and its noise.
+    parameters
+        Resolved parameters (numbers, no ``auto``) in the model's order.
+    spec
+        Model families.
+    correction
+        ``detected``, ``all`` or ``none`` (see :func:`inflated_rms`).
+    n_clouds, seed
+        Model cloudlets and the seed of their draws.
+    """
+
+    def __init__(
+        self,
+        fit_data: FitData,
+        parameters: Sequence[Parameter],
+        spec: ModelSpec,
+        *,
+        correction: str = "detected",
+        n_clouds: int,
+        seed: int,
+    ) -> None:
+        self.parameters = list(parameters)
+        self.names = [p.name for p in self.parameters]
+        if self.names != list(spec.parameter_names):
+            raise ValueError(f"parameters {self.names} do not match the model's {list(spec.parameter_names)}")
+        self.free = [i for i, p in enumerate(self.parameters) if not p.fixed]
+        self.free_names = [self.names[i] for i in self.free]
+        self.low = np.array([self.parameters[i].min for i in self.free], dtype=float)
+        self.high = np.array([self.parameters[i].max for i in self.free], dtype=float)
+        self.guess = np.array([self.parameters[i].guess for i in self.free], dtype=float)
+        self._template = np.array([p.guess for p in self.parameters], dtype=float)
+        self._priors = [(k, p.prior) for k, p in enumerate(self.parameters[i] for i in self.free) if p.prior]
+        max_offset = max(abs(self._bound(n)) for n in ("xc", "yc")) if {"xc", "yc"} <= set(self.names) else 0.0
+        self.model = GalaxyModel(fit_data.obspars, spec, n_clouds=n_clouds, seed=seed, max_offset=max_offset)
+        finite = np.isfinite(fit_data.data)
+        self.n_voxels = int(finite.sum())
+        self._index = None if finite.all() else np.flatnonzero(finite)
+        self._data = fit_data.data.ravel() if self._index is None else fit_data.data.ravel()[self._index]
+        self.rms = float(fit_data.rms)
+        self.rms_inflated = inflated_rms(
+            fit_data.rms, correction, n_detected=fit_data.n_detected, n_voxels=self.n_voxels
+        )
+        self.n_calls = 0
+
+    def _bound(self, name: str) -> float:
+        p = self.parameters[self.names.index(name)]
+        return max(abs(p.min), abs(p.max), abs(p.guess))
+
+    def values(self, theta: Sequence[float]) -> dict[str, float]:
+        """All parameter values (fixed ones included) for free-parameter vector ``theta``."""
+        full = self._template.copy()
+        full[self.free] = theta
+        return dict(zip(self.names, full.tolist(), strict=True))
+
+    def model_cube(self, theta: Sequence[float]) -> np.ndarray:
+        """The model cube at ``theta``."""
+        return self.model.cube(self.values(theta))
+
+    def chi2(self, theta: Sequence[float], rms: float | None = None) -> float:
+        """Chi-square of the model at ``theta`` over finite voxels, for noise ``rms`` (default: the raw RMS)."""
+        cube = self.model_cube(theta).ravel()
+        model = cube if self._index is None else cube[self._index]
+        residual = self._data - model
+        # square-and-sum, not a BLAS dot: OpenBLAS would start threads that fight the other workers for the cores
+        np.square(residual, out=residual)
+        return float(residual.sum()) / (self.rms if rms is None else rms) ** 2
+
+    def log_prior(self, theta: np.ndarray) -> float:
+        """Log prior: -inf outside the bounds, Gaussian terms where priors were given."""
+        if np.any(theta < self.low) or np.any(theta > self.high):
+            return -math.inf
+        return -0.5 * sum(((theta[k] - mu) / sd) ** 2 for k, (mu, sd) in self._priors)
+
+    def __call__(self, theta: Sequence[float]) -> float:
+        theta = np.asarray(theta, dtype=float)
+        lp = self.log_prior(theta)
+        if not math.isfinite(lp):
+            return -math.inf
+        self.n_calls += 1
+        try:
+            chi2 = self.chi2(theta, self.rms_inflated)
+        except ValueError:
+            # e.g. a trial centre that moves all emission out of the cube: impossible, not an error of the fit
+            return -math.inf
+        return lp - 0.5 * chi2

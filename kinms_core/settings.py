@@ -1,0 +1,296 @@
+"""Fit settings: the YAML keys shared by ``kinms-core fit`` and the survey config, validated by a JSON schema.
+
+```yaml
+model: {surface_brightness: exponential, rotation_curve: arctan}
+parameters:            # every parameter: guess (number or auto), min, max (number or auto), fixed, prior
+  inc: {guess: auto, min: 5, max: 89}
+  flux: {guess: 30, fixed: true}
+  vflat: {guess: auto, min: 20, max: 500, prior: {gaussian: [200, 50]}}
+fit:
+  chi2_correction: detected   # detected | all | none
+  nwalkers: 32
+  max_steps: 5000
+  seed: 1
+```
+
+Parameters not listed take ``guess: auto, min: auto, max: auto``: the ingestion's first guesses and data-derived
+bounds. Unknown keys, guesses outside their bounds and ``min >= max`` are errors naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .model import DEFAULT_CLOUDS
+from .parametric import ModelSpec
+
+__all__ = [
+    "OVERRIDE_FIELDS",
+    "SETTINGS_SCHEMA",
+    "FitOptions",
+    "FitSettings",
+    "Parameter",
+    "apply_overrides",
+    "load_settings",
+]
+
+_NUMBER_OR_AUTO = {"oneOf": [{"type": "number"}, {"const": "auto"}]}
+
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "kinms_core fit settings",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "model": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "surface_brightness": {"enum": ["exponential", "gaussian_ring"], "default": "exponential"},
+                "rotation_curve": {"enum": ["arctan", "rings"], "default": "arctan"},
+                "ring_radii": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2},
+                "n_clouds": {"type": "integer", "minimum": 1024, "default": DEFAULT_CLOUDS},
+            },
+        },
+        "parameters": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "guess": _NUMBER_OR_AUTO,
+                    "min": _NUMBER_OR_AUTO,
+                    "max": _NUMBER_OR_AUTO,
+                    "fixed": {"type": "boolean"},
+                    "prior": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["gaussian"],
+                        "properties": {
+                            "gaussian": {
+                                "type": "array",
+                                "items": {"type": "number"},
+                                "minItems": 2,
+                                "maxItems": 2,
+                            }
+                        },
+                    },
+                },
+            },
+        },
+        "fit": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "chi2_correction": {"enum": ["detected", "all", "none"]},
+                "nwalkers": {"type": "integer", "minimum": 4},
+                "max_steps": {"type": "integer", "minimum": 1},
+                "min_steps": {"type": "integer", "minimum": 0},
+                "seed": {"type": "integer", "minimum": 0},
+                "tau_factor": {"type": "number", "exclusiveMinimum": 0},
+                "tau_tolerance": {"type": "number", "exclusiveMinimum": 0},
+                "check_every": {"type": "integer", "minimum": 10},
+                "burn_in_tau": {"type": "number", "minimum": 0},
+                "optimiser_evaluations": {"type": "integer", "minimum": 0},
+                "init_scale": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+    },
+}
+
+# Sheet columns that override one parameter setting: ``<param>_<field>``.
+OVERRIDE_FIELDS = ("guess", "min", "max", "fixed")
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Sampler settings (``fit:`` in YAML)."""
+
+    chi2_correction: str = "detected"
+    nwalkers: int = 32
+    max_steps: int = 5000
+    min_steps: int = 0
+    seed: int = 1
+    tau_factor: float = 50.0
+    tau_tolerance: float = 0.01
+    check_every: int = 100
+    burn_in_tau: float = 3.0
+    optimiser_evaluations: int = 600
+    init_scale: float = 1e-3
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter's setting; ``guess``, ``min`` and ``max`` are numbers or ``"auto"``."""
+
+    name: str
+    guess: float | str = "auto"
+    min: float | str = "auto"
+    max: float | str = "auto"
+    fixed: bool = False
+    prior: tuple[float, float] | None = None
+
+    def resolve(self, guesses: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]) -> Parameter:
+        """Replace ``auto`` by the data's guesses and bounds; check the result."""
+        guess = guesses.get(self.name) if self.guess == "auto" else self.guess
+        if guess is None:
+            raise ValueError(f"parameters.{self.name}.guess is auto but the data gave no value: set a number")
+        if not math.isfinite(float(guess)):
+            raise ValueError(f"parameters.{self.name}.guess must be finite, got {guess!r}")
+        guess = float(guess)
+        if self.fixed:  # a fixed parameter needs no bounds
+            return Parameter(self.name, guess, guess, guess, True, self.prior)
+        low = bounds.get(self.name, (None, None))[0] if self.min == "auto" else self.min
+        high = bounds.get(self.name, (None, None))[1] if self.max == "auto" else self.max
+        for label, value in (("min", low), ("max", high)):
+            if value is None:
+                raise ValueError(f"parameters.{self.name}.{label} is auto but the data gave no value: set a number")
+            if not math.isfinite(float(value)):
+                raise ValueError(f"parameters.{self.name}.{label} must be finite, got {value!r}")
+        low, high = float(low), float(high)
+        if low >= high:
+            raise ValueError(f"parameters.{self.name}: min ({low:g}) must be below max ({high:g})")
+        if not low <= guess <= high:
+            if self.guess != "auto":
+                raise ValueError(f"parameters.{self.name}.guess {guess:g} lies outside its bounds [{low:g}, {high:g}]")
+            guess = min(max(guess, low), high)  # a data-derived guess outside the bounds is clipped into them
+        if self.prior is not None and not self.prior[1] > 0:
+            raise ValueError(f"parameters.{self.name}.prior gaussian width must be positive, got {self.prior[1]}")
+        return Parameter(self.name, guess, low, high, False, self.prior)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Validated settings: model families, per-parameter settings, sampler options."""
+
+    spec: ModelSpec
+    parameters: dict[str, Parameter]
+    options: FitOptions
+    n_clouds: int = DEFAULT_CLOUDS
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def resolved(self, guesses: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]) -> list[Parameter]:
+        """Parameters in model order with every ``auto`` replaced; at least one must be free."""
+        guesses, bounds = _family_guesses(self.spec, guesses, bounds)
+        out = [self.parameters[name].resolve(guesses, bounds) for name in self.spec.parameter_names]
+        if all(p.fixed for p in out):
+            raise ValueError("every parameter is fixed: free at least one (parameters.<name>.fixed: false)")
+        return out
+
+
+def _family_guesses(
+    spec: ModelSpec, guesses: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Guesses and bounds for family parameters the ingestion does not estimate directly."""
+    guesses, bounds = dict(guesses), dict(bounds)
+    if "scalerad" in guesses:
+        h = guesses["scalerad"]
+        low, high = bounds.get("scalerad", (0.1 * h, 10.0 * h))
+        guesses.setdefault("ring_radius", 2.0 * h)
+        guesses.setdefault("ring_width", h)
+        bounds.setdefault("ring_radius", (0.0, 6.0 * high))
+        bounds.setdefault("ring_width", (low, 3.0 * high))
+    if "vflat" in guesses:
+        for k in range(len(spec.ring_radii)):
+            guesses.setdefault(f"vrot_{k + 1}", guesses["vflat"])
+            bounds.setdefault(f"vrot_{k + 1}", (0.0, bounds.get("vflat", (0.0, 3.0 * guesses["vflat"]))[1]))
+    return guesses, bounds
+
+
+def _format_error(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    return f"settings key {where}: {error.message}"
+
+
+def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSettings:
+    """Read and validate settings from a YAML file or a mapping (``None``: all defaults).
+
+    Raises
+    ------
+    ValueError
+        On unknown keys, wrong types, unknown parameter names or a bad prior, naming the key.
+    """
+    if source is None:
+        raw: dict[str, Any] = {}
+    elif isinstance(source, Mapping):
+        raw = copy.deepcopy(dict(source))
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"settings file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"settings file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ValueError(f"settings file {path} must hold a mapping with model/parameters/fit keys")
+    errors = sorted(jsonschema.Draft202012Validator(SETTINGS_SCHEMA).iter_errors(raw), key=lambda e: e.path)
+    if errors:
+        raise ValueError("; ".join(_format_error(e) for e in errors))
+
+    model = raw.get("model", {})
+    spec = ModelSpec(
+        surface_brightness=model.get("surface_brightness", "exponential"),
+        rotation_curve=model.get("rotation_curve", "arctan"),
+        ring_radii=tuple(model.get("ring_radii", ())),
+    )
+    names = spec.parameter_names
+    given = raw.get("parameters", {}) or {}
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ValueError(
+            f"settings key parameters: unknown parameter(s) {unknown} for a {spec.surface_brightness} disc with a "
+            f"{spec.rotation_curve} rotation curve; known: {list(names)}"
+        )
+    parameters = {}
+    for name in names:
+        entry = dict(given.get(name, {}))
+        prior = entry.pop("prior", None)
+        parameters[name] = Parameter(name=name, prior=tuple(prior["gaussian"]) if prior else None, **entry)
+    options = FitOptions(**raw.get("fit", {}))
+    return FitSettings(
+        spec=spec,
+        parameters=parameters,
+        options=options,
+        n_clouds=int(model.get("n_clouds", DEFAULT_CLOUDS)),
+        raw=raw,
+    )
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings with per-galaxy overrides ``<param>_<guess|min|max|fixed>`` (e.g. from a survey sheet) applied.
+
+    Empty values (None, NaN, "") are ignored; ``fixed`` accepts true/false/yes/no/1/0.
+    """
+    out = copy.deepcopy(dict(raw))
+    params = out.setdefault("parameters", {}) or {}
+    out["parameters"] = params
+    for key, value in overrides.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+            continue
+        name, _, field_name = str(key).rpartition("_")
+        if field_name not in OVERRIDE_FIELDS or not name:
+            raise ValueError(f"override {key!r} is not of the form <parameter>_<{'|'.join(OVERRIDE_FIELDS)}>")
+        entry = dict(params.get(name, {}))
+        if field_name == "fixed":
+            text = str(value).strip().lower()
+            if text not in ("true", "false", "yes", "no", "1", "0", "1.0", "0.0"):
+                raise ValueError(f"override {key}={value!r}: give true or false")
+            entry["fixed"] = text in ("true", "yes", "1", "1.0")
+        elif isinstance(value, str) and value.strip().lower() == "auto":
+            entry[field_name] = "auto"
+        else:
+            try:
+                entry[field_name] = float(value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"override {key}={value!r}: give a number or auto") from exc
+        params[name] = entry
+    return out
