@@ -80,16 +80,27 @@ def _register_ingest(sub: argparse._SubParsersAction) -> None:
     def run_trim(args: argparse.Namespace) -> int:
         import json
 
+        from .fit_cli import prepare_with_status
         from .prepare import prepare_cube
+        from .status import read_status
 
-        summary = prepare_cube(
-            args.cube,
-            args.outdir,
-            n_sigma=args.n_sigma,
-            pad_beams=args.pad_beams,
-            pad_channels=args.pad_channels,
-            **reading_kwargs(args),
-        )
+        results = {}
+
+        def prepare() -> None:
+            results["summary"] = prepare_cube(
+                args.cube,
+                args.outdir,
+                n_sigma=args.n_sigma,
+                pad_beams=args.pad_beams,
+                pad_channels=args.pad_channels,
+                **reading_kwargs(args),
+            )
+
+        code = prepare_with_status(args, prepare)
+        if "summary" not in results:
+            print(f"{args.cube}: failed: {read_status(args.outdir)['error']}")
+            return code
+        summary = results["summary"]
         if args.json:
             print(json.dumps(summary, indent=2, sort_keys=True))
             return 0
@@ -115,10 +126,23 @@ def _register_ingest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-sigma", type=float, default=4.0, help="mask detection threshold (default 4)")
     p.add_argument("--pad-beams", type=float, default=2.0, help="spatial padding in beams (default 2)")
     p.add_argument("--pad-channels", type=int, default=3, help="spectral padding in channels (default 3)")
+    p.add_argument("--galaxy", default=None, help="galaxy name recorded in status.json (default: the file name)")
+    p.add_argument(
+        "--record-failure",
+        action="store_true",
+        help="a recognised error (bad or unreadable cube) becomes a failed status.json and exit code 0",
+    )
     p.set_defaults(func=run_trim)
 
 
-_REGISTRY.append(_register_ingest)
+def _register_fit(sub: argparse._SubParsersAction) -> None:
+    from .fit_cli import register_fit, register_plot
+
+    register_fit(sub)
+    register_plot(sub)
+
+
+_REGISTRY.extend([_register_ingest, _register_fit])
 
 
 def main(argv: list[str] | None = None) -> int:

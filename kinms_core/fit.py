@@ -25,7 +25,8 @@ import numpy as np
 from scipy.optimize import minimize
 from tqdm import tqdm
 
-from .likelihood import FitData, LogPosterior
+from .fitsio import obspars_header, obspars_wcs, write_cube
+from .likelihood import FitData, LogPosterior, parameters_to_sampling, sampling_to_parameters
 from .settings import FitSettings, Parameter
 
 __all__ = ["FitResult", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 CHAIN_FILE = "chain.h5"
 MAP_FILE = "map.json"
 SUMMARY_FILE = "summary.json"
+MODEL_FILE = "model.fits"
+RESIDUAL_FILE = "residual.fits"
+POSTERIOR_FILE = "posterior.csv"
 
 _WORKER: LogPosterior | None = None
 
@@ -45,9 +49,9 @@ def _init_worker(fit_data: FitData, parameters: list[Parameter], settings: FitSe
     _WORKER = _make_posterior(fit_data, parameters, settings)
 
 
-def _worker_log_prob(theta: np.ndarray) -> float:
+def _worker_log_prob(u: np.ndarray) -> float:
     assert _WORKER is not None, "worker not initialised"
-    return _WORKER(theta)
+    return _WORKER.sampling_log_prob(u)
 
 
 def _make_posterior(fit_data: FitData, parameters: list[Parameter], settings: FitSettings) -> LogPosterior:
@@ -250,13 +254,14 @@ def fit_galaxy(
         else None
     )
     try:
-        function = _worker_log_prob if pool is not None else posterior
+        function = _worker_log_prob if pool is not None else posterior.sampling_log_prob
         sampler = emcee.EnsembleSampler(nwalkers, ndim, function, moves=moves, backend=backend, pool=pool)
         if resumed:
             state = None
         else:
             sampler.random_state = np.random.RandomState(options.seed).get_state()
-            state = _initial_walkers(best, posterior, nwalkers, options.init_scale, options.seed)
+            walkers = _initial_walkers(best, posterior, nwalkers, options.init_scale, options.seed)
+            state = parameters_to_sampling(walkers, posterior.free_names)
         converged, tau = False, np.full(ndim, np.nan)
         bar = tqdm(
             total=options.max_steps,
@@ -288,7 +293,8 @@ def fit_galaxy(
             pool.close()
             pool.join()
 
-    summary = _summarise(fit_data, posterior, backend, tau, converged, best, options)
+    summary, samples = _summarise(fit_data, posterior, backend, tau, converged, best, options)
+    _write_products(fit_data, posterior, summary, samples, outdir)
     summary["evaluations"] = int(optimiser_calls + nwalkers * backend.iteration)
     summary["optimiser_evaluations"] = optimiser_calls
     summary["runtime_s"] = time.perf_counter() - start_time
@@ -319,14 +325,17 @@ def _summarise(
     converged: bool,
     optimum: np.ndarray,
     options: Any,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     steps = int(backend.iteration)
     burn_in = int(math.ceil(options.burn_in_tau * float(np.max(tau)))) if np.all(np.isfinite(tau)) else steps // 2
     burn_in = int(min(burn_in, steps // 2))
     thin = max(1, int(0.5 * float(np.min(tau)))) if np.all(np.isfinite(tau)) else 1
-    samples = backend.get_chain(discard=burn_in, thin=thin, flat=True)
+    names = posterior.free_names
+    samples = sampling_to_parameters(backend.get_chain(discard=burn_in, thin=thin, flat=True), names)
+    if samples.shape[0] < 2 * samples.shape[1]:  # a very short chain: keep its second half, unthinned
+        samples = sampling_to_parameters(backend.get_chain(discard=steps // 2, flat=True), names)
     log_prob = backend.get_log_prob(flat=True)
-    chain = backend.get_chain(flat=True)
+    chain = sampling_to_parameters(backend.get_chain(flat=True), names)
     best_sample = chain[int(np.argmax(log_prob))]
     map_theta = best_sample if posterior(best_sample) >= posterior(optimum) else optimum
 
@@ -350,10 +359,17 @@ def _summarise(
             }
     n_free = len(posterior.free)
     chi2 = posterior.chi2(median)
-    return {
+    values = posterior.values(median)
+    op = fit_data.obspars
+    x_ref, y_ref = op.reference_pixel
+    centre = obspars_wcs(op).celestial.pixel_to_world(
+        x_ref + values.get("xc", 0.0) / op.cellsize, y_ref + values.get("yc", 0.0) / op.cellsize
+    )
+    summary = {
         "galaxy": fit_data.galaxy,
         "parameters": parameters,
         "free_parameters": posterior.free_names,
+        "sampling": "chain.h5 holds v*sin(inc) for rotation velocities when inc is free (sampling_to_parameters)",
         "acceptance": float(np.mean(backend.accepted) / steps),
         "tau": {name: float(t) for name, t in zip(posterior.free_names, tau, strict=True)},
         "tau_max": float(np.max(tau)),
@@ -371,5 +387,28 @@ def _summarise(
         "chi2_correction": options.chi2_correction,
         "nwalkers": options.nwalkers,
         "seed": options.seed,
+        "ra": float(centre.ra.deg),
+        "dec": float(centre.dec.deg),
         "versions": software_versions(),
     }
+    return summary, samples
+
+
+def _write_products(
+    fit_data: FitData, posterior: LogPosterior, summary: dict[str, Any], samples: np.ndarray, outdir: Path
+) -> None:
+    """Best-fit (posterior median) model and residual cubes with the data's WCS, and the posterior samples."""
+    median = np.array([summary["parameters"][name]["median"] for name in posterior.free_names])
+    model = posterior.model_cube(median)
+    header = fit_data.header if fit_data.header is not None else obspars_header(fit_data.obspars)
+    history = [f"kinms_core {software_versions()['kinms_core']} best fit (posterior medians) of {fit_data.galaxy}"]
+    write_cube(outdir / MODEL_FILE, model, header=header, history=history)
+    write_cube(outdir / RESIDUAL_FILE, fit_data.data - model, header=header, history=["data minus " + history[0]])
+    np.savetxt(
+        outdir / POSTERIOR_FILE,
+        samples,
+        delimiter=",",
+        header=",".join(posterior.free_names),
+        comments="",
+        fmt="%.10g",
+    )

@@ -12,7 +12,40 @@ from .obspars import ObsPars
 from .parametric import GalaxyModel, ModelSpec
 from .settings import Parameter
 
-__all__ = ["FitData", "LogPosterior", "inflated_rms"]
+__all__ = ["FitData", "LogPosterior", "inflated_rms", "parameters_to_sampling", "sampling_to_parameters"]
+
+
+def _projected(names: Sequence[str]) -> tuple[int | None, list[int]]:
+    """Index of ``inc`` and of the rotation velocities among free parameter ``names`` (when both are free)."""
+    velocities = [k for k, n in enumerate(names) if n == "vflat" or n.startswith("vrot_")]
+    if "inc" not in names or not velocities:
+        return None, []
+    return list(names).index("inc"), velocities
+
+
+def parameters_to_sampling(theta: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Sampler coordinates of free-parameter vectors ``theta`` (last axis in ``names`` order): rotation velocities
+    become projected velocities ``v sin(inc)``, which the data constrain directly; the rest is unchanged.
+
+    The degeneracy between inclination and rotation velocity makes a curved (banana) posterior that ensemble moves
+    cross slowly; in these coordinates it is nearly straight, which shortens the autocorrelation time (tutorial
+    galaxy: tau about 16 steps instead of 25 to 50).
+    """
+    out = np.array(theta, dtype=float, copy=True)
+    inc, velocities = _projected(names)
+    if inc is not None:
+        out[..., velocities] *= np.sin(np.radians(out[..., inc]))[..., None]
+    return out
+
+
+def sampling_to_parameters(u: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Inverse of :func:`parameters_to_sampling`."""
+    out = np.array(u, dtype=float, copy=True)
+    inc, velocities = _projected(names)
+    if inc is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[..., velocities] /= np.sin(np.radians(out[..., inc]))[..., None]
+    return out
 
 
 @dataclass
@@ -151,6 +184,19 @@ class LogPosterior:
         if np.any(theta < self.low) or np.any(theta > self.high):
             return -math.inf
         return -0.5 * sum(((theta[k] - mu) / sd) ** 2 for k, (mu, sd) in self._priors)
+
+    def sampling_log_prob(self, u: Sequence[float]) -> float:
+        """Log posterior density in the sampler's coordinates (:func:`parameters_to_sampling`), which carries the
+        Jacobian ``1 / sin(inc)`` per projected velocity so that priors stay uniform in the catalogue parameters."""
+        inc, velocities = _projected(self.free_names)
+        theta = sampling_to_parameters(np.asarray(u, dtype=float), self.free_names)
+        if inc is None:
+            return self(theta)
+        sin_inc = math.sin(math.radians(theta[inc]))
+        if not sin_inc > 0:
+            return -math.inf
+        value = self(theta)
+        return value - len(velocities) * math.log(sin_inc) if math.isfinite(value) else value
 
     def __call__(self, theta: Sequence[float]) -> float:
         theta = np.asarray(theta, dtype=float)

@@ -611,3 +611,16 @@ def plot_traces(
     heading = f"{title}: " if title else ""
     fig.suptitle(f"{heading}{nwalkers} walkers, {nsteps} steps, burn-in {burn_in}")
     return _save(fig, path)
+
+
+def plot_failure(path: str | Path, galaxy: str, stage: str, message: str) -> Path:
+    """A figure that says why there is nothing to show: the galaxy's failure message, wrapped."""
+    import textwrap
+
+    fig = Figure(figsize=(8, 3))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    wrapped = "\n".join(textwrap.wrap(message, 90)[:12])
+    ax.text(0.02, 0.95, f"{galaxy}: {stage} failed", fontsize=14, weight="bold", va="top", transform=ax.transAxes)
+    ax.text(0.02, 0.75, wrapped, fontsize=9, va="top", family="monospace", transform=ax.transAxes)
+    return _save(fig, path)

@@ -1,0 +1,131 @@
+"""``kinms-core fit`` and ``kinms-core plot``: one galaxy from a cube (or a prepared folder) to its fit and plots."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from .status import read_status, run_stage, write_status
+
+__all__ = ["parse_assignments", "register_fit", "register_plot"]
+
+log = logging.getLogger(__name__)
+
+
+def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
+    """``["inc_guess=50", ...]`` -> ``{"inc_guess": "50"}``; a malformed item is an error naming the option."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{option} {item!r}: give KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from .galaxy import fit_prepared
+    from .prepare import prepare_cube
+
+    outdir = Path(args.outdir)
+    source = Path(args.input)
+    galaxy = args.galaxy or (source.stem if source.is_file() else source.resolve().parent.name)
+    overrides = parse_assignments(args.override, "--override")
+    if source.is_dir():
+        prepared = source
+    else:
+        prepared = outdir / "prepared"
+        code = run_stage(
+            "prepare",
+            galaxy,
+            prepared,
+            lambda: prepare_cube(
+                source, prepared, restfreq=args.restfreq, beam=tuple(args.beam) if args.beam else None
+            ),
+            record_failure=True,
+        )
+        if code:
+            return code
+    code = run_stage(
+        "fit",
+        galaxy,
+        outdir,
+        lambda: fit_prepared(
+            prepared,
+            args.settings,
+            outdir,
+            galaxy=galaxy,
+            overrides=overrides,
+            processes=args.threads,
+            progress=args.progress,
+        ),
+        record_failure=args.record_failure,
+    )
+    if args.plots and code == 0:
+        from .galaxy import plot_galaxy
+
+        truths = {k: float(v) for k, v in parse_assignments(args.truth, "--truth").items()}
+        plot_galaxy(outdir, prepared, outdir / "plots", galaxy=galaxy, truths=truths)
+    status = read_status(outdir)
+    if status["status"] == "ok":
+        log.info("%s: fit written to %s", galaxy, outdir)
+    return code
+
+
+def register_fit(sub: argparse._SubParsersAction) -> None:
+    """Add ``fit INPUT --settings S.yaml -o DIR``."""
+    p = sub.add_parser(
+        "fit",
+        help="fit one galaxy (a FITS cube, prepared on the way, or a prepared folder) with emcee",
+        description="Fit one galaxy: optimiser start, emcee chain checkpointed to DIR/chain.h5 (a rerun resumes), "
+        "summary.json, model.fits, residual.fits, posterior.csv, and plots in DIR/plots.",
+    )
+    p.add_argument("input", help="FITS cube, or a folder written by `kinms-core prepare`")
+    p.add_argument("--settings", default=None, help="fit settings YAML (model/parameters/fit keys); default: defaults")
+    p.add_argument("-o", "--outdir", required=True, help="output folder")
+    p.add_argument("--threads", type=int, default=1, help="worker processes for the likelihood (default 1)")
+    p.add_argument("--galaxy", default=None, help="name for titles, logs and status (default: from the path)")
+    p.add_argument("--override", action="append", metavar="PARAM_FIELD=VALUE", help="e.g. inc_guess=50")
+    p.add_argument("--truth", action="append", metavar="PARAM=VALUE", help="true value to mark in plots (mocks)")
+    p.add_argument("--restfreq", type=float, default=None, metavar="HZ", help="rest frequency, for a FITS input")
+    p.add_argument("--beam", type=float, nargs=3, default=None, metavar=("BMAJ", "BMIN", "BPA"), help="FITS input")
+    p.add_argument(
+        "--record-failure",
+        action="store_true",
+        help="a recognised error (bad input or settings) becomes a failed status.json and exit code 0",
+    )
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
+    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True, help="write DIR/plots/*.png")
+    p.set_defaults(func=_run_fit)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from .galaxy import plot_galaxy
+
+    galaxy = args.galaxy or Path(args.fit_dir).resolve().parent.name
+    truths = {k: float(v) for k, v in parse_assignments(args.truth, "--truth").items()}
+    plot_galaxy(args.fit_dir, args.prepared, args.outdir, galaxy=galaxy, truths=truths)
+    return 0
+
+
+def register_plot(sub: argparse._SubParsersAction) -> None:
+    """Add ``plot FIT_DIR --prepared DIR -o PLOTDIR``."""
+    p = sub.add_parser("plot", help="diagnostic, corner and trace plots of a fitted galaxy")
+    p.add_argument("fit_dir", help="folder written by `kinms-core fit`")
+    p.add_argument("--prepared", required=True, help="folder written by `kinms-core prepare`")
+    p.add_argument("-o", "--outdir", required=True, help="folder for the PNG files")
+    p.add_argument("--galaxy", default=None, help="name for titles (default: from the path)")
+    p.add_argument("--truth", action="append", metavar="PARAM=VALUE", help="true value to mark (mocks)")
+    p.set_defaults(func=_run_plot)
+
+
+def prepare_with_status(args: argparse.Namespace, prepare: Callable[[], object]) -> int:
+    """Run the prepare stage with a status file (used by ``kinms-core prepare --record-failure``)."""
+    galaxy = args.galaxy or Path(args.cube).stem
+    if args.record_failure or args.galaxy:
+        return run_stage("prepare", galaxy, args.outdir, prepare, record_failure=args.record_failure)
+    prepare()
+    write_status(args.outdir, "prepare", galaxy)
+    return 0
