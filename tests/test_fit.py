@@ -1,0 +1,294 @@
+"""Fitting one galaxy: settings validation, likelihood, sampler coordinates, recovery, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import tutorial_params
+
+from kinms_core import ObsPars, model_cube, write_cube
+from kinms_core.fit import fit_galaxy
+from kinms_core.likelihood import (
+    FitData,
+    LogPosterior,
+    inflated_rms,
+    parameters_to_sampling,
+    sampling_to_parameters,
+)
+from kinms_core.settings import apply_overrides, load_settings
+
+TUTORIAL_TRUTH = {"pa": 270.0, "inc": 45.0, "vflat": 200.0, "rturn": 2.0, "scalerad": 5.0}
+# The tutorial's (2N)^1/4-corrected 1-sigma errors, GAStimator on the seed's cube.
+TUTORIAL_ERRORS = {"pa": 1.0, "inc": 2.0, "vflat": 4.0, "rturn": 0.17, "scalerad": 0.22}
+
+
+def tutorial_settings(**fit: object) -> dict:
+    """The tutorial's fit: flux fixed at 30, its bounds and purposely-off guesses, chi2_correction all."""
+    return {
+        "parameters": {
+            "flux": {"guess": 30, "fixed": True},
+            "pa": {"guess": 275, "min": 1, "max": 360},
+            "inc": {"guess": 55, "min": 10, "max": 80},
+            "vflat": {"guess": 210, "min": 50, "max": 400},
+            "rturn": {"guess": 2.5, "min": 0.1, "max": 20},
+            "scalerad": {"guess": 4.5, "min": 0.1, "max": 10},
+            "xc": {"guess": 0, "fixed": True},
+            "yc": {"guess": 0, "fixed": True},
+            "vsys": {"guess": 0, "fixed": True},
+            "sigma": {"guess": 0, "fixed": True},
+        },
+        "fit": {"chi2_correction": "all", "nwalkers": 24, "max_steps": 300, "check_every": 100, "seed": 2, **fit},
+        "model": {"n_clouds": 32768},
+    }
+
+
+@pytest.fixture(scope="module")
+def tutorial_data() -> FitData:
+    """The tutorial's galaxy with noise 1e-3 (a different cloudlet seed than the fit's model)."""
+    op = ObsPars(nx=64, ny=64, nv=25, cellsize=1.0, dv=20.0, beam=(4.0, 4.0, 0.0))
+    truth = model_cube(op, seed=99, **tutorial_params())
+    data = truth + np.random.default_rng(5).normal(size=truth.shape) * 1e-3
+    return FitData(data=data, obspars=op, rms=1e-3, n_detected=int((truth > 3e-3).sum()), galaxy="tutorial")
+
+
+# ---------------------------------------------------------------------------------------------- settings
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        ({"fit": {"nwalkrs": 3}}, r"settings key fit: Additional properties .*nwalkrs"),
+        ({"parameters": {"inc": {"gess": 3}}}, r"settings key parameters.inc: Additional properties .*gess"),
+        ({"parameters": {"incl": {"guess": 3}}}, r"unknown parameter\(s\) \['incl'\]"),
+        ({"model": {"rotation_curve": "flat"}}, r"settings key model.rotation_curve"),
+        ({"fit": {"chi2_correction": "some"}}, r"settings key fit.chi2_correction"),
+        ({"parameters": {"vflat": {"prior": {"gaussian": [200]}}}}, r"parameters.vflat.prior.gaussian"),
+        ({"model": {"rotation_curve": "rings"}}, r"ring_radii must be at least two"),
+    ],
+)
+def test_bad_settings_name_the_key(raw, match):
+    with pytest.raises(ValueError, match=match):
+        load_settings(raw)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "match"),
+    [
+        ({"inc": {"guess": 95, "min": 5, "max": 89}}, r"parameters.inc.guess 95 lies outside its bounds \[5, 89\]"),
+        ({"pa": {"min": 10, "max": 10}}, r"parameters.pa: min \(10\) must be below max \(10\)"),
+        ({"vflat": {"guess": "auto"}}, r"parameters.vflat.guess is auto but the data gave no value"),
+    ],
+)
+def test_bad_parameter_settings_name_the_parameter(parameters, match):
+    guesses = {name: 1.0 for name in load_settings().spec.parameter_names if name != "vflat"}
+    bounds = {name: (0.0, 360.0) for name in guesses}
+    bounds["vflat"] = (0.0, 500.0)
+    with pytest.raises(ValueError, match=match):
+        load_settings({"parameters": parameters}).resolved(guesses, bounds)
+
+
+def test_all_fixed_is_an_error():
+    names = load_settings().spec.parameter_names
+    settings = load_settings({"parameters": {n: {"guess": 1.0, "fixed": True} for n in names}})
+    with pytest.raises(ValueError, match="every parameter is fixed"):
+        settings.resolved({}, {})
+
+
+def test_auto_takes_the_data_guesses_and_clips_them_into_user_bounds():
+    settings = load_settings({"parameters": {"inc": {"min": 30, "max": 60}}})
+    guesses = {n: 2.0 for n in settings.spec.parameter_names}
+    guesses["inc"] = 75.0
+    bounds = {n: (0.0, 100.0) for n in settings.spec.parameter_names}
+    resolved = {p.name: p for p in settings.resolved(guesses, bounds)}
+    assert (resolved["inc"].guess, resolved["inc"].min, resolved["inc"].max) == (60.0, 30.0, 60.0)
+    assert (resolved["pa"].guess, resolved["pa"].min, resolved["pa"].max) == (2.0, 0.0, 100.0)
+
+
+def test_sheet_overrides_apply_to_one_parameter_field():
+    raw = apply_overrides(
+        {"parameters": {"inc": {"min": 5}}}, {"inc_guess": "50", "flux_fixed": "true", "vsys_min": ""}
+    )
+    assert raw["parameters"]["inc"] == {"min": 5, "guess": 50.0}
+    assert raw["parameters"]["flux"] == {"fixed": True}
+    assert "vsys" not in raw["parameters"]
+    with pytest.raises(ValueError, match="inc_gues"):
+        apply_overrides({}, {"inc_gues": 3})
+    with pytest.raises(ValueError, match="give true or false"):
+        apply_overrides({}, {"flux_fixed": "maybe"})
+
+
+# -------------------------------------------------------------------------------------------- likelihood
+def test_inflated_rms_follows_the_tutorial():
+    assert inflated_rms(1e-3, "all", n_detected=10, n_voxels=102400) == pytest.approx(1e-3 * (2 * 102400) ** 0.25)
+    assert inflated_rms(1e-3, "detected", n_detected=5000, n_voxels=102400) == pytest.approx(1e-3 * 1e4**0.25)
+    assert inflated_rms(1e-3, "none", n_detected=5000, n_voxels=102400) == 1e-3
+
+
+@pytest.mark.parametrize("rms", [0.0, np.nan, -1.0])
+def test_bad_rms_is_refused(tutorial_data, rms):
+    with pytest.raises(ValueError, match="rms must be a positive finite noise level"):
+        FitData(data=tutorial_data.data, obspars=tutorial_data.obspars, rms=rms, n_detected=10)
+
+
+def test_nan_voxels_are_ignored_not_propagated(tutorial_data):
+    settings = load_settings(tutorial_settings())
+    params = settings.resolved({}, {})
+    holes = tutorial_data.data.copy()
+    holes[:, :5, :] = np.nan
+    with_holes = FitData(data=holes, obspars=tutorial_data.obspars, rms=1e-3, n_detected=100)
+    post = LogPosterior(with_holes, params, settings.spec, correction="none", n_clouds=4096, seed=0)
+    theta = post.guess
+    chi2 = post.chi2(theta)
+    assert np.isfinite(chi2) and np.isfinite(post(theta))
+    model = post.model_cube(theta)
+    expected = np.sum(((tutorial_data.data - model)[:, 5:, :] / 1e-3) ** 2)
+    assert chi2 == pytest.approx(expected, rel=1e-10)
+    assert post.n_voxels == holes[:, 5:, :].size
+
+
+def test_sampler_coordinates_round_trip_and_keep_priors_uniform():
+    names = ["pa", "inc", "vflat", "rturn"]
+    theta = np.array([[10.0, 30.0, 200.0, 2.0], [50.0, 80.0, 120.0, 1.0]])
+    u = parameters_to_sampling(theta, names)
+    assert u[0, 2] == pytest.approx(100.0)  # 200 sin 30
+    np.testing.assert_allclose(sampling_to_parameters(u, names), theta)
+    # without a free inclination the coordinates are the parameters themselves
+    np.testing.assert_array_equal(parameters_to_sampling(theta, ["pa", "x", "vflat", "rturn"]), theta)
+
+
+# ---------------------------------------------------------------------------------------------- recovery
+@pytest.mark.slow
+@pytest.mark.parametrize("extra_free", [False, True], ids=["tutorial", "centre_vsys_sigma_free"])
+def test_tutorial_fit_recovers_the_truth_with_honest_errors(tutorial_data, tmp_path, extra_free):
+    raw = tutorial_settings()
+    if extra_free:
+        raw["parameters"]["xc"] = {"guess": 0.5, "min": -5, "max": 5}
+        raw["parameters"]["yc"] = {"guess": -0.5, "min": -5, "max": 5}
+        raw["parameters"]["vsys"] = {"guess": 10, "min": -100, "max": 100}
+        raw["parameters"]["sigma"] = {"guess": 5, "min": 0, "max": 50}
+    summary = fit_galaxy(tutorial_data, load_settings(raw), tmp_path, processes=2, progress=False)
+    truth = dict(TUTORIAL_TRUTH, xc=0.0, yc=0.0, vsys=0.0, sigma=0.0)
+    for name in summary["free_parameters"]:
+        p = summary["parameters"][name]
+        sigma = 0.5 * (p["p84"] - p["p16"])
+        assert abs(p["median"] - truth[name]) < 2 * sigma + (1.0 if name == "sigma" else 0.0), (name, p)
+        if name in TUTORIAL_ERRORS:
+            assert 0.5 * TUTORIAL_ERRORS[name] < sigma < 3 * TUTORIAL_ERRORS[name], (name, sigma)
+    assert summary["steps"] == 300 and 0.1 < summary["acceptance"] < 0.6
+    assert summary["chi2_reduced"] == pytest.approx(1.0, abs=0.05)
+    for name in ("summary.json", "chain.h5", "model.fits", "residual.fits", "posterior.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------------ resume
+@pytest.fixture(scope="module")
+def small_cube(tmp_path_factory):
+    """A small mock cube on disk (32x32x16, 2"/pixel)."""
+    path = tmp_path_factory.mktemp("cube") / "small.fits"
+    rad = np.arange(0, 40, 0.5)
+    op = ObsPars(nx=32, ny=32, nv=16, cellsize=2.0, dv=25.0, beam=(6.0, 5.0, 20.0), ra=30.0, dec=-10.0, v_start=800)
+    cube = model_cube(
+        op,
+        n_clouds=2**15,
+        seed=4,
+        inc=60.0,
+        pa=120.0,
+        sb_rad=rad,
+        sb_prof=np.exp(-rad / 6.0),
+        vel_rad=rad,
+        vel_prof=180 * 2 / np.pi * np.arctan(rad / 3.0),
+        int_flux=20.0,
+        v_offset=1000.0 - op.centre_velocity,
+    )
+    cube += np.random.default_rng(3).normal(size=cube.shape) * 2e-3
+    write_cube(path, cube, op)
+    return path
+
+
+def _fit_command(cube, outdir, settings):
+    return [
+        sys.executable,
+        "-m",
+        "kinms_core.cli",
+        "fit",
+        str(cube),
+        "--settings",
+        str(settings),
+        "-o",
+        str(outdir),
+        "--no-progress",
+        "--no-plots",
+        "--galaxy",
+        "small",
+    ]
+
+
+def _comparable(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k not in ("runtime_s", "resumed")}
+
+
+@pytest.mark.slow
+def test_killed_fit_resumes_from_its_checkpoint_and_ends_identically(small_cube, tmp_path):
+    settings = tmp_path / "fit.yaml"
+    settings.write_text(
+        "model: {n_clouds: 4096}\nfit: {nwalkers: 20, max_steps: 400, check_every: 50, seed: 7, tau_factor: 1000}\n"
+    )
+    reference = subprocess.run(_fit_command(small_cube, tmp_path / "ref", settings), capture_output=True, text=True)
+    assert reference.returncode == 0, reference.stderr
+    ref = json.loads((tmp_path / "ref" / "summary.json").read_text())
+
+    import emcee
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_fit_command(small_cube, out, settings), stderr=subprocess.PIPE, text=True)
+    steps_before = 0
+    deadline = time.time() + 120
+    while time.time() < deadline and steps_before < 100:
+        time.sleep(0.2)
+        try:
+            steps_before = emcee.backends.HDFBackend(str(out / "chain.h5"), read_only=True).iteration
+        except (OSError, KeyError, AttributeError):
+            continue
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "summary.json").exists(), "the fit finished before it could be killed"
+    assert 0 < steps_before < 400
+
+    resumed = subprocess.run(_fit_command(small_cube, out, settings), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    started_at = int(resumed.stderr.split("from step ")[1].split()[0])
+    assert started_at >= steps_before  # continued from the saved steps, not from zero
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] is True and summary["steps"] == 400
+    assert _comparable(summary) == _comparable(ref)
+
+
+def test_failed_prepare_becomes_a_failed_fit_status(tmp_path):
+    bad = tmp_path / "image.fits"
+    write_cube(tmp_path / "ok.fits", np.zeros((1, 8, 8)), ObsPars(nx=8, ny=8, nv=1, cellsize=1, dv=1, beam=2))
+    from astropy.io import fits
+
+    fits.PrimaryHDU(np.zeros((8, 8))).writeto(bad)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kinms_core.cli",
+            "fit",
+            str(bad),
+            "-o",
+            str(tmp_path / "out"),
+            "--record-failure",
+            "--no-plots",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    status = json.loads((tmp_path / "out" / "prepared" / "status.json").read_text())
+    assert status["status"] == "failed" and "image.fits" in status["error"]
