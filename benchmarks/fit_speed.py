@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--n-clouds", type=int, default=None, help="model cloudlets (default: the settings default)")
-    parser.add_argument("--nwalkers", type=int, default=32)
+    parser.add_argument("--nwalkers", type=int, default=24)
     parser.add_argument("--max-steps", type=int, default=5000)
     parser.add_argument("--outdir", default="benchmarks/out/fit")
     args = parser.parse_args()
