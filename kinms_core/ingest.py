@@ -515,6 +515,13 @@ def read_cube(
     notes: list[str] = []
     extra: dict = {"source_file": str(path)}
 
+    # Refuse a header that claims an enormous cube before anything (even a memory map) is made for its data.
+    try:
+        primary = fits.Header.fromfile(str(path))
+    except (OSError, ValueError, EOFError, UnicodeDecodeError):
+        primary = None  # _open_fits says what is wrong with the file
+    if primary is not None and int(primary.get("NAXIS", 0)) > 0:
+        _check_size(path, primary, max_voxels)
     hdul, index, header = _open_fits(path)
     with hdul:
         hdu = hdul[index]
