@@ -142,7 +142,13 @@ def _register_fit(sub: argparse._SubParsersAction) -> None:
     register_plot(sub)
 
 
-_REGISTRY.extend([_register_ingest, _register_fit])
+def _register_survey(sub: argparse._SubParsersAction) -> None:
+    from .survey_cli import register
+
+    register(sub)
+
+
+_REGISTRY.extend([_register_ingest, _register_fit, _register_survey])
 
 
 def main(argv: list[str] | None = None) -> int:

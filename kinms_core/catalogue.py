@@ -1,0 +1,301 @@
+"""The survey catalogue: one row per galaxy with its fitted parameters and errors, or its failure reason.
+
+Columns, in order: ``galaxy``, ``status`` (``ok`` or ``failed``), ``error`` (empty when ok, else
+``<stage>: <message>``); for every model parameter ``p``: ``p`` (posterior median), ``p_lo`` and ``p_hi`` (16th and
+84th percentiles); the diagnostics ``chi2_reduced``, ``n_detected``, ``rms``, ``acceptance``, ``tau_max``,
+``converged``, ``runtime_s``, ``ra``, ``dec`` (the fitted centre, deg); and ``p_true`` for every parameter with a
+true value for some galaxy (mocks). A failed galaxy has empty (NaN) values and its message.
+
+Position angles are periodic: a fitted ``pa`` (with its percentiles) is reported in [0, 360), or, where a true value
+is known, as the equivalent value nearest to it, so that differences and pulls measure the shortest arc.
+
+The CSV is for people and spreadsheets (missing values are empty cells); the FITS table carries a unit per column,
+NaN for missing floats, a null (TNULL) for a missing ``n_detected`` and False for ``converged`` of a failed row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from astropy.table import MaskedColumn, Table
+
+from .parametric import unit_of
+
+__all__ = [
+    "DIAGNOSTICS",
+    "build_catalogue",
+    "catalogue_units",
+    "collect_entry",
+    "make_catalogue",
+    "parameter_columns",
+    "write_catalogue",
+]
+
+log = logging.getLogger(__name__)
+
+#: Diagnostic columns after the parameters, with their FITS units.
+DIAGNOSTICS = {
+    "chi2_reduced": "",
+    "n_detected": "",
+    "rms": "Jy/beam",
+    "acceptance": "",
+    "tau_max": "",
+    "converged": "",
+    "runtime_s": "s",
+    "ra": "deg",
+    "dec": "deg",
+}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}): run the galaxy's stage again") from exc
+
+
+def collect_entry(galaxy: str, results_dir: str | Path) -> dict[str, Any]:
+    """What the catalogue needs of one galaxy, read from ``results_dir/<galaxy>/{prepare,fit}``.
+
+    Returns
+    -------
+    dict
+        ``galaxy``, ``status`` (``ok``/``failed``), ``error`` (``"<stage>: <message>"`` or ``""``) and ``summary``
+        (the fit's ``summary.json``, or None when it failed).
+    """
+    base = Path(results_dir) / galaxy
+    for stage in ("prepare", "fit"):
+        status = _read_json(base / stage / "status.json")
+        if status is None:
+            return {
+                "galaxy": galaxy,
+                "status": "failed",
+                "error": f"{stage}: no {base / stage / 'status.json'}: the stage did not run or crashed "
+                f"(see logs/{stage}/{galaxy}.log)",
+                "summary": None,
+            }
+        if status.get("status") != "ok":
+            message = status.get("error") or "failed without a message"
+            return {"galaxy": galaxy, "status": "failed", "error": f"{stage}: {message}", "summary": None}
+    summary = _read_json(base / "fit" / "summary.json")
+    if summary is None:
+        return {
+            "galaxy": galaxy,
+            "status": "failed",
+            "error": f"fit: status ok but {base / 'fit' / 'summary.json'} is missing: run the fit again",
+            "summary": None,
+        }
+    return {"galaxy": galaxy, "status": "ok", "error": "", "summary": summary}
+
+
+def parameter_columns(params: Sequence[str]) -> list[str]:
+    """``p, p_lo, p_hi`` for each parameter, in order."""
+    return [c for p in params for c in (p, f"{p}_lo", f"{p}_hi")]
+
+
+def _float(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def _wrap_pa(median: float, lo: float, hi: float, truth: float | None) -> tuple[float, float, float]:
+    """Shift a PA and its percentiles together by a multiple of 360 deg: into [0, 360), or nearest the truth."""
+    if not math.isfinite(median):
+        return median, lo, hi
+    if truth is not None and math.isfinite(truth):
+        shift = 360.0 * round((truth - median) / 360.0)
+    else:
+        shift = -360.0 * math.floor(median / 360.0)
+    return median + shift, lo + shift, hi + shift
+
+
+def build_catalogue(
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    params: Sequence[str],
+    truths: Mapping[str, Mapping[str, float]] | None = None,
+) -> pd.DataFrame:
+    """One row per entry (see :func:`collect_entry`), columns as the module's docstring says.
+
+    Parameters
+    ----------
+    entries
+        ``{"galaxy", "status", "error", "summary"}`` per galaxy, in the catalogue's order.
+    params
+        The model's parameter names (the order of the columns).
+    truths
+        ``galaxy -> {param: true value}``; a ``p_true`` column is made for each parameter that has one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n_detected`` is a nullable integer and ``converged`` a nullable boolean column (empty for failed rows).
+    """
+    truths = truths or {}
+    truth_params = [p for p in params if any(p in t for t in truths.values())]
+    rows = []
+    for entry in entries:
+        galaxy = str(entry["galaxy"])
+        ok = entry.get("status") == "ok" and entry.get("summary") is not None
+        row: dict[str, Any] = {"galaxy": galaxy, "status": "ok" if ok else "failed"}
+        row["error"] = "" if ok else str(entry.get("error") or "failed")
+        summary = entry.get("summary") or {}
+        fitted = summary.get("parameters", {}) if ok else {}
+        galaxy_truths = truths.get(galaxy, {})
+        for p in params:
+            values = fitted.get(p, {})
+            median, lo, hi = (_float(values.get(k)) for k in ("median", "p16", "p84"))
+            if p == "pa":
+                median, lo, hi = _wrap_pa(median, lo, hi, galaxy_truths.get("pa"))
+            row[p], row[f"{p}_lo"], row[f"{p}_hi"] = median, lo, hi
+        for name in DIAGNOSTICS:
+            value = summary.get(name) if ok else None
+            if name == "converged":
+                row[name] = None if value is None else bool(value)
+            elif name == "n_detected":
+                row[name] = None if value is None else int(value)
+            else:
+                row[name] = _float(value)
+        for p in truth_params:
+            row[f"{p}_true"] = _float(galaxy_truths.get(p))
+        rows.append(row)
+    columns = [
+        "galaxy",
+        "status",
+        "error",
+        *parameter_columns(params),
+        *DIAGNOSTICS,
+        *(f"{p}_true" for p in truth_params),
+    ]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["n_detected"] = frame["n_detected"].astype("Int64")
+    frame["converged"] = frame["converged"].astype("boolean")
+    for column in columns:
+        if column not in ("galaxy", "status", "error", "n_detected", "converged"):
+            frame[column] = frame[column].astype(float)
+    return frame
+
+
+def catalogue_units(columns: Sequence[str]) -> dict[str, str]:
+    """The unit of each catalogue column ('' where it has none)."""
+    units = {}
+    for column in columns:
+        if column in DIAGNOSTICS:
+            units[column] = DIAGNOSTICS[column]
+            continue
+        base = column
+        for suffix in ("_lo", "_hi", "_true"):
+            if column.endswith(suffix):
+                base = column[: -len(suffix)]
+                break
+        try:
+            units[column] = unit_of(base)
+        except KeyError:
+            units[column] = ""
+    return units
+
+
+def _fits_table(df: pd.DataFrame) -> Table:
+    table = Table()
+    units = catalogue_units(list(df.columns))
+    for column in df.columns:
+        series = df[column]
+        if column == "n_detected":
+            mask = series.isna().to_numpy()
+            data = series.fillna(-1).astype("int64").to_numpy()
+            table[column] = MaskedColumn(data, mask=mask)
+        elif column == "converged":  # FITS logicals have no null that reads back: failed rows are False
+            table[column] = series.fillna(False).astype(bool).to_numpy()
+        elif column in ("galaxy", "status", "error"):
+            table[column] = np.array(series.fillna("").astype(str).tolist(), dtype=str)
+        else:
+            table[column] = series.to_numpy(dtype=float)
+        if units[column]:
+            table[column].unit = units[column]
+    return table
+
+
+def write_catalogue(df: pd.DataFrame, csv_path: str | Path, fits_path: str | Path | None = None) -> list[Path]:
+    """Write the catalogue as CSV (empty cells for missing values) and, when ``fits_path`` is given, as a FITS
+    binary table with units (NaN floats, a null ``n_detected`` and ``converged`` False for failed rows).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    paths = []
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(csv_path, index=False, float_format="%.10g")
+    paths.append(csv_path)
+    if fits_path is not None:
+        fits_path = Path(fits_path)
+        fits_path.parent.mkdir(parents=True, exist_ok=True)
+        table = _fits_table(df)
+        table.meta["EXTNAME"] = "CATALOGUE"
+        table.write(fits_path, format="fits", overwrite=True)
+        paths.append(fits_path)
+    n_ok = int((df["status"] == "ok").sum())
+    log.info(
+        "catalogue: %d galaxies, %d ok, %d failed -> %s", len(df), n_ok, len(df) - n_ok, ", ".join(map(str, paths))
+    )
+    return paths
+
+
+def make_catalogue(
+    sheet: str | Path,
+    results_dir: str | Path,
+    csv_path: str | Path,
+    fits_path: str | Path | None = None,
+    *,
+    settings: str | Path | Mapping[str, Any] | None = None,
+    mocks: str | Path | None = None,
+) -> pd.DataFrame:
+    """The survey catalogue from the galaxies sheet and the results folder (what ``kinms-core catalogue`` does).
+
+    Parameters
+    ----------
+    sheet
+        The galaxies sheet (its order is the catalogue's; its ``<param>_true`` columns give true values).
+    results_dir
+        Folder holding ``<galaxy>/prepare`` and ``<galaxy>/fit``.
+    csv_path, fits_path
+        Outputs.
+    settings
+        The survey's fit settings (YAML path or mapping): their model gives the parameter columns. Default: the
+        default model (exponential disc, arctan rotation curve).
+    mocks
+        The mock table (:mod:`kinms_core.simulate`), whose values are the true values of its galaxies.
+    """
+    from .settings import load_settings
+    from .simulate import read_mock_table
+    from .survey import galaxy_truths, read_sheet, sheet_row
+
+    params = list(load_settings(settings).spec.parameter_names)
+    table = read_sheet(sheet)
+    mock_rows: dict[str, dict[str, Any]] = {}
+    if mocks:
+        mock_table = read_mock_table(mocks)
+        mock_rows = {str(r["galaxy"]): r for r in mock_table.to_dict("records")}
+    entries, truths = [], {}
+    for galaxy in table["galaxy"].astype(str):
+        entries.append(collect_entry(galaxy, results_dir))
+        truth = galaxy_truths(sheet_row(table, galaxy), mock_rows.get(galaxy), params)
+        if truth:
+            truths[galaxy] = truth
+    frame = build_catalogue(entries, params=params, truths=truths)
+    write_catalogue(frame, csv_path, fits_path)
+    return frame

@@ -1,0 +1,324 @@
+"""A survey's inputs: the galaxies sheet, per-galaxy overrides and true values, the fit settings and provenance.
+
+The galaxies sheet is a CSV file (``#`` comment lines allowed), one row per galaxy:
+
+========================  ===========================================================================================
+column                    meaning
+========================  ===========================================================================================
+``galaxy``                unique name, letters, digits, ``_`` and ``-`` only (it names the galaxy's folder)
+``cube``                  path of the FITS cube, relative to the working directory
+``restfreq``              rest frequency in Hz (optional: overrides the header's; needed for a FREQ axis without one)
+``bmaj, bmin, bpa``       beam in arcsec, arcsec, deg (optional: overrides the header's; ``bmin`` defaults to
+                          ``bmaj`` and ``bpa`` to 0)
+``<param>_<field>``       per-galaxy fit setting, ``field`` one of ``guess``, ``min``, ``max`` (a number or ``auto``)
+                          and ``fixed`` (true/false), e.g. ``inc_guess``, ``vsys_min``, ``flux_fixed``
+``<param>_true``          true value (mock galaxies), e.g. ``inc_true``: the catalogue's ``inc_true`` column
+========================  ===========================================================================================
+
+Empty cells mean "not given". The workflow validates the sheet against ``workflow/schemas/sheet.schema.yaml`` and
+then with :func:`check_sheet`, which knows the model's parameter names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from .settings import OVERRIDE_FIELDS, load_settings
+
+__all__ = [
+    "GALAXY_PATTERN",
+    "RESERVED_NAMES",
+    "SETTINGS_KEYS",
+    "check_sheet",
+    "clean_row",
+    "cube_arguments",
+    "fit_settings",
+    "galaxy_overrides",
+    "galaxy_truths",
+    "read_sheet",
+    "sheet_row",
+    "software_versions",
+    "write_provenance",
+    "write_settings",
+]
+
+log = logging.getLogger(__name__)
+
+#: Galaxy names: they become folder names and Snakemake wildcards.
+GALAXY_PATTERN = r"^[A-Za-z0-9_-]+$"
+#: Names of survey-level folders under the results folder, which no galaxy may take.
+RESERVED_NAMES = ("mocks", "survey", "benchmarks", "logs")
+#: The config keys that are fit settings (kinms_core.settings).
+SETTINGS_KEYS = ("model", "parameters", "fit")
+_READING_COLUMNS = ("restfreq", "bmaj", "bmin", "bpa")
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip() == ""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A table row without its empty cells (None, NaN, blank text)."""
+    return {str(k): v for k, v in row.items() if not _missing(v)}
+
+
+def _coerce(value: Any) -> Any:
+    """A sheet cell as a number where it reads as one, a lower-case word (auto, true, ...) otherwise."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text == "":
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        return text.lower() if text.lower() in ("auto", "true", "false", "yes", "no") else text
+
+
+def read_sheet(path: str | Path) -> pd.DataFrame:
+    """Read the galaxies sheet: ``galaxy`` and ``cube`` as text, other cells as numbers or words.
+
+    Raises
+    ------
+    FileNotFoundError
+        The sheet does not exist.
+    ValueError
+        It is empty or lacks the ``galaxy`` or ``cube`` column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"galaxies sheet {path} does not exist: check `galaxies:` in the config")
+    try:
+        sheet = pd.read_csv(path, comment="#", skipinitialspace=True, dtype={"galaxy": str, "cube": str})
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"galaxies sheet {path} is empty: give a header line and one row per galaxy") from exc
+    sheet.columns = [str(c).strip() for c in sheet.columns]
+    missing = [c for c in ("galaxy", "cube") if c not in sheet.columns]
+    if missing:
+        raise ValueError(f"galaxies sheet {path} lacks the column(s) {missing}: every row needs a galaxy and a cube")
+    if sheet.empty:
+        raise ValueError(f"galaxies sheet {path} has no galaxies")
+    for column in sheet.columns:
+        if column in ("galaxy", "cube"):
+            sheet[column] = sheet[column].map(lambda v: v.strip() if isinstance(v, str) else v)
+        elif not pd.api.types.is_numeric_dtype(sheet[column]):  # text (object or str dtype): numbers and words
+            sheet[column] = pd.Series([_coerce(v) for v in sheet[column]], index=sheet.index, dtype=object)
+    return sheet
+
+
+def _column_parameter(column: str) -> tuple[str, str] | None:
+    """``inc_guess`` -> ``("inc", "guess")``; ``inc_true`` -> ``("inc", "true")``; other columns -> None."""
+    name, _, field_name = column.rpartition("_")
+    if name and field_name in (*OVERRIDE_FIELDS, "true"):
+        return name, field_name
+    return None
+
+
+def check_sheet(sheet: pd.DataFrame, parameters: Sequence[str], *, source: str = "galaxies sheet") -> None:
+    """Check what a JSON schema cannot: unique names, reserved names, and that override and truth columns name
+    parameters of the configured model.
+
+    Raises
+    ------
+    ValueError
+        Naming the row, column or galaxy and what to change.
+    """
+    names = sheet["galaxy"].astype(str)
+    bad = [n for n in names if not re.match(GALAXY_PATTERN, n)]
+    if bad:
+        raise ValueError(f"{source}: galaxy name(s) {bad} may hold only letters, digits, '_' and '-'")
+    repeated = sorted(names[names.duplicated()].unique())
+    if repeated:
+        raise ValueError(f"{source}: galaxy name(s) {repeated} appear more than once; every galaxy needs its own name")
+    reserved = sorted(set(names) & set(RESERVED_NAMES))
+    if reserved:
+        raise ValueError(f"{source}: galaxy name(s) {reserved} are reserved for survey folders; rename them")
+    known = set(parameters)
+    for column in sheet.columns:
+        if column in ("galaxy", "cube", *_READING_COLUMNS):
+            continue
+        parsed = _column_parameter(column)
+        if parsed is None:
+            raise ValueError(
+                f"{source}: unknown column {column!r}; columns are galaxy, cube, restfreq, bmaj, bmin, bpa, "
+                f"<param>_<{'|'.join(OVERRIDE_FIELDS)}|true>"
+            )
+        if parsed[0] not in known:
+            raise ValueError(
+                f"{source}: column {column!r} names parameter {parsed[0]!r}, which the configured model does not "
+                f"have; its parameters are {list(parameters)}"
+            )
+    if "bmaj" not in sheet.columns and any(c in sheet.columns for c in ("bmin", "bpa")):
+        raise ValueError(f"{source}: bmin/bpa columns need a bmaj column (arcsec)")
+
+
+def sheet_row(sheet: pd.DataFrame, galaxy: str) -> dict[str, Any]:
+    """The sheet's row of ``galaxy`` as a dict without empty cells."""
+    rows = sheet[sheet["galaxy"] == galaxy]
+    if rows.empty:
+        raise ValueError(f"galaxy {galaxy!r} is not in the galaxies sheet")
+    return clean_row(rows.iloc[0].to_dict())
+
+
+def _number(value: Any) -> str:
+    """A float as the shortest text that reads back to it (``repr``), an integral one without ``.0``."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def cube_arguments(row: Mapping[str, Any]) -> list[str]:
+    """``kinms-core prepare`` options from a sheet row: ``--restfreq HZ`` and ``--beam BMAJ BMIN BPA``."""
+    args: list[str] = []
+    if not _missing(row.get("restfreq")):
+        args += ["--restfreq", _number(row["restfreq"])]
+    if not _missing(row.get("bmaj")):
+        bmaj = float(row["bmaj"])
+        bmin = bmaj if _missing(row.get("bmin")) else float(row["bmin"])
+        bpa = 0.0 if _missing(row.get("bpa")) else float(row["bpa"])
+        args += ["--beam", _number(bmaj), _number(bmin), _number(bpa)]
+    elif not _missing(row.get("bmin")) or not _missing(row.get("bpa")):
+        raise ValueError(f"galaxy {row.get('galaxy')!r}: bmin/bpa given without bmaj; give the whole beam")
+    return args
+
+
+def galaxy_overrides(row: Mapping[str, Any]) -> dict[str, str]:
+    """The row's ``<param>_<guess|min|max|fixed>`` cells as ``kinms-core fit --override`` values (text)."""
+    out = {}
+    for column, value in row.items():
+        parsed = _column_parameter(str(column))
+        if parsed is None or parsed[1] == "true" or _missing(value):
+            continue
+        if isinstance(value, bool):
+            out[str(column)] = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            out[str(column)] = _number(value)
+        else:
+            out[str(column)] = str(value).strip()
+    return out
+
+
+def galaxy_truths(
+    row: Mapping[str, Any] | None,
+    mock_row: Mapping[str, Any] | None,
+    parameters: Sequence[str],
+) -> dict[str, float]:
+    """True parameter values of a galaxy: the sheet's ``<param>_true`` cells, else the mock table's values.
+
+    Parameters
+    ----------
+    row
+        The galaxy's sheet row (or None).
+    mock_row
+        The galaxy's row of the mock table (or None when it is not a mock).
+    parameters
+        The model's parameter names: only those are returned.
+    """
+    from .simulate import TRUTH_COLUMNS, mock_parameters
+
+    truths: dict[str, float] = {}
+    if mock_row is not None:
+        normal = mock_parameters(mock_row)
+        truths.update({name: float(normal[name]) for name in TRUTH_COLUMNS if name in parameters})
+    for name in parameters:
+        value = (row or {}).get(f"{name}_true")
+        if not _missing(value):
+            truths[name] = float(value)
+    return {name: truths[name] for name in parameters if name in truths}
+
+
+def fit_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The fit settings part (``model``, ``parameters``, ``fit``) of a survey config, checked by
+    :func:`kinms_core.settings.load_settings` so that its errors are the library's."""
+    raw = {key: config[key] for key in SETTINGS_KEYS if config.get(key) is not None}
+    load_settings(raw)
+    return json.loads(json.dumps(raw))
+
+
+def write_settings(settings: Mapping[str, Any], path: str | Path) -> Path:
+    """Write validated fit settings as YAML (the file ``kinms-core fit --settings`` reads)."""
+    load_settings(settings)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "# fit settings of the survey (written from the config by the workflow)\n"
+    path.write_text(text + yaml.safe_dump(json.loads(json.dumps(dict(settings))), sort_keys=False))
+    return path
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of Python and of the packages a survey's results depend on."""
+    import sys
+
+    out = {"python": sys.version.split()[0]}
+    names = ("kinms_core", "numpy", "scipy", "astropy", "emcee", "pyfftw", "h5py", "pandas", "matplotlib")
+    for name in (*names, "corner", "spectral-cube", "radio-beam", "snakemake"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _git_commit(folder: Path) -> str:
+    """The git commit (with ``-dirty``) of the folder's checkout, or '' outside one."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(folder), "describe", "--always", "--dirty", "--abbrev=40"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def _records(path: str | Path | None) -> list[dict[str, Any]] | None:
+    if not path:
+        return None
+    table = pd.read_csv(path, comment="#", skipinitialspace=True, dtype=str, keep_default_na=False)
+    return table.to_dict("records")
+
+
+def write_provenance(
+    path: str | Path,
+    *,
+    config: Mapping[str, Any],
+    sheet: str | Path,
+    mocks: str | Path | None = None,
+    workflow_dir: str | Path | None = None,
+) -> Path:
+    """Write ``provenance.json``: software versions, the code's git commit, the full config, the sheet and the mock
+    table (as text cells, exactly as read)."""
+    from .fit import software_versions as fit_versions
+
+    record = {
+        "versions": {**fit_versions(), **software_versions()},
+        "git_commit": _git_commit(Path(workflow_dir)) if workflow_dir else "",
+        "config": json.loads(json.dumps(dict(config), default=str)),
+        "sheet": {"path": str(sheet), "rows": _records(sheet)},
+        "mocks": {"path": str(mocks), "rows": _records(mocks)} if mocks else None,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    log.info("wrote %s", path)
+    return path

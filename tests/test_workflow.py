@@ -1,0 +1,290 @@
+"""The Snakemake workflow: dry-run DAGs of the demo and of bad sheets and configs, and a tiny real survey with a bad
+cube, a crashing job, reruns that do nothing and a changed row that reruns only its galaxy.
+
+Each test works in a temporary folder with its own config (``--configfile``, ``--directory``) and the repository's
+Snakefile (``-s``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+BIN = Path(sys.executable).parent
+
+JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+.*\n?)*)", re.MULTILINE)
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path | None = None, path_prefix: Path | None = None):
+    """Run snakemake on the repository's Snakefile in ``workdir``; returns the CompletedProcess."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join(str(p) for p in (path_prefix, BIN) if p) + os.pathsep + env.get("PATH", "")
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir)]
+    if configfile is not None:
+        command += ["--configfile", str(configfile)]
+    result = subprocess.run(
+        [*command, *args], capture_output=True, text=True, env=env, timeout=600, check=False, cwd=workdir
+    )
+    result.output = result.stdout + result.stderr  # Snakemake 9 logs to both
+    return result
+
+
+def planned_jobs(output: str) -> list[tuple[str, str]]:
+    """``(rule, galaxy)`` of every job in a dry run's output (galaxy '' for survey-level jobs)."""
+    jobs = []
+    for match in JOB.finditer(output):
+        wildcards = re.search(r"wildcards: .*?galaxy=([A-Za-z0-9_-]+)", match.group(2))
+        jobs.append((match.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+def per_galaxy(jobs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The jobs of single galaxies."""
+    return {job for job in jobs if job[1]}
+
+
+@contextlib.contextmanager
+def edited(path: Path, old: str, new: str):
+    """Replace ``old`` by ``new`` in a file for the duration of the block, then restore its text and its times (so
+    that the restored file is not newer than what was made from it)."""
+    text, stat = path.read_text(), path.stat()
+    assert old in text, f"{old!r} is not in {path}"
+    path.write_text(text.replace(old, new))
+    try:
+        yield
+    finally:
+        path.write_text(text)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def demo_copy(tmp_path: Path) -> Path:
+    """The demo's config folder copied into ``tmp_path`` (its paths are relative to the working directory)."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    return tmp_path / "config" / "config.yaml"
+
+
+# ----------------------------------------------------------------------------------------------- dry runs
+def test_demo_dry_run_plans_every_galaxy(tmp_path):
+    configfile = demo_copy(tmp_path)
+    result = snakemake(tmp_path, "-n", "-p", "--cores", "2", "--workflow-profile", "none", configfile=configfile)
+    assert result.returncode == 0, result.output
+    jobs = planned_jobs(result.output)
+    galaxies = list(pd.read_csv(tmp_path / "config" / "galaxies.csv", comment="#")["galaxy"])
+    assert len(galaxies) >= 8
+    for rule in ("simulate", "prepare", "fit", "plots"):
+        assert sorted(g for r, g in jobs if r == rule) == sorted(galaxies), rule
+    for rule in ("fit_settings", "catalogue", "survey_plots", "provenance", "all"):
+        assert [g for r, g in jobs if r == rule] == [""], rule
+    # rules call the kinms-core CLI, one galaxy per job, with the fit's worker processes from its threads
+    assert "kinms-core fit results/tutorial/prepare --settings results/survey/settings.yaml" in result.output
+    assert "--threads 2" in result.output and "--record-failure" in result.output
+    assert "results/benchmarks/fit/tutorial.tsv" in result.output
+
+
+def test_default_profile_is_read(tmp_path):
+    """profiles/default beside the Snakefile sets the run's defaults (keep-going, cores...)."""
+    configfile = demo_copy(tmp_path)
+    result = snakemake(tmp_path, "-n", configfile=configfile)
+    assert result.returncode == 0, result.output
+    assert "profiles/default" in result.output
+
+
+def write_config(tmp_path: Path, sheet: str, **extra) -> Path:
+    (tmp_path / "galaxies.csv").write_text(textwrap.dedent(sheet))
+    config = {"galaxies": "galaxies.csv", "results": "results", **extra}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("sheet", "extra", "messages"),
+    [
+        ("galaxy,cube\nngc 1,a.fits\n", {}, ["galaxies.csv, row 1 (galaxy 'ngc 1')", "does not match"]),
+        ("galaxy,cube,colour\na,a.fits,red\n", {}, ["row 1 (galaxy 'a')", "unknown key(s) ['colour']"]),
+        ("galaxy,cube\na,a.fits\na,b.fits\n", {}, ["['a'] appear more than once"]),
+        ("galaxy,cube,inc_guess\na,a.fits,steep\n", {}, ["row 1 (galaxy 'a'): inc_guess: 'steep' is not valid", "a number or auto"]),
+        ("galaxy,cube\na,a.fits\n", {"colour": "red"}, ["Error validating the config", "unknown key(s) ['colour']"]),
+        ("galaxy,cube\na,a.fits\n", {"fit": {"nwalkers": "many"}}, ["settings key fit.nwalkers"]),
+        ("galaxy,cube\na,a.fits\n", {"parameters": {"incl": {"min": 5}}}, ["unknown parameter(s) ['incl']"]),
+        ("galaxy,cube\na,a.fits\n", {"simulate": True}, ["simulate: true needs the mock table"]),
+    ],
+)
+def test_bad_sheet_or_config_stops_before_any_job_with_a_clear_message(tmp_path, sheet, extra, messages):
+    configfile = write_config(tmp_path, sheet, **extra)
+    result = snakemake(tmp_path, "-n", "--workflow-profile", "none", configfile=configfile)
+    assert result.returncode != 0
+    for message in messages:
+        assert message in result.output, result.output
+
+
+def test_missing_cube_is_planned_as_a_failure_not_a_stop(tmp_path):
+    """A cube that does not exist does not stop the DAG: its prepare job records the failure."""
+    configfile = write_config(tmp_path, "galaxy,cube\nghost,nowhere/ghost.fits\n")
+    result = snakemake(tmp_path, "-n", "--workflow-profile", "none", configfile=configfile)
+    assert result.returncode == 0, result.output
+    assert ("prepare", "ghost") in planned_jobs(result.output)
+    assert "ghost: cube nowhere/ghost.fits does not exist" in result.output
+
+
+# ----------------------------------------------------------------------------------------------- a real survey
+TINY_MOCKS = """\
+galaxy,nx,ny,nv,cellsize,dv,bmaj,bmin,bpa,flux,pa,inc,vsys,sigma,scalerad,vflat,rturn,rms,n_clouds,format
+alpha,32,32,16,1.0,30,4.0,4.0,0,30,250,55,1000,10,3,200,1.5,0.002,32768,vrad
+beta,32,32,16,1.0,30,4.0,3.0,30,30,120,60,-300,10,3,180,1.5,0.002,32768,freq
+"""
+
+TINY_SHEET = """\
+galaxy,cube
+alpha,results/mocks/alpha.fits
+beta,results/mocks/beta.fits
+ghost,nowhere/ghost.fits
+broken,broken.fits
+"""
+
+TINY_CONFIG = {
+    "galaxies": "galaxies.csv",
+    "mocks": "mocks.csv",
+    "simulate": True,
+    "results": "results",
+    "model": {"n_clouds": 4096},
+    # 6 free parameters, so that 12 walkers are enough
+    "parameters": {name: {"fixed": True} for name in ("flux", "xc", "yc", "sigma")},
+    "fit": {"nwalkers": 12, "max_steps": 60, "check_every": 20, "optimiser_evaluations": 300, "seed": 3},
+}
+
+CRASH_SHIM = """\
+#!/bin/sh
+# kinms-core, except that fitting galaxy beta crashes as a bug would (an unexpected exception, exit 1)
+case " $* " in
+  *" fit "*"--galaxy beta "*) exec "{python}" -c "raise RuntimeError('simulated bug while fitting beta')" ;;
+esac
+exec "{real}" "$@"
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_survey(tmp_path_factory):
+    """Two tiny mocks, a missing cube and a broken file; the first run has beta's fit crash."""
+    work = tmp_path_factory.mktemp("survey")
+    (work / "mocks.csv").write_text(TINY_MOCKS)
+    (work / "galaxies.csv").write_text(TINY_SHEET)
+    (work / "broken.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)  # a truncated header
+    configfile = work / "config.yaml"
+    configfile.write_text(yaml.safe_dump(TINY_CONFIG))
+    shim = work / "shim"
+    shim.mkdir()
+    real = shutil.which("kinms-core", path=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
+    assert real, "kinms-core is not installed (pip install -e .)"
+    (shim / "kinms-core").write_text(CRASH_SHIM.format(python=sys.executable, real=real))
+    (shim / "kinms-core").chmod(0o755)
+    args = ("--cores", "2", "--keep-going", "--workflow-profile", "none")
+    start = time.perf_counter()
+    crashed = snakemake(work, *args, configfile=configfile, path_prefix=shim)
+    finished = snakemake(work, *args, configfile=configfile)
+    print(f"tiny survey: first run {time.perf_counter() - start:.0f}s for both runs")
+    return {"work": work, "configfile": configfile, "crashed": crashed, "finished": finished}
+
+
+@pytest.mark.slow
+def test_crash_fails_only_that_galaxy_and_keep_going_finishes_the_rest(tiny_survey):
+    crashed, work = tiny_survey["crashed"], tiny_survey["work"]
+    assert crashed.returncode != 0
+    # the error names the job, the galaxy and its log, which holds the traceback
+    assert "Error in rule fit" in crashed.output and "logs/fit/beta.log" in crashed.output
+    assert "simulated bug while fitting beta" in (work / "logs" / "fit" / "beta.log").read_text()
+    # the other galaxies were finished: alpha's plots, and the failures recorded for the bad cubes
+    for name in ("diagnostics.png", "corner.png", "traces.png"):
+        assert (work / "results" / "alpha" / "plots" / name).exists()
+        assert (work / "results" / "ghost" / "plots" / name).exists()
+    assert not (work / "results" / "catalogue.csv").exists()  # it needs every galaxy
+
+
+@pytest.mark.slow
+def test_tiny_survey_catalogue(tiny_survey):
+    finished, work = tiny_survey["finished"], tiny_survey["work"]
+    assert finished.returncode == 0, finished.output[-3000:]
+    # the second run only redid beta (its fit had crashed) and the survey-level jobs, not alpha
+    assert per_galaxy(planned_jobs(finished.output)) == {("fit", "beta"), ("plots", "beta")}
+    cat = pd.read_csv(work / "results" / "catalogue.csv", keep_default_na=True)
+    assert list(cat["galaxy"]) == ["alpha", "beta", "ghost", "broken"]
+    params = ["flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "scalerad", "vflat", "rturn"]
+    expected = ["galaxy", "status", "error"] + [c for p in params for c in (p, f"{p}_lo", f"{p}_hi")]
+    expected += ["chi2_reduced", "n_detected", "rms", "acceptance", "tau_max", "converged", "runtime_s", "ra", "dec"]
+    expected += [f"{p}_true" for p in params]
+    assert list(cat.columns) == expected
+    ok = cat.set_index("galaxy").loc[["alpha", "beta"]]
+    assert (ok["status"] == "ok").all() and ok["error"].isna().all()
+    numbers = ok[[c for c in expected if c not in ("galaxy", "status", "error", "converged")]]
+    assert np.isfinite(numbers.to_numpy(dtype=float)).all()
+    assert ok.loc["alpha", "pa_true"] == 250 and ok.loc["beta", "inc_true"] == 60
+    for galaxy in ("alpha", "beta"):
+        assert abs(ok.loc[galaxy, "pa"] - ok.loc[galaxy, "pa_true"]) < 10
+        assert abs(ok.loc[galaxy, "vsys"] - ok.loc[galaxy, "vsys_true"]) < 30
+        assert ok.loc[galaxy, "pa_lo"] <= ok.loc[galaxy, "pa"] <= ok.loc[galaxy, "pa_hi"]
+    failed = cat.set_index("galaxy").loc[["ghost", "broken"]]
+    assert (failed["status"] == "failed").all()
+    assert failed["pa"].isna().all()
+    assert failed.loc["ghost", "error"].startswith("prepare: ") and "ghost.fits" in failed.loc["ghost", "error"]
+    assert failed.loc["broken", "error"].startswith("prepare: ")
+    for name in ("catalogue.fits", "survey/recovery.png", "survey/pulls.png", "survey/distributions.png"):
+        assert (work / "results" / name).exists(), name
+    provenance = (work / "results" / "survey" / "provenance.json").read_text()
+    assert '"kinms_core"' in provenance and '"max_steps": 60' in provenance and "ghost.fits" in provenance
+    for stage in ("prepare", "fit"):
+        assert (work / "results" / "benchmarks" / stage / "alpha.tsv").exists()
+
+
+@pytest.mark.slow
+def test_finished_survey_rerun_does_nothing(tiny_survey):
+    assert tiny_survey["finished"].returncode == 0
+    result = snakemake(tiny_survey["work"], "-n", "--workflow-profile", "none", configfile=tiny_survey["configfile"])
+    assert result.returncode == 0, result.output
+    assert "Nothing to be done" in result.output
+    assert planned_jobs(result.output) == []
+
+
+@pytest.mark.slow
+def test_changed_sheet_row_reruns_only_that_galaxy(tiny_survey):
+    work, configfile = tiny_survey["work"], tiny_survey["configfile"]
+    assert tiny_survey["finished"].returncode == 0
+    # a per-galaxy override for beta only: the file changes, alpha's row does not
+    with edited(work / "galaxies.csv", "beta,results/mocks/beta.fits\n", "beta,results/mocks/beta.fits,58\n"):
+        sheet = work / "galaxies.csv"
+        sheet.write_text(sheet.read_text().replace("galaxy,cube\n", "galaxy,cube,inc_guess\n"))
+        result = snakemake(work, "-n", "-p", "--workflow-profile", "none", configfile=configfile)
+        assert result.returncode == 0, result.output
+        jobs = planned_jobs(result.output)
+        assert per_galaxy(jobs) == {("fit", "beta"), ("plots", "beta")}, jobs
+        assert {r for r, g in jobs if not g} <= {"catalogue", "survey_plots", "provenance", "all"}
+        assert "--override inc_guess=58" in result.output
+
+
+@pytest.mark.slow
+def test_changed_mock_row_remakes_only_that_mock(tiny_survey):
+    work, configfile = tiny_survey["work"], tiny_survey["configfile"]
+    assert tiny_survey["finished"].returncode == 0
+    with edited(
+        work / "mocks.csv", "alpha,32,32,16,1.0,30,4.0,4.0,0,30,250,", "alpha,32,32,16,1.0,30,4.0,4.0,0,30,240,"
+    ):
+        result = snakemake(work, "-n", "--workflow-profile", "none", configfile=configfile)
+        assert result.returncode == 0, result.output
+        jobs = planned_jobs(result.output)
+        assert per_galaxy(jobs) == {(r, "alpha") for r in ("simulate", "prepare", "fit", "plots")}, jobs
+    # with the table as it was, nothing is left to do
+    result = snakemake(work, "-n", "--workflow-profile", "none", configfile=configfile)
+    assert "Nothing to be done" in result.output

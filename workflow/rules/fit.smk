@@ -1,0 +1,39 @@
+rule fit_settings:
+    """The survey's fit settings (model, parameters, fit of the config) as the YAML file every fit reads."""
+    output:
+        settings=os.path.join(RESULTS, "survey", "settings.yaml"),
+    log:
+        "logs/fit_settings.log",
+    localrule: True
+    params:
+        settings=FIT_SETTINGS,
+    run:
+        survey.write_settings(params.settings, output.settings)
+
+
+rule fit:
+    """Fit one galaxy (emcee, checkpointed in chain.h5 so a killed job resumes). Each job is one galaxy; its worker
+    processes are the job's threads. A recognised failure becomes a failed status.json (exit 0).
+    """
+    input:
+        prepared=rules.prepare.output.status,
+        settings=rules.fit_settings.output.settings,
+    output:
+        status=os.path.join(RESULTS, "{galaxy}", "fit", "status.json"),
+    log:
+        "logs/fit/{galaxy}.log",
+    benchmark:
+        os.path.join(RESULTS, "benchmarks", "fit", "{galaxy}.tsv")
+    conda:
+        "../envs/kinms.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+    params:
+        overrides=override_args,
+        prepared=lambda wildcards, input: os.path.dirname(input.prepared),
+        outdir=lambda wildcards, output: os.path.dirname(output.status),
+    shell:
+        "kinms-core fit {params.prepared:q} --settings {input.settings:q} -o {params.outdir:q} --threads {threads}"
+        " --galaxy {wildcards.galaxy} --record-failure --no-progress --no-plots {params.overrides} > {log} 2>&1"
