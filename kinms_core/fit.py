@@ -60,6 +60,7 @@ def _make_posterior(fit_data: FitData, parameters: list[Parameter], settings: Fi
         parameters,
         settings.spec,
         correction=settings.options.chi2_correction,
+        noise_correlation=settings.options.noise_correlation,
         n_clouds=settings.n_clouds,
         seed=settings.options.seed,
     )
@@ -385,6 +386,8 @@ def _summarise(
         "rms": posterior.rms,
         "rms_inflated": posterior.rms_inflated,
         "chi2_correction": options.chi2_correction,
+        "noise_correlation": options.noise_correlation,
+        "beam_pixels": fit_data.obspars.beam_area_pixels,
         "nwalkers": options.nwalkers,
         "seed": options.seed,
         "ra": float(centre.ra.deg),

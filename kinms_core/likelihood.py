@@ -92,18 +92,37 @@ class FitData:
             raise ValueError(f"{self.galaxy}: the data cube holds no finite voxel")
 
 
-def inflated_rms(rms: float, correction: str, *, n_detected: int, n_voxels: int) -> float:
-    """RMS given to the likelihood: ``rms * (2N)^(1/4)`` with N the detected (``detected``) or all finite
-    (``all``) voxels, or ``rms`` itself (``none``). Chi-square has variance 2N; this widens the posterior so that
-    systematic model mismatch of that size is not mistaken for information (seed tutorial, Smith et al. 2019)."""
+def inflated_rms(
+    rms: float,
+    correction: str,
+    *,
+    n_detected: int,
+    n_voxels: int,
+    noise_correlation: str = "none",
+    beam_pixels: float = 1.0,
+) -> float:
+    """RMS given to the likelihood, the product of two independent factors.
+
+    ``noise_correlation``: ``beam`` multiplies by ``sqrt(beam area in pixels)``: neighbouring pixels of an
+    interferometric cube share their noise (its correlation has the beam's shape), so the chi-square of independent
+    voxels counts each independent sample that many times and its posterior is too narrow by that square root.
+    ``none`` treats voxels as independent (white noise, as in the seed tutorial's mock).
+
+    ``correction``: ``detected`` or ``all`` multiplies by ``(2N)^(1/4)`` with N the detected or all finite voxels;
+    ``none`` by 1. Chi-square has variance 2N; this widens the posterior so that systematic model mismatch of that
+    size is not mistaken for information (seed tutorial, Smith et al. 2019).
+    """
+    if noise_correlation not in ("beam", "none"):
+        raise ValueError(f"fit.noise_correlation must be beam or none, got {noise_correlation!r}")
+    scale = math.sqrt(max(beam_pixels, 1.0)) if noise_correlation == "beam" else 1.0
     if correction == "none":
-        return float(rms)
+        return float(rms * scale)
     n = {"detected": n_detected, "all": n_voxels}.get(correction)
     if n is None:
         raise ValueError(f"fit.chi2_correction must be detected, all or none, got {correction!r}")
     if n < 1:
         raise ValueError(f"chi2_correction {correction!r} needs at least one voxel, got N={n}")
-    return float(rms * (2.0 * n) ** 0.25)
+    return float(rms * scale * (2.0 * n) ** 0.25)
 
 
 class LogPosterior:
@@ -117,8 +136,8 @@ class LogPosterior:
         Resolved parameters (numbers, no ``auto``) in the model's order.
     spec
         Model families.
-    correction
-        ``detected``, ``all`` or ``none`` (see :func:`inflated_rms`).
+    correction, noise_correlation
+        How the RMS is inflated (see :func:`inflated_rms`).
     n_clouds, seed
         Model cloudlets and the seed of their draws.
     """
@@ -130,6 +149,7 @@ class LogPosterior:
         spec: ModelSpec,
         *,
         correction: str = "detected",
+        noise_correlation: str = "none",
         n_clouds: int,
         seed: int,
     ) -> None:
@@ -152,7 +172,12 @@ class LogPosterior:
         self._data = fit_data.data.ravel() if self._index is None else fit_data.data.ravel()[self._index]
         self.rms = float(fit_data.rms)
         self.rms_inflated = inflated_rms(
-            fit_data.rms, correction, n_detected=fit_data.n_detected, n_voxels=self.n_voxels
+            fit_data.rms,
+            correction,
+            n_detected=fit_data.n_detected,
+            n_voxels=self.n_voxels,
+            noise_correlation=noise_correlation,
+            beam_pixels=fit_data.obspars.beam_area_pixels,
         )
         self.n_calls = 0
 

@@ -8,6 +8,7 @@ parameters:            # every parameter: guess (number or auto), min, max (numb
   vflat: {guess: auto, min: 20, max: 500, prior: {gaussian: [200, 50]}}
 fit:
   chi2_correction: detected   # detected | all | none
+  noise_correlation: beam     # beam | none: RMS x sqrt(beam area in pixels) for beam-correlated noise
   nwalkers: 32
   max_steps: 5000
   seed: 1
@@ -94,6 +95,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "chi2_correction": {"enum": ["detected", "all", "none"]},
+                "noise_correlation": {"enum": ["beam", "none"]},
                 "nwalkers": {"type": "integer", "minimum": 4},
                 "max_steps": {"type": "integer", "minimum": 1},
                 "min_steps": {"type": "integer", "minimum": 0},
@@ -118,6 +120,7 @@ class FitOptions:
     """Sampler settings (``fit:`` in YAML)."""
 
     chi2_correction: str = "detected"
+    noise_correlation: str = "beam"
     nwalkers: int = 24  # tutorial fit: 24 walkers converge in 27k evaluations, 32 need 32k (benchmarks/fit_speed.py)
     max_steps: int = 5000
     min_steps: int = 0

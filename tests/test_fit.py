@@ -44,7 +44,16 @@ def tutorial_settings(**fit: object) -> dict:
             "vsys": {"guess": 0, "fixed": True},
             "sigma": {"guess": 0, "fixed": True},
         },
-        "fit": {"chi2_correction": "all", "nwalkers": 24, "max_steps": 300, "check_every": 100, "seed": 2, **fit},
+        # the tutorial's mock noise is white: no correlation between pixels
+        "fit": {
+            "chi2_correction": "all",
+            "noise_correlation": "none",
+            "nwalkers": 24,
+            "max_steps": 300,
+            "check_every": 100,
+            "seed": 2,
+            **fit,
+        },
         "model": {"n_clouds": 32768},
     }
 
@@ -127,6 +136,11 @@ def test_inflated_rms_follows_the_tutorial():
     assert inflated_rms(1e-3, "all", n_detected=10, n_voxels=102400) == pytest.approx(1e-3 * (2 * 102400) ** 0.25)
     assert inflated_rms(1e-3, "detected", n_detected=5000, n_voxels=102400) == pytest.approx(1e-3 * 1e4**0.25)
     assert inflated_rms(1e-3, "none", n_detected=5000, n_voxels=102400) == 1e-3
+    # beam-correlated noise: each independent sample spans a beam area of pixels
+    beam = inflated_rms(1e-3, "none", n_detected=1, n_voxels=1, noise_correlation="beam", beam_pixels=18.1)
+    assert beam == pytest.approx(1e-3 * 18.1**0.5)
+    both = inflated_rms(1e-3, "detected", n_detected=5000, n_voxels=1, noise_correlation="beam", beam_pixels=18.1)
+    assert both == pytest.approx(1e-3 * 18.1**0.5 * 1e4**0.25)
 
 
 @pytest.mark.parametrize("rms", [0.0, np.nan, -1.0])
