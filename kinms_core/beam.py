@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
 import math
+import os
+import platform
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyfftw
 
-__all__ = ["BeamConvolver", "fast_fft_size", "gaussian_psf"]
+__all__ = ["BeamConvolver", "fast_fft_size", "fftw_wisdom_path", "gaussian_psf", "shared_fftw_wisdom"]
+
+log = logging.getLogger(__name__)
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 # The PSF is cut where it falls below this fraction of its peak: the flux it drops is below 1e-6 of the total.
@@ -26,6 +37,65 @@ def fast_fft_size(n: int) -> int:
             size *= 2
         best = min(best, size)
     return best
+
+
+WISDOM_ENV = "KINMS_CORE_FFTW_WISDOM"
+
+
+def fftw_wisdom_path() -> Path | None:
+    """The file in which this machine's FFT plans are kept: ``$KINMS_CORE_FFTW_WISDOM`` if set (empty: none), else
+    ``~/.cache/kinms_core/fftw_wisdom_<cpu>.json`` (``$XDG_CACHE_HOME`` if set), one file per CPU model and FFTW."""
+    if WISDOM_ENV in os.environ:
+        return Path(os.environ[WISDOM_ENV]) if os.environ[WISDOM_ENV] else None
+    cpu = platform.machine() + platform.processor()
+    with contextlib.suppress(OSError):
+        info = Path("/proc/cpuinfo").read_text()
+        cpu += "".join(sorted({line for line in info.splitlines() if line.startswith(("model name", "flags"))}))
+    key = hashlib.sha256(f"{cpu} pyfftw {pyfftw.__version__}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "kinms_core" / f"fftw_wisdom_{key}.json"
+
+
+@contextlib.contextmanager
+def shared_fftw_wisdom(path: Path | None) -> Iterator[None]:
+    """Plan FFTs inside this block with the plans kept in ``path``, and keep any new ones there.
+
+    ``FFTW_MEASURE`` chooses among algorithms by timing them, so two processes may choose differently, and their
+    cubes then differ in the last bits: a rerun, or a fit resumed after a kill, would not reproduce its first run.
+    Planning with the wisdom of the first process to plan a shape on this machine makes every later one choose the
+    same. The file is locked while in use, so that concurrent jobs neither race to plan nor lose each other's plans.
+    A file that cannot be used is logged and skipped: planning then proceeds as usual.
+    """
+    if path is None:
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_suffix(".lock"), "a")  # held open (and locked) for the block
+    except OSError as err:
+        log.warning("FFTW wisdom not shared (%s): results may differ in the last bits between runs", err)
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known: list[set[str]] = []
+        if path.exists():
+            try:
+                parts = json.loads(path.read_text())
+                pyfftw.import_wisdom(tuple(part.encode("ascii") for part in parts))
+                known = [set(part.splitlines()) for part in parts]
+            except (ValueError, TypeError) as err:
+                log.warning("ignoring unreadable FFTW wisdom %s (%s)", path, err)
+        yield
+        wisdom = [part.decode("ascii") for part in pyfftw.export_wisdom()]
+        # FFTW exports its entries in hash order: compare them as sets, and rewrite only when some are new
+        if len(known) != len(wisdom) or any(
+            set(new.splitlines()) - old for new, old in zip(wisdom, known, strict=True)
+        ):
+            # written whole and renamed, so that a reader never sees half a file
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(wisdom))
+            os.replace(partial, path)
 
 
 def _psf_axes(beam: tuple[float, float, float], cellsize: float) -> tuple[float, float, float]:
@@ -91,17 +161,20 @@ class BeamConvolver:
         self._real = pyfftw.empty_aligned(self.padded, dtype="float64")
         self._spec = pyfftw.empty_aligned((nv, py, px // 2 + 1), dtype="complex128")
         flags = (planner_effort,)
-        self._forward = pyfftw.FFTW(self._real, self._spec, axes=(1, 2), flags=flags, threads=threads)
-        # The inverse is left unnormalised (saving a pass over the cube): 1 / (py * px) is folded into the PSF.
-        self._inverse = pyfftw.FFTW(
-            self._spec,
-            self._real,
-            axes=(1, 2),
-            direction="FFTW_BACKWARD",
-            flags=(*flags, "FFTW_DESTROY_INPUT"),
-            threads=threads,
-            normalise_idft=False,
-        )
+        # FFTW_ESTIMATE chooses without timing, the same every time; the others use the machine's shared wisdom.
+        wisdom = None if planner_effort == "FFTW_ESTIMATE" else fftw_wisdom_path()
+        with shared_fftw_wisdom(wisdom):
+            self._forward = pyfftw.FFTW(self._real, self._spec, axes=(1, 2), flags=flags, threads=threads)
+            # The inverse is left unnormalised (saving a pass over the cube): 1 / (py * px) is folded into the PSF.
+            self._inverse = pyfftw.FFTW(
+                self._spec,
+                self._real,
+                axes=(1, 2),
+                direction="FFTW_BACKWARD",
+                flags=(*flags, "FFTW_DESTROY_INPUT"),
+                threads=threads,
+                normalise_idft=False,
+            )
         # Kernel with its centre at pixel (0, 0), negative offsets wrapped to the far end.
         kernel = np.zeros((py, px))
         norm = psf / psf.sum()

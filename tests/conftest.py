@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 
 from kinms_core import ObsPars
 
 TUTORIAL_RAD = np.arange(0.0, 100.0, 0.3)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the session's FFT plans (kinms_core.beam.shared_fftw_wisdom) out of the user's cache; the processes the
+    tests start inherit the variable."""
+    if "KINMS_CORE_FFTW_WISDOM" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="kinms_core_wisdom_")
+        os.environ["KINMS_CORE_FFTW_WISDOM"] = os.path.join(folder, "fftw_wisdom.json")
 
 
 def tutorial_params(**changes: object) -> dict:

@@ -276,3 +276,41 @@ def test_beam_that_does_not_fit_the_cube_is_refused():
     op = ObsPars(nx=16, ny=16, nv=8, cellsize=1.0, dv=10.0, beam=(20.0, 5.0, 0.0))
     with pytest.raises(ValueError, match="beam: bmaj 20 arcsec does not fit the cube"):
         CubeModel(op)
+
+
+WISDOM_PROBE = """
+import sys, numpy as np
+from kinms_core import CubeModel, ObsPars
+rad = np.arange(0.0, 40.0, 0.5)
+model = CubeModel(ObsPars(nx=96, ny=80, nv=32, cellsize=0.5, dv=10.0, beam=(3.0, 2.0, 30.0)), n_clouds=4096)
+np.save(sys.argv[1], model.cube(inc=50.0, pa=30.0, sb_rad=rad, sb_prof=np.exp(-rad / 4), vel_rad=rad,
+                                vel_prof=np.full(rad.size, 150.0), int_flux=10.0))
+"""
+
+
+def test_fft_plans_are_shared_so_that_another_process_is_bit_identical(tmp_path, monkeypatch):
+    """FFTW_MEASURE picks plans by timing; the machine's wisdom file makes a later process pick the same ones."""
+    import subprocess
+    import sys
+
+    wisdom = tmp_path / "cache" / "wisdom.json"
+    monkeypatch.setenv("KINMS_CORE_FFTW_WISDOM", str(wisdom))
+    cubes = []
+    for name in ("first", "second"):
+        out = tmp_path / f"{name}.npy"
+        subprocess.run([sys.executable, "-c", WISDOM_PROBE, str(out)], check=True)
+        if name == "first":
+            assert wisdom.exists() and "fftw_wisdom" in wisdom.read_text()
+            saved = wisdom.stat().st_mtime_ns
+        cubes.append(np.load(out))
+    assert np.array_equal(cubes[0], cubes[1])
+    assert wisdom.stat().st_mtime_ns == saved  # the second process found every plan it needed
+
+
+def test_unusable_wisdom_file_is_skipped_with_a_warning(tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    monkeypatch.setenv("KINMS_CORE_FFTW_WISDOM", str(blocker / "wisdom.json"))
+    convolver = BeamConvolver((4, 16, 16), gaussian_psf((3.0, 3.0, 0.0), 1.0))
+    assert "FFTW wisdom not shared" in caplog.text
+    assert convolver(np.ones((4, 16, 16))).shape == (4, 16, 16)
