@@ -39,6 +39,7 @@ from .fitsio import obspars_header
 from .model import model_cube
 from .obspars import ObsPars
 from .parametric import radius_grid
+from .survey import is_missing
 
 __all__ = [
     "C_KMS",
@@ -89,17 +90,6 @@ MOCK_COLUMNS = _REQUIRED + tuple(_DEFAULTS)
 TRUTH_COLUMNS = ("flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "scalerad", "vflat", "rturn")
 
 
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return value.strip() == ""
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _as_bool(name: str, value: Any) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -120,17 +110,17 @@ def mock_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
         Naming the galaxy and the column: unknown or missing columns, non-numbers, values out of range.
     """
     galaxy = row.get("galaxy")
-    label = f"mock {galaxy!r}" if not _missing(galaxy) else "mock row"
+    label = f"mock {galaxy!r}" if not is_missing(galaxy) else "mock row"
     unknown = sorted(set(row) - set(MOCK_COLUMNS))
     if unknown:
         raise ValueError(f"{label}: unknown column(s) {unknown}; known columns are {list(MOCK_COLUMNS)}")
-    missing = [name for name in _REQUIRED if _missing(row.get(name))]
+    missing = [name for name in _REQUIRED if is_missing(row.get(name))]
     if missing:
         raise ValueError(f"{label}: missing value(s) for {missing}")
     out: dict[str, Any] = {}
     for name in MOCK_COLUMNS:
         value = row.get(name)
-        out[name] = _DEFAULTS.get(name) if _missing(value) else value
+        out[name] = _DEFAULTS.get(name) if is_missing(value) else value
     out["galaxy"] = str(out["galaxy"])
     for name in ("nx", "ny", "nv", "n_clouds"):
         value = float(out[name])
@@ -250,9 +240,12 @@ def simulate_cube(row: Mapping[str, Any], path: str | Path, *, seed: int) -> Pat
     and ``vsys`` (absolute radio velocity), so that a fit of the written file recovers the row's values in the
     parameters of :mod:`kinms_core.parametric`. Gaussian noise of standard deviation ``rms`` is added, by default
     beam-correlated (:func:`beam_correlated_noise`) as in interferometric cubes: neighbouring pixels within a beam
-    are not independent, so the plain chi-square of a fit over-counts the information and its errors come out too
-    small; the (2N)^1/4 inflation of the noise in the likelihood (the seed tutorial's practice, N the detected
-    voxels) is what makes the errors honest with it. ``correlated: false`` gives white noise.
+    are not independent, so the chi-square of independent voxels over-counts the information and a fit's errors come
+    out too small unless its likelihood inflates the noise: ``fit.noise_correlation: beam`` (the RMS times the square
+    root of the beam area in pixels) accounts for the correlation, and the seed tutorial's (2N)^1/4
+    (``fit.chi2_correction``, N the detected voxels) widens the posterior further for model mismatch; with white
+    noise the former is not needed. This is why mocks have correlated noise by default: errors are only tested
+    honestly on noise like the real one. ``correlated: false`` gives white noise.
 
     Parameters
     ----------

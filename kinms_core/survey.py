@@ -43,6 +43,7 @@ __all__ = [
     "check_sheet",
     "clean_row",
     "cube_arguments",
+    "is_missing",
     "fit_settings",
     "galaxy_overrides",
     "galaxy_truths",
@@ -64,7 +65,8 @@ SETTINGS_KEYS = ("model", "parameters", "fit")
 _READING_COLUMNS = ("restfreq", "bmaj", "bmin", "bpa")
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """Whether a table cell is empty: None, NaN or blank text."""
     if value is None:
         return True
     if isinstance(value, str):
@@ -77,7 +79,7 @@ def _missing(value: Any) -> bool:
 
 def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A table row without its empty cells (None, NaN, blank text)."""
-    return {str(k): v for k, v in row.items() if not _missing(v)}
+    return {str(k): v for k, v in row.items() if not is_missing(v)}
 
 
 def _coerce(value: Any) -> Any:
@@ -187,14 +189,14 @@ def _number(value: Any) -> str:
 def cube_arguments(row: Mapping[str, Any]) -> list[str]:
     """``kinms-core prepare`` options from a sheet row: ``--restfreq HZ`` and ``--beam BMAJ BMIN BPA``."""
     args: list[str] = []
-    if not _missing(row.get("restfreq")):
+    if not is_missing(row.get("restfreq")):
         args += ["--restfreq", _number(row["restfreq"])]
-    if not _missing(row.get("bmaj")):
+    if not is_missing(row.get("bmaj")):
         bmaj = float(row["bmaj"])
-        bmin = bmaj if _missing(row.get("bmin")) else float(row["bmin"])
-        bpa = 0.0 if _missing(row.get("bpa")) else float(row["bpa"])
+        bmin = bmaj if is_missing(row.get("bmin")) else float(row["bmin"])
+        bpa = 0.0 if is_missing(row.get("bpa")) else float(row["bpa"])
         args += ["--beam", _number(bmaj), _number(bmin), _number(bpa)]
-    elif not _missing(row.get("bmin")) or not _missing(row.get("bpa")):
+    elif not is_missing(row.get("bmin")) or not is_missing(row.get("bpa")):
         raise ValueError(f"galaxy {row.get('galaxy')!r}: bmin/bpa given without bmaj; give the whole beam")
     return args
 
@@ -204,7 +206,7 @@ def galaxy_overrides(row: Mapping[str, Any]) -> dict[str, str]:
     out = {}
     for column, value in row.items():
         parsed = _column_parameter(str(column))
-        if parsed is None or parsed[1] == "true" or _missing(value):
+        if parsed is None or parsed[1] == "true" or is_missing(value):
             continue
         if isinstance(value, bool):
             out[str(column)] = "true" if value else "false"
@@ -239,7 +241,7 @@ def galaxy_truths(
         truths.update({name: float(normal[name]) for name in TRUTH_COLUMNS if name in parameters})
     for name in parameters:
         value = (row or {}).get(f"{name}_true")
-        if not _missing(value):
+        if not is_missing(value):
             truths[name] = float(value)
     return {name: truths[name] for name in parameters if name in truths}
 
