@@ -2,7 +2,7 @@
 
     snakemake --cores all                       # the demo: a mock survey made from config/mocks.csv
     snakemake --report results/report.html      # HTML report of the plots
-    snakemake --profile workflow/profiles/slurm # every job on SLURM
+    snakemake --profile profiles/slurm # every job on SLURM
 
 Rules are in workflow/rules/*.smk; all the science is in the kinms_core package they call.
 """

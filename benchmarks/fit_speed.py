@@ -78,10 +78,14 @@ def main() -> None:
             f"{name:9s} {TUTORIAL_TRUTH[name]:7.2f} {p['median']:9.3f} {p['median'] - p['p16']:7.3f} "
             f"{p['p84'] - p['median']:7.3f} {TUTORIAL_ERRORS[name]:12.2f}"
         )
-    print(f"steps {summary['steps']}, tau max {summary['tau_max']:.1f}, converged {summary['converged']}, "
-          f"acceptance {summary['acceptance']:.2f}, reduced chi2 {summary['chi2_reduced']:.3f}")
-    print(f"wall time {wall:.1f} s for {summary['evaluations']} model evaluations "
-          f"({wall / summary['evaluations'] * 1e3:.2f} ms each over {args.processes} processes)")
+    print(
+        f"steps {summary['steps']}, tau max {summary['tau_max']:.1f}, converged {summary['converged']}, "
+        f"acceptance {summary['acceptance']:.2f}, reduced chi2 {summary['chi2_reduced']:.3f}"
+    )
+    print(
+        f"wall time {wall:.1f} s for {summary['evaluations']} model evaluations "
+        f"({wall / summary['evaluations'] * 1e3:.2f} ms each over {args.processes} processes)"
+    )
     print(f"KinMS 3 model: {kinms * 1e3:.1f} ms -> tutorial KinMS+GAStimator fit ~ 6000 x = {6000 * kinms:.0f} s")
     print(f"speed-up over the tutorial's fit: {6000 * kinms / wall:.1f}x")
 

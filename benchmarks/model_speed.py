@@ -89,7 +89,7 @@ def main() -> None:
     probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE], capture_output=True, text=True, check=True)
     base_mb, peak_mb = (float(v) for v in probe.stdout.split())
 
-    print("Tutorial cube 64x64x25, 1\"/pixel, 20 km/s, 4\" beam; exponential disc h=5\", arctan vflat=200 rturn=2")
+    print('Tutorial cube 64x64x25, 1"/pixel, 20 km/s, 4" beam; exponential disc h=5", arctan vflat=200 rturn=2')
     print(f"reference: KinMS with {args.reference_clouds:.0e} cloudlets")
     print(f"{'model':34s} {'time/model':>11s} {'rel. L2 error':>14s}")
     print(f"{'KinMS 3 (5e5 random, reused)':34s} {kinms_time * 1e3:8.1f} ms {kinms_err:14.4f}")

@@ -1,7 +1,7 @@
 """Load: a 50-galaxy mock survey (small cubes, short chains) through the local one-node SLURM and locally.
 
 Starts the test cluster (tests/slurm/cluster.sh, root only), runs the same survey twice, from scratch each time:
-through ``--profile workflow/profiles/slurm`` and with ``--cores all``, and prints galaxies per hour for both and
+through ``--profile profiles/slurm`` and with ``--cores all``, and prints galaxies per hour for both and
 their ratio. The cluster is stopped afterwards.
 
     sudo python benchmarks/slurm_load.py [--galaxies 50] [--outdir benchmarks/out/slurm_load]
@@ -91,7 +91,7 @@ def main() -> None:
         slurm = run(
             out / "slurm",
             write_survey(out / "slurm", args.galaxies),
-            ["--profile", str(REPO / "workflow" / "profiles" / "slurm")],
+            ["--profile", str(REPO / "profiles" / "slurm")],
             env,
         )
         local = run(out / "local", write_survey(out / "local", args.galaxies), ["--cores", "all"], env)

@@ -15,7 +15,7 @@ from slurm_cluster import SlurmCluster, slurm_cluster_fixture  # noqa: F401
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
@@ -74,7 +74,7 @@ def test_two_one_cpu_jobs_run_at_once(slurm_cluster: SlurmCluster, tmp_path: Pat
 
 @pytest.mark.slow
 def test_snakemake_slurm_profile(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    """Two rules go through sbatch with workflow/profiles/slurm and snakemake exits 0."""
+    """Two rules go through sbatch with profiles/slurm and snakemake exits 0."""
     (tmp_path / "Snakefile").write_text(
         "rule all:\n"
         '    input: "b.txt"\n\n'

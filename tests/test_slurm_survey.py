@@ -18,7 +18,7 @@ from test_workflow import REPO, SNAKEFILE, TINY_CONFIG, TINY_MOCKS, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
 SHEET = "galaxy,cube\nalpha,results/mocks/alpha.fits\nbeta,results/mocks/beta.fits\nghost,nowhere/ghost.fits\n"
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real single-node SLURM cluster on this machine, for tests of the
-# Snakemake SLURM profile (workflow/profiles/slurm).
+# Snakemake SLURM profile (profiles/slurm).
 #
 #   tests/slurm/cluster.sh start    install (if needed) and start munged, slurmctld, slurmd
 #   tests/slurm/cluster.sh stop     stop exactly the daemons started by `start` (pid files)
