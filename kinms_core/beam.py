@@ -94,8 +94,11 @@ def shared_fftw_wisdom(path: Path | None) -> Iterator[None]:
         ):
             # written whole and renamed, so that a reader never sees half a file
             partial = path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(json.dumps(wisdom))
-            os.replace(partial, path)
+            try:
+                partial.write_text(json.dumps(wisdom))
+                os.replace(partial, path)
+            except OSError as err:
+                log.warning("FFTW wisdom not saved to %s (%s): later runs may differ in the last bits", path, err)
 
 
 def _psf_axes(beam: tuple[float, float, float], cellsize: float) -> tuple[float, float, float]:

@@ -29,7 +29,7 @@ from .fitsio import obspars_header, obspars_wcs, write_cube
 from .likelihood import FitData, LogPosterior, parameters_to_sampling, sampling_to_parameters
 from .settings import FitSettings, Parameter
 
-__all__ = ["FitResult", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
+__all__ = ["ChainFile", "FitResult", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.fits"
 RESIDUAL_FILE = "residual.fits"
 POSTERIOR_FILE = "posterior.csv"
+# How long a write of the chain waits for a reader of chain.h5 to close it
+LOCK_WAIT_S = 60.0
 
 _WORKER: LogPosterior | None = None
 
@@ -152,9 +154,29 @@ def _initial_walkers(centre: np.ndarray, posterior: LogPosterior, nwalkers: int,
     return np.clip(walkers, posterior.low, posterior.high)
 
 
-def _open_backend(path: Path, fingerprint: str, nwalkers: int, ndim: int) -> tuple[emcee.backends.HDFBackend, bool]:
+class ChainFile(emcee.backends.HDFBackend):
+    """emcee's HDF5 backend, waiting for whoever reads the chain file (a person watching a fit's progress, a
+    monitoring script) to release HDF5's file lock, rather than failing the fit: h5py refuses to open a file for
+    writing while another process has it open."""
+
+    def open(self, mode: str = "r") -> Any:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                return super().open(mode)
+            except BlockingIOError as exc:
+                if time.monotonic() > deadline:
+                    raise BlockingIOError(
+                        exc.errno,
+                        f"{self.filename} stayed locked by another process for {LOCK_WAIT_S:.0f} s: is another fit "
+                        "of this galaxy writing to the same folder?",
+                    ) from exc
+                time.sleep(0.05)
+
+
+def _open_backend(path: Path, fingerprint: str, nwalkers: int, ndim: int) -> tuple[ChainFile, bool]:
     """The chain file, resumed when it holds a chain of the same fit, else started afresh."""
-    backend = emcee.backends.HDFBackend(str(path))
+    backend = ChainFile(str(path))
     if path.exists():
         try:
             with backend.open() as f:
@@ -163,6 +185,8 @@ def _open_backend(path: Path, fingerprint: str, nwalkers: int, ndim: int) -> tup
                 log.info("resuming the chain in %s from step %d", path, backend.iteration)
                 return backend, True
             log.info("%s holds another fit's chain: starting afresh", path)
+        except BlockingIOError:
+            raise  # in use elsewhere: neither resume from nor delete another process's chain
         except (OSError, KeyError, ValueError) as exc:
             log.warning("cannot read %s (%s): starting the chain afresh", path, exc)
         path.unlink()

@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 import pytest
-from conftest import tutorial_params
+from conftest import chain_steps, tutorial_params
 
 from kinms_core import ObsPars, model_cube, write_cube
-from kinms_core.fit import fit_galaxy
+from kinms_core.fit import ChainFile, fit_galaxy
 from kinms_core.likelihood import (
     FitData,
     LogPosterior,
@@ -256,18 +256,13 @@ def test_killed_fit_resumes_from_its_checkpoint_and_ends_identically(small_cube,
     assert reference.returncode == 0, reference.stderr
     ref = json.loads((tmp_path / "ref" / "summary.json").read_text())
 
-    import emcee
-
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_fit_command(small_cube, out, settings), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_fit_command(small_cube, out, settings), stderr=subprocess.DEVNULL)
     steps_before = 0
     deadline = time.time() + 120
-    while time.time() < deadline and steps_before < 100:
-        time.sleep(0.2)
-        try:
-            steps_before = emcee.backends.HDFBackend(str(out / "chain.h5"), read_only=True).iteration
-        except (OSError, KeyError, AttributeError):
-            continue
+    while time.time() < deadline and steps_before < 100 and proc.poll() is None:
+        time.sleep(0.1)
+        steps_before = chain_steps(out / "chain.h5")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "summary.json").exists(), "the fit finished before it could be killed"
@@ -280,6 +275,28 @@ def test_killed_fit_resumes_from_its_checkpoint_and_ends_identically(small_cube,
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed"] is True and summary["steps"] == 400
     assert _comparable(summary) == _comparable(ref)
+
+
+def test_chain_write_waits_for_a_reader_to_close_the_file(tmp_path):
+    """Someone reading chain.h5 (progress, a plot) holds HDF5's lock; the fit's next write waits, it does not fail."""
+    import h5py
+
+    path = tmp_path / "chain.h5"
+    backend = ChainFile(str(path))
+    backend.reset(4, 2)
+    hold = "import h5py, sys, time; f = h5py.File(sys.argv[1], 'r'); print('open', flush=True); time.sleep(1.0)"
+    reader = subprocess.Popen([sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == "open"
+    with pytest.raises(BlockingIOError):
+        h5py.File(path, "a")  # what emcee's own backend does, and fails
+    start = time.perf_counter()
+    with backend.open("a") as f:
+        f.attrs["written"] = True
+    waited = time.perf_counter() - start
+    reader.wait()
+    assert waited > 0.3
+    with h5py.File(path, "r") as f:
+        assert f.attrs["written"]
 
 
 def test_failed_prepare_becomes_a_failed_fit_status(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import chain_steps
 from slurm_cluster import SlurmCluster, slurm_cluster_fixture  # noqa: F401 - the fixture
 from test_workflow import REPO, SNAKEFILE, TINY_CONFIG, TINY_MOCKS, snakemake
 
@@ -77,15 +78,6 @@ def test_survey_through_slurm_gives_the_local_catalogue(slurm_cluster: SlurmClus
     assert table.loc["ghost", "status"] == "failed"
 
 
-def _steps(chain: Path) -> int:
-    import emcee
-
-    try:
-        return int(emcee.backends.HDFBackend(str(chain), read_only=True).iteration)
-    except (OSError, KeyError, AttributeError, ValueError):
-        return 0
-
-
 def test_cancelled_fit_job_is_resubmitted_and_resumes_from_its_checkpoint(slurm_cluster: SlurmCluster, tmp_path):
     config = dict(TINY_CONFIG)
     # a chain long enough to cancel part way; no early convergence, so both runs take every step
@@ -112,7 +104,7 @@ def test_cancelled_fit_job_is_resubmitted_and_resumes_from_its_checkpoint(slurm_
     steps_before, deadline = 0, time.time() + 600
     while time.time() < deadline and steps_before < 100:
         time.sleep(0.5)
-        steps_before = _steps(chain)
+        steps_before = chain_steps(chain)
         assert proc.poll() is None, proc.stdout.read()[-3000:]
     assert steps_before >= 100, "the fit did not get going"
     running = slurm_cluster.run("squeue", "-h", "-t", "RUNNING", "-o", "%i %k").stdout.split("\n")
