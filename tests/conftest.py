@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,12 +15,21 @@ from kinms_core import ObsPars
 TUTORIAL_RAD = np.arange(0.0, 100.0, 0.3)
 
 
+_WISDOM_FOLDER: list[str] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Keep the session's FFT plans (kinms_core.beam.shared_fftw_wisdom) out of the user's cache; the processes the
     tests start inherit the variable."""
     if "KINMS_CORE_FFTW_WISDOM" not in os.environ:
-        folder = tempfile.mkdtemp(prefix="kinms_core_wisdom_")
-        os.environ["KINMS_CORE_FFTW_WISDOM"] = os.path.join(folder, "fftw_wisdom.json")
+        _WISDOM_FOLDER.append(tempfile.mkdtemp(prefix="kinms_core_wisdom_"))
+        os.environ["KINMS_CORE_FFTW_WISDOM"] = os.path.join(_WISDOM_FOLDER[0], "fftw_wisdom.json")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _WISDOM_FOLDER:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("KINMS_CORE_FFTW_WISDOM", None)
 
 
 def chain_steps(path: Path) -> int:
