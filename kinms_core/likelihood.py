@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ModelOutsideCubeError
 from .obspars import ObsPars
 from .parametric import GalaxyModel, ModelSpec
 from .settings import Parameter
@@ -231,7 +232,7 @@ class LogPosterior:
         self.n_calls += 1
         try:
             chi2 = self.chi2(theta, self.rms_inflated)
-        except ValueError:
-            # e.g. a trial centre that moves all emission out of the cube: impossible, not an error of the fit
+        except ModelOutsideCubeError:
+            # a trial centre or velocity that moves all emission out of the cube: impossible, not an error of the fit
             return -math.inf
         return lp - 0.5 * chi2

@@ -28,6 +28,7 @@ from scipy.special import ndtri
 from scipy.stats import qmc
 
 from .beam import BeamConvolver, gaussian_psf
+from .errors import ModelOutsideCubeError
 from .obspars import ObsPars
 
 __all__ = ["DEFAULT_CLOUDS", "CubeModel", "model_cube"]
@@ -308,7 +309,7 @@ class CubeModel:
         counts = self.clean_counts(x_sky, y_sky, los_vel, phase_cent=phase_cent, v_offset=v_offset)
         total = counts.sum()
         if total == 0:
-            raise ValueError(
+            raise ModelOutsideCubeError(
                 "the model's emission falls entirely outside the cube: check phase_cent, v_offset, the radius "
                 "grids and the cube size"
             )

@@ -22,6 +22,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from .errors import NoEmissionError
 from .obspars import ObsPars
 
 __all__ = ["NoEmissionError", "estimate_rms", "signal_mask"]
@@ -30,10 +31,6 @@ log = logging.getLogger(__name__)
 
 _MAD_TO_SIGMA = 1.482602218505602
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-
-
-class NoEmissionError(ValueError):
-    """The mask found no emission above the detection threshold."""
 
 
 def _sample(data: np.ndarray, max_samples: int) -> np.ndarray:
