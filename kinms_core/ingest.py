@@ -28,6 +28,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from .errors import CubeError, MissingInputError, NoBeamError, RestFrequencyError
 from .fitsio import obspars_header
 from .obspars import ObsPars
 
@@ -118,7 +119,7 @@ def _image_hdu_index(path: Path, hdul: fits.HDUList) -> int:
     for index, hdu in enumerate(hdul):
         if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)) and int(hdu.header.get("NAXIS", 0)) > 0:
             return index
-    raise ValueError(f"{path} holds no image data (every HDU is empty or a table): give the FITS file of the cube")
+    raise CubeError(f"{path} holds no image data (every HDU is empty or a table): give the FITS file of the cube")
 
 
 def _open_fits(path: Path) -> tuple[fits.HDUList, int, fits.Header]:
@@ -129,18 +130,19 @@ def _open_fits(path: Path) -> tuple[fits.HDUList, int, fits.Header]:
         try:
             hdul = fits.open(path, mode="denywrite")
         except unreadable as exc:
-            raise ValueError(
+            raise CubeError(
                 f"{path} is not a readable FITS file ({exc}): check that it is a complete FITS cube (copy or "
                 "download it again)"
             ) from exc
         try:
             index = _image_hdu_index(path, hdul)
             header = hdul[index].header.copy()
+        except CubeError:
+            hdul.close()
+            raise
         except unreadable as exc:
             hdul.close()
-            if isinstance(exc, ValueError) and str(path) in str(exc):
-                raise
-            raise ValueError(
+            raise CubeError(
                 f"{path} is not a readable FITS file ({exc}): check that it is a complete FITS cube"
             ) from exc
     for item in caught:
@@ -157,7 +159,7 @@ def _check_size(path: Path, header: fits.Header, max_voxels: float) -> None:
     voxels = math.prod(lengths) if lengths else 0
     if voxels > max_voxels:
         shape = " x ".join(str(n) for n in lengths)
-        raise ValueError(
+        raise CubeError(
             f"{path}: the header declares {shape} = {voxels:.3g} voxels ({voxels * 8 / 1e9:.1f} GB as float64), "
             f"more than the limit of {max_voxels:.3g} voxels: cut the cube down first (e.g. spectral-cube "
             f"subcube or CASA imsubimage), or raise the limit with max_voxels= (--max-voxels on the command line) "
@@ -174,7 +176,7 @@ def _check_truncated(path: Path, hdu: fits.PrimaryHDU | fits.ImageHDU) -> None:
     expected = int(hdu.fileinfo()["datLoc"]) + nbytes
     actual = path.stat().st_size
     if actual < expected:
-        raise ValueError(
+        raise CubeError(
             f"{path} is truncated: the header declares {expected} bytes of header and data but the file has "
             f"{actual}: copy or download the file again"
         )
@@ -185,45 +187,45 @@ def _check_axes(path: Path, header: fits.Header) -> None:
     lengths = _axis_lengths(header)
     naxis = len(lengths)
     if naxis == 1:
-        raise ValueError(f"{path} is a 1-D spectrum, not a cube: give a cube with two sky axes and a spectral axis")
+        raise CubeError(f"{path} is a 1-D spectrum, not a cube: give a cube with two sky axes and a spectral axis")
     if naxis == 2:
-        raise ValueError(
+        raise CubeError(
             f"{path} is a 2-D image, not a cube: give a cube with two sky axes and a spectral axis (not a moment map)"
         )
     if naxis > 4:
-        raise ValueError(f"{path} has {naxis} axes: give a 3-D cube (or 4-D with a single Stokes axis)")
+        raise CubeError(f"{path} has {naxis} axes: give a 3-D cube (or 4-D with a single Stokes axis)")
     ctypes = [str(header.get(f"CTYPE{i}", "")).strip() for i in range(1, naxis + 1)]
     try:
         wcs = _quiet_wcs(header)
     except Exception as exc:  # wcslib raises several unrelated types for bad axis descriptions
-        raise ValueError(
+        raise CubeError(
             f"{path}: its WCS cannot be read ({exc}); axis types are {ctypes}: fix the CTYPE/CRVAL/CDELT cards"
         ) from exc
     types = [a["coordinate_type"] for a in wcs.get_axis_types()]
     if types.count("celestial") != 2:
-        raise ValueError(
+        raise CubeError(
             f"{path} has no pair of celestial axes (CTYPEs {ctypes}): the pipeline needs RA---xxx and DEC--xxx "
             "sky axes; fix the header or regrid the cube onto the sky"
         )
     if types.count("spectral") == 0:
-        raise ValueError(
+        raise CubeError(
             f"{path} has no spectral axis (CTYPEs {ctypes}): the pipeline needs a FREQ, VRAD, VOPT, VELO-xxx or "
             "FELO-xxx axis; fix the CTYPE of the spectral axis"
         )
     if types.count("spectral") > 1:
-        raise ValueError(
+        raise CubeError(
             f"{path} has {types.count('spectral')} spectral axes (CTYPEs {ctypes}): give a cube with one spectral "
             "axis (drop the degenerate one)"
         )
     lng = wcs.wcs.lng
     if not ctypes[lng].upper().startswith("RA"):
-        raise ValueError(
+        raise CubeError(
             f"{path} has {ctypes[lng]}/{ctypes[wcs.wcs.lat]} sky axes: the pipeline needs equatorial RA/Dec axes; "
             "reproject the cube to RA/Dec (e.g. with reproject)"
         )
     nchan = lengths[wcs.wcs.spec]
     if nchan < 2:
-        raise ValueError(f"{path} has a single channel, so it is an image, not a cube: give the spectral-line cube")
+        raise CubeError(f"{path} has a single channel, so it is an image, not a cube: give the spectral-line cube")
     if naxis == 4:
         other = [i for i, t in enumerate(types) if t not in ("celestial", "spectral")]
         if other and lengths[other[0]] > 1:
@@ -262,7 +264,7 @@ def _parse_bunit(path: Path, bunit: str, notes: list[str]) -> tuple[str, float]:
             return "jy/beam", float(unit.to(u.Jy / u.beam))
         if unit.is_equivalent(u.K):
             return "K", float(unit.to(u.K))
-    raise ValueError(
+    raise CubeError(
         f"{path} has BUNIT '{text}': the pipeline reads Jy/beam, mJy/beam or K; convert the cube or correct BUNIT"
     )
 
@@ -272,7 +274,7 @@ def _beam_from_args(beam: tuple[float, float, float]):
 
     values = np.atleast_1d(np.asarray(beam, dtype=float))
     if values.size != 3 or not np.all(np.isfinite(values)) or values[0] <= 0 or values[1] <= 0:
-        raise ValueError(f"beam override must be (bmaj, bmin, bpa) in arcsec, arcsec, degrees; got {beam!r}")
+        raise NoBeamError(f"beam override must be (bmaj, bmin, bpa) in arcsec, arcsec, degrees; got {beam!r}")
     bmaj, bmin, bpa = (float(v) for v in values)
     if bmin > bmaj:
         bmaj, bmin, bpa = bmin, bmaj, bpa + 90.0
@@ -305,7 +307,7 @@ def _choose_beam(path: Path, spec_cube, header: fits.Header, override, notes: li
         areas = np.array([b.sr.value for b in channel_beams])
         good = np.isfinite(areas) & (areas > 0)
         if not good.any():
-            raise ValueError(f"{path}: its BEAMS table holds no valid beam: give bmaj, bmin, bpa in the sheet")
+            raise NoBeamError(f"{path}: its BEAMS table holds no valid beam: give bmaj, bmin, bpa in the sheet")
         order = np.argsort(np.where(good, areas, np.inf))[: int(good.sum())]
         median_beam = channel_beams[int(order[len(order) // 2])]
         majors = np.array([b.major.to_value(u.arcsec) for b, g in zip(channel_beams, good, strict=True) if g])
@@ -331,7 +333,7 @@ def _choose_beam(path: Path, spec_cube, header: fits.Header, override, notes: li
         return median_beam, channel_beams, "beams_table", spread
     beam = getattr(spec_cube, "_beam", None)
     if beam is None:
-        raise ValueError(
+        raise NoBeamError(
             f"{path} has no beam (no BMAJ/BMIN/BPA, AIPS CLEAN history or BEAMS table): give bmaj, bmin, bpa in "
             "the sheet"
         )
@@ -429,7 +431,7 @@ def _velocities(path: Path, spec_cube, conversion_rest_hz: float | None) -> tupl
     axis = spec_cube.spectral_axis
     frequency_like = axis.unit.physical_type in ("frequency", "length", "energy", "wavenumber")
     if frequency_like and conversion_rest_hz is None:
-        raise ValueError(
+        raise RestFrequencyError(
             f"{path} has a {spec_cube.wcs.wcs.ctype[2]} spectral axis but no rest frequency (no RESTFRQ or "
             "RESTFREQ in the header): give restfreq (Hz) in the sheet"
         )
@@ -438,7 +440,7 @@ def _velocities(path: Path, spec_cube, conversion_rest_hz: float | None) -> tupl
             u.km / u.s, velocity_convention="radio", rest_value=conversion_rest_hz * u.Hz
         )
     except Exception as exc:
-        raise ValueError(
+        raise CubeError(
             f"{path}: its spectral axis ({spec_cube.wcs.wcs.ctype[2]}, {axis.unit}) cannot be converted to radio "
             f"velocity ({exc}): fix CTYPE/CUNIT of the spectral axis"
         ) from exc
@@ -446,7 +448,7 @@ def _velocities(path: Path, spec_cube, conversion_rest_hz: float | None) -> tupl
     frequencies = np.asarray(axis.to_value(u.Hz, equivalencies=u.spectral()), dtype=float) if frequency_like else None
     diffs = np.diff(velocities)
     if not (np.all(np.isfinite(velocities)) and (np.all(diffs > 0) or np.all(diffs < 0))):
-        raise ValueError(
+        raise CubeError(
             f"{path}: its channel velocities are not finite and monotonic: fix CRVAL/CDELT of the spectral axis"
         )
     return velocities, converted, frequencies
@@ -498,20 +500,25 @@ def read_cube(
 
     Raises
     ------
-    FileNotFoundError
-        The file does not exist.
-    ValueError
+    MissingInputError
+        The file does not exist (a :class:`FileNotFoundError`).
+    NoBeamError
+        The cube has no beam and none is given, or the given one is malformed.
+    RestFrequencyError
+        A frequency axis, or a cube in K, has no rest frequency, or the given one is not a positive frequency.
+    CubeError
         The file is not FITS or is truncated; it is too large; it is not a cube (2-D image, 1-D spectrum, no sky or
-        spectral axes); it has no beam; a frequency axis has no rest frequency; its unit is not Jy/beam, mJy/beam
-        or K; its data are all blank. Every message names the file and the fix.
+        spectral axes); its unit is not Jy/beam, mJy/beam or K; its data are all blank.
+
+    Every error is a :class:`ValueError` (:mod:`kinms_core.errors`) whose message names the file and the fix.
     """
     from spectral_cube import SpectralCube
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file: check the cube's path in the galaxies sheet")
+        raise MissingInputError(f"{path}: no such file: check the cube's path in the galaxies sheet")
     if path.is_dir():
-        raise ValueError(f"{path} is a directory (a CASA image?): export it to FITS first (CASA exportfits)")
+        raise CubeError(f"{path} is a directory (a CASA image?): export it to FITS first (CASA exportfits)")
     notes: list[str] = []
     extra: dict = {"source_file": str(path)}
 
@@ -530,7 +537,7 @@ def read_cube(
         _check_truncated(path, hdu)
 
         if restfreq is not None and not (np.isfinite(restfreq) and restfreq > 0):
-            raise ValueError(f"restfreq must be a positive frequency in Hz, got {restfreq!r}")
+            raise RestFrequencyError(f"restfreq must be a positive frequency in Hz, got {restfreq!r}")
         header_rest = _header_rest_frequency(header)
         rest_hz = float(restfreq) if restfreq is not None else header_rest
         if _is_velocity_axis(header):
@@ -550,7 +557,7 @@ def read_cube(
             try:
                 spec_cube = SpectralCube.read(hdul, hdu=index)
             except Exception as exc:  # spectral-cube and wcslib raise many types for malformed cubes
-                raise ValueError(f"{path}: spectral-cube cannot read it as a cube ({exc}): check its axes") from exc
+                raise CubeError(f"{path}: spectral-cube cannot read it as a cube ({exc}): check its axes") from exc
             if getattr(spec_cube, "_beam", None) is None and "BMAJ" not in header:
                 # radio-beam parses only the exact AIPS spacing; try a tolerant pattern before giving up.
                 history_beam = _aips_history_beam(header)
@@ -597,7 +604,7 @@ def read_cube(
             try:
                 data = np.array(view, dtype=np.float64)
             except (OSError, ValueError, TypeError) as exc:
-                raise ValueError(f"{path}: its data cannot be read ({exc}): copy or download the file again") from exc
+                raise CubeError(f"{path}: its data cannot be read ({exc}): copy or download the file again") from exc
             del raw, view
         for item in caught:
             log.debug("%s: %s: %s", path, item.category.__name__, item.message)
@@ -611,14 +618,14 @@ def read_cube(
 
     finite = np.isfinite(data)
     if not finite.any():
-        raise ValueError(f"{path}: every voxel is blank (NaN or BLANK): check that it is the right file")
+        raise CubeError(f"{path}: every voxel is blank (NaN or BLANK): check that it is the right file")
     if not finite.all():
         data[~finite] = np.nan
     del finite
 
     if kind == "K":
         if frequencies is None:
-            raise ValueError(
+            raise RestFrequencyError(
                 f"{path} is in K but has no rest frequency to convert to Jy/beam: give restfreq (Hz) in the sheet"
             )
         beams_per_channel = channel_beams if (channel_beams is not None and beam is None) else [model_beam] * nv

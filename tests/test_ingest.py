@@ -16,6 +16,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from ingest_helpers import sky_header
 
+from kinms_core.errors import CubeError, MissingInputError, NoBeamError, RestFrequencyError
 from kinms_core.fitsio import obspars_wcs
 from kinms_core.ingest import DEFAULT_MAX_VOXELS, read_cube
 
@@ -446,3 +447,21 @@ def test_max_voxels_is_checked_before_reading(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"big\.fits: the header declares 10 x 12 x 16 = 1.92e\+03 voxels.*max_voxels"):
         read_cube(path, max_voxels=1000)
     assert DEFAULT_MAX_VOXELS == 4e8
+
+
+def test_errors_have_the_types_a_caller_can_catch(tmp_path):
+    """Each kind of failure has its own type (kinms_core.errors), still a ValueError or FileNotFoundError."""
+    with pytest.raises(MissingInputError):
+        read_cube(tmp_path / "nope.fits")
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    with pytest.raises(NoBeamError):
+        read_cube(write(tmp_path / "nobeam.fits", header, cube_data(), beam="none"))
+    with pytest.raises(NoBeamError, match="beam override"):
+        read_cube(write(tmp_path / "beam.fits", header, cube_data()), beam=(0.0, 1.0, 0.0))
+    with pytest.raises(CubeError):
+        read_cube(write(tmp_path / "unit.fits", header, cube_data(), unit="erg/s"))
+    freq = build_header(spectral_cards("FREQ", 1.41e9, 1.0e5, "Hz"))
+    with pytest.raises(RestFrequencyError):
+        read_cube(write(tmp_path / "norest.fits", freq, cube_data()))
+    with pytest.raises(RestFrequencyError, match="restfreq must be a positive"):
+        read_cube(tmp_path / "beam.fits", restfreq=-1.0)
