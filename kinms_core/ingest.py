@@ -30,6 +30,7 @@ from astropy.wcs import WCS
 
 from .errors import CubeError, MissingInputError, NoBeamError, RestFrequencyError
 from .fitsio import obspars_header
+from .fitsunits import canonical_unit, normalise_header_units
 from .obspars import ObsPars
 
 __all__ = ["DEFAULT_MAX_VOXELS", "Cube", "read_cube"]
@@ -182,6 +183,20 @@ def _check_truncated(path: Path, hdu: fits.PrimaryHDU | fits.ImageHDU) -> None:
         )
 
 
+def _repair_header(path: Path, header: fits.Header, notes: list[str], extra: dict) -> None:
+    """Fix in memory what astropy and spectral-cube cannot read in a legacy header (the file stays as it is)."""
+    extra["bunit_original"] = str(header.get("BUNIT", "")).strip()
+    _normalise_units(path, header, notes, extra)
+
+
+def _normalise_units(path: Path, header: fits.Header, notes: list[str], extra: dict) -> None:
+    changed = normalise_header_units(header)
+    if changed:
+        extra["units_normalised"] = {key: list(pair) for key, pair in changed.items()}
+        listing = ", ".join(f"{key} '{old}' as '{new}'" for key, (old, new) in changed.items())
+        _warn(notes, f"{path}: legacy unit strings (AIPS/GIPSY/Miriad spelling) read as FITS units: {listing}")
+
+
 def _check_axes(path: Path, header: fits.Header) -> None:
     """Refuse images, spectra and cubes without two celestial axes and one spectral axis (header only)."""
     lengths = _axis_lengths(header)
@@ -238,25 +253,8 @@ def _parse_bunit(path: Path, bunit: str, notes: list[str]) -> tuple[str, float]:
     if not text:
         _warn(notes, f"{path}: no BUNIT in the header; assuming Jy/beam")
         return "jy/beam", 1.0
-    key = text.lower().replace(" ", "").replace("**", "").replace("^", "")
-    aliases = {
-        "jy/beam": ("jy/beam", 1.0),
-        "jybeam-1": ("jy/beam", 1.0),
-        "jy/bm": ("jy/beam", 1.0),
-        "jy/bea": ("jy/beam", 1.0),
-        "mjy/beam": ("jy/beam", 1e-3),
-        "mjybeam-1": ("jy/beam", 1e-3),
-        "mjy/bm": ("jy/beam", 1e-3),
-        "ujy/beam": ("jy/beam", 1e-6),
-        "ujybeam-1": ("jy/beam", 1e-6),
-        "k": ("K", 1.0),
-        "kelvin": ("K", 1.0),
-        "mk": ("K", 1e-3),
-    }
-    if key in aliases:
-        return aliases[key]
     try:
-        unit = u.Unit(text, parse_strict="raise")
+        unit = u.Unit(canonical_unit(text), parse_strict="raise")
     except ValueError:
         unit = None
     if unit is not None:
@@ -533,6 +531,8 @@ def read_cube(
     with hdul:
         hdu = hdul[index]
         _check_size(path, header, max_voxels)
+        _repair_header(path, hdu.header, notes, extra)
+        header = hdu.header.copy()
         _check_axes(path, header)
         _check_truncated(path, hdu)
 
@@ -593,7 +593,6 @@ def read_cube(
         extra["flipped"] = {"x": bool(flip_x), "y": bool(flip_y), "v": flip_v}
 
         kind, scale = _parse_bunit(path, str(header.get("BUNIT", "")), notes)
-        extra["bunit_original"] = str(header.get("BUNIT", "")).strip()
 
         # The data: one float64 copy, flipped on the way.
         with warnings.catch_warnings(record=True) as caught:

@@ -357,6 +357,69 @@ def test_kelvin_is_converted_with_the_beam_and_frequency(tmp_path):
     check_orientation(cube, header, expected_velocities(header, CO_REST), scale=jy_per_k)
 
 
+# ----------------------------------------------------------------------------------------- legacy unit strings
+LEGACY_SPECTRAL_UNITS = {
+    # legacy CUNIT3: (canonical spelling, spectral cards written with it)
+    "HZ": ("Hz", spectral_cards("FREQ", 1.41e9, -1.0e5, "HZ", RESTFRQ=HI_REST)),
+    "KHZ": ("kHz", spectral_cards("FREQ", 1.41e6, -1.0e2, "KHZ", RESTFRQ=HI_REST)),
+    "MHZ": ("MHz", spectral_cards("FREQ", 1410.0, -0.1, "MHZ", RESTFRQ=HI_REST)),
+    "GHZ": ("GHz", spectral_cards("FREQ", 1.41, -1.0e-4, "GHZ", RESTFRQ=HI_REST)),
+    "M/S": ("m/s", spectral_cards("VRAD", 1.0e6, 1.0e4, "M/S")),
+    "KM/S": ("km/s", spectral_cards("VRAD", 1000.0, 10.0, "KM/S")),
+}
+
+
+@pytest.mark.parametrize("legacy", sorted(LEGACY_SPECTRAL_UNITS))
+def test_legacy_spectral_unit_is_normalised_with_a_warning(tmp_path, legacy):
+    canonical, spec = LEGACY_SPECTRAL_UNITS[legacy]
+    header = build_header(spec)
+    path = write(tmp_path / "legacy.fits", header, cube_data())
+    cube = read_cube(path)
+    assert cube.obspars.extra["units_normalised"] == {"CUNIT3": [legacy, canonical]}
+    assert any(f"CUNIT3 '{legacy}' as '{canonical}'" in w for w in cube.warnings)
+    good = build_header({**spec, "CUNIT": canonical})
+    check_orientation(cube, good, expected_velocities(good, HI_REST))
+    assert fits.getheader(path)["CUNIT3"] == legacy  # the file itself is left alone
+
+
+@pytest.mark.parametrize("legacy", ["DEG", "DEGREE", "DEGREES"])
+def test_legacy_sky_unit_is_normalised_with_a_warning(tmp_path, legacy):
+    sky = sky_header(NX, NY)
+    sky["CUNIT1"] = legacy
+    sky["CUNIT2"] = legacy
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"), sky=sky)
+    cube = read_cube(write(tmp_path / "legacy.fits", header, cube_data()))
+    assert cube.obspars.extra["units_normalised"] == {"CUNIT1": [legacy, "deg"], "CUNIT2": [legacy, "deg"]}
+    assert any(f"CUNIT1 '{legacy}' as 'deg'" in w for w in cube.warnings)
+    assert cube.obspars.cellsize == pytest.approx(1.0, rel=1e-9)
+    check_orientation(cube, build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s")), np.arange(NV) * 10.0 + 1000.0)
+
+
+@pytest.mark.parametrize(
+    ("legacy", "canonical", "scale"),
+    [
+        ("JY/BEAM", "Jy/beam", 1.0),
+        ("JY/BEAM ", "Jy/beam", 1.0),
+        ("JY/BM", "Jy/beam", 1.0),
+        ("MJY/BEAM", "mJy/beam", 1e-3),
+    ],
+)
+def test_legacy_bunit_is_normalised_with_a_warning(tmp_path, legacy, canonical, scale):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    cube = read_cube(write(tmp_path / "legacy.fits", header, cube_data(), unit=legacy))
+    assert cube.obspars.extra["units_normalised"] == {"BUNIT": [legacy.strip(), canonical]}
+    assert cube.obspars.extra["bunit_original"] == legacy.strip()
+    assert any(f"BUNIT '{legacy.strip()}' as '{canonical}'" in w for w in cube.warnings)
+    check_orientation(cube, header, expected_velocities(header, HI_REST), scale=scale)
+
+
+def test_fits_unit_strings_are_left_alone(tmp_path):
+    header = build_header(spectral_cards("FREQ", 1.41e9, -1.0e5, "Hz", RESTFRQ=HI_REST))
+    cube = read_cube(write(tmp_path / "fits_units.fits", header, cube_data(), unit="mJy/beam"))
+    assert "units_normalised" not in cube.obspars.extra
+    assert not any("legacy unit" in w for w in cube.warnings)
+
+
 # ----------------------------------------------------------------------------------------- errors
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.fits"):
