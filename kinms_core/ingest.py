@@ -16,10 +16,14 @@ rest frequency, data), the flips, the unit conversion and the bookkeeping in ``o
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
+import lzma
 import math
 import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +56,17 @@ _ROTATION_TOLERANCE_DEG = 0.1
 # Header cards copied from the input to the clean header when present.
 _KEPT_CARDS = ("OBJECT", "TELESCOP", "INSTRUME", "OBSERVER", "DATE-OBS", "MJD-OBS", "LINE", "ORIGIN")
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".z")
+# First bytes of the compressed files astropy.io.fits opens: it recognises them by content, whatever their name.
+_COMPRESSION_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"PK\x03\x04", "zip"),
+    (b"\x1f\x9d", "compress"),
+)
+_DECOMPRESSORS = {None: open, "gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}
+# What reading a damaged file (plain or compressed) raises, besides our own messages.
+_UNREADABLE = (OSError, TypeError, ValueError, IndexError, KeyError, EOFError, zlib.error, lzma.LZMAError)
 
 
 @dataclass
@@ -123,17 +138,43 @@ def _image_hdu_index(path: Path, hdul: fits.HDUList) -> int:
     raise CubeError(f"{path} holds no image data (every HDU is empty or a table): give the FITS file of the cube")
 
 
-def _open_fits(path: Path) -> tuple[fits.HDUList, int, fits.Header]:
+def _compression(path: Path) -> str | None:
+    """The file's compression as its first bytes tell (``'gzip'``, ...), or None for plain bytes."""
+    with open(path, "rb") as stream:
+        start = stream.read(8)
+    found = next((name for magic, name in _COMPRESSION_MAGIC if start.startswith(magic)), None)
+    if (path.suffix.lower() in _COMPRESSED_SUFFIXES) != (found is not None):
+        log.info("%s: its content is %s whatever its name says; read as such", path, found or "plain FITS")
+    return found
+
+
+def _primary_header(path: Path, compression: str | None) -> fits.Header | None:
+    """The first header, read through the file's decompressor; None if it cannot be read (_open_fits says why)."""
+    if compression not in _DECOMPRESSORS:
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with _DECOMPRESSORS[compression](path, "rb") as stream:
+                header = fits.Header.fromfile(stream)
+        except (*_UNREADABLE, UnicodeDecodeError):
+            header = None
+    for item in caught:
+        log.debug("%s: %s: %s", path, item.category.__name__, item.message)
+    return header
+
+
+def _open_fits(path: Path, compression: str | None) -> tuple[fits.HDUList, int, fits.Header]:
     """Open lazily (data memory-mapped where possible) and find the image HDU; astropy's warnings go to the log."""
-    unreadable = (OSError, TypeError, ValueError, IndexError, KeyError, EOFError)
+    damaged = f"; {compression}-compressed content, probably cut short or damaged" if compression else ""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             hdul = fits.open(path, mode="denywrite")
-        except unreadable as exc:
+        except _UNREADABLE as exc:
             raise CubeError(
-                f"{path} is not a readable FITS file ({exc}): check that it is a complete FITS cube (copy or "
-                "download it again)"
+                f"{path} is not a readable FITS file ({exc}{damaged}): check that it is a complete FITS cube (copy "
+                "or download it again)"
             ) from exc
         try:
             index = _image_hdu_index(path, hdul)
@@ -141,10 +182,10 @@ def _open_fits(path: Path) -> tuple[fits.HDUList, int, fits.Header]:
         except CubeError:
             hdul.close()
             raise
-        except unreadable as exc:
+        except _UNREADABLE as exc:
             hdul.close()
             raise CubeError(
-                f"{path} is not a readable FITS file ({exc}): check that it is a complete FITS cube"
+                f"{path} is not a readable FITS file ({exc}{damaged}): check that it is a complete FITS cube"
             ) from exc
     for item in caught:
         log.debug("%s: %s: %s", path, item.category.__name__, item.message)
@@ -168,9 +209,11 @@ def _check_size(path: Path, header: fits.Header, max_voxels: float) -> None:
         )
 
 
-def _check_truncated(path: Path, hdu: fits.PrimaryHDU | fits.ImageHDU) -> None:
+def _check_truncated(path: Path, hdu: fits.PrimaryHDU | fits.ImageHDU, compression: str | None) -> None:
     """Refuse a file shorter than its header says, before touching the data."""
-    if path.suffix.lower() in _COMPRESSED_SUFFIXES:
+    if compression is not None:
+        # Its size on disk says nothing about the data's; astropy decompresses to the end of the data when it
+        # opens the file, so a cut compressed file has already failed in _open_fits.
         return
     lengths = _axis_lengths(hdu.header)
     nbytes = abs(int(hdu.header.get("BITPIX", 8))) // 8 * math.prod(lengths)
@@ -521,20 +564,18 @@ def read_cube(
     extra: dict = {"source_file": str(path)}
 
     # Refuse a header that claims an enormous cube before anything (even a memory map) is made for its data.
-    try:
-        primary = fits.Header.fromfile(str(path))
-    except (OSError, ValueError, EOFError, UnicodeDecodeError):
-        primary = None  # _open_fits says what is wrong with the file
+    compression = _compression(path)
+    primary = _primary_header(path, compression)
     if primary is not None and int(primary.get("NAXIS", 0)) > 0:
         _check_size(path, primary, max_voxels)
-    hdul, index, header = _open_fits(path)
+    hdul, index, header = _open_fits(path, compression)
     with hdul:
         hdu = hdul[index]
         _check_size(path, header, max_voxels)
         _repair_header(path, hdu.header, notes, extra)
         header = hdu.header.copy()
         _check_axes(path, header)
-        _check_truncated(path, hdu)
+        _check_truncated(path, hdu, compression)
 
         if restfreq is not None and not (np.isfinite(restfreq) and restfreq > 0):
             raise RestFrequencyError(f"restfreq must be a positive frequency in Hz, got {restfreq!r}")

@@ -6,6 +6,7 @@ position and radio velocity (astropy's own conversion of the input header), in t
 
 from __future__ import annotations
 
+import gzip
 import logging
 import math
 
@@ -418,6 +419,53 @@ def test_fits_unit_strings_are_left_alone(tmp_path):
     cube = read_cube(write(tmp_path / "fits_units.fits", header, cube_data(), unit="mJy/beam"))
     assert "units_normalised" not in cube.obspars.extra
     assert not any("legacy unit" in w for w in cube.warnings)
+
+
+# ----------------------------------------------------------------------------------------- compression by content
+def test_gzip_content_is_read_whatever_the_name(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    plain = write(tmp_path / "plain.fits", header, cube_data())
+    gzipped_as_fits = tmp_path / "gzipped.fits"
+    gzipped_as_fits.write_bytes(gzip.compress(plain.read_bytes()))
+    plain_as_gz = tmp_path / "plain.fits.gz"
+    plain_as_gz.write_bytes(plain.read_bytes())
+    reference = read_cube(plain)
+    for path in (gzipped_as_fits, plain_as_gz):
+        cube = read_cube(path)
+        check_orientation(cube, header, expected_velocities(header, HI_REST))
+        np.testing.assert_array_equal(cube.data, reference.data)
+
+
+def test_cut_files_fail_by_content_whatever_the_name(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    raw = write(tmp_path / "plain.fits", header, cube_data()).read_bytes()
+    cut_plain_as_gz = tmp_path / "cut_plain.fits.gz"
+    cut_plain_as_gz.write_bytes(raw[:4000])
+    with pytest.raises(CubeError, match=r"cut_plain\.fits\.gz is truncated.*download"):
+        read_cube(cut_plain_as_gz)
+    packed = gzip.compress(raw)
+    cut_gzip_as_fits = tmp_path / "cut_gzip.fits"
+    cut_gzip_as_fits.write_bytes(packed[: len(packed) - 50])
+    with pytest.raises(CubeError, match=r"cut_gzip\.fits is not a readable FITS file .*gzip-compressed content"):
+        read_cube(cut_gzip_as_fits)
+
+
+def test_size_of_a_gzip_cube_is_checked_from_its_header_alone(tmp_path, monkeypatch):
+    """The header is read through the decompressor, so an enormous claim is refused before anything else."""
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    header["NAXIS"] = 3
+    header["NAXIS1"], header["NAXIS2"], header["NAXIS3"] = 4000, 4000, 1000
+    header["BITPIX"] = -32
+    header.insert(0, ("SIMPLE", True))
+    path = tmp_path / "enormous.fits.gz"
+    path.write_bytes(gzip.compress(header.tostring().encode() + bytes(2880)))
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("the file was opened for its data")
+
+    monkeypatch.setattr("astropy.io.fits.open", no_open)
+    with pytest.raises(CubeError, match=r"enormous\.fits\.gz: the header declares 4000 x 4000 x 1000"):
+        read_cube(path)
 
 
 # ----------------------------------------------------------------------------------------- errors
