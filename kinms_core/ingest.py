@@ -51,6 +51,11 @@ _PLACEHOLDER_REST_HZ = 1.0e9
 _C_M_S = 299792458.0
 _C_KM_S = 299792.458
 _VELOCITY_TYPES = ("VRAD", "VOPT", "VELO", "FELO", "ZOPT", "BETA", "VELR")
+# How to give a cube its beam, for the messages of NoBeamError.
+_GIVE_BEAM = (
+    "give bmaj, bmin, bpa in the sheet (arcsec, arcsec, deg), or --beam BMAJ BMIN BPA on the command line "
+    "(beam=(bmaj, bmin, bpa) in Python)"
+)
 # Sky-axis rotations smaller than this (degrees) are ignored.
 _ROTATION_TOLERANCE_DEG = 0.1
 # Header cards copied from the input to the clean header when present.
@@ -230,6 +235,8 @@ def _repair_header(path: Path, header: fits.Header, notes: list[str], extra: dic
     """Fix in memory what astropy and spectral-cube cannot read in a legacy header (the file stays as it is)."""
     extra["bunit_original"] = str(header.get("BUNIT", "")).strip()
     _normalise_units(path, header, notes, extra)
+    _drop_placeholder_beam(path, header, extra)
+    _drop_float_blank(path, header, extra)
 
 
 def _normalise_units(path: Path, header: fits.Header, notes: list[str], extra: dict) -> None:
@@ -238,6 +245,43 @@ def _normalise_units(path: Path, header: fits.Header, notes: list[str], extra: d
         extra["units_normalised"] = {key: list(pair) for key, pair in changed.items()}
         listing = ", ".join(f"{key} '{old}' as '{new}'" for key, (old, new) in changed.items())
         _warn(notes, f"{path}: legacy unit strings (AIPS/GIPSY/Miriad spelling) read as FITS units: {listing}")
+
+
+def _drop_placeholder_beam(path: Path, header: fits.Header, extra: dict) -> None:
+    """BMAJ or BMIN that is not a positive number (GIPSY writes -1) means "no beam": drop the cards, so that no
+    library makes a beam of them and an AIPS history beam or the caller's beam can take their place."""
+    values = [header[key] for key in ("BMAJ", "BMIN") if key in header]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in values):
+        return
+    extra["placeholder_beam"] = {key: header[key] for key in ("BMAJ", "BMIN", "BPA") if key in header}
+    for key in ("BMAJ", "BMIN", "BPA"):
+        header.remove(key, ignore_missing=True)
+    log.info("%s: placeholder beam %s ignored (no beam)", path, extra["placeholder_beam"])
+
+
+def _drop_float_blank(path: Path, header: fits.Header, extra: dict) -> None:
+    """BLANK applies to integer data only; on floating-point data (blanks are NaN) astropy ignores it, and so do we,
+    saying so: drop it, so that nothing downstream applies it."""
+    if int(header.get("BITPIX", 8)) < 0 and "BLANK" in header:
+        extra["ignored_blank"] = header["BLANK"]
+        del header["BLANK"]
+        log.info(
+            "%s: BLANK = %s on BITPIX %s (floating-point) data is not FITS and is ignored: blank voxels are NaN",
+            path,
+            extra["ignored_blank"],
+            header["BITPIX"],
+        )
+
+
+def _check_ignored_blank(path: Path, data: np.ndarray, blank, notes: list[str]) -> None:
+    """Voxels equal to an ignored floating-point BLANK may be blanks its writer meant: say so if there are any."""
+    count = int(np.count_nonzero(data == float(blank))) if isinstance(blank, (int, float)) else 0
+    if count:
+        _warn(
+            notes,
+            f"{path}: {count} voxels equal BLANK = {blank}, which FITS ignores on floating-point data, so they are "
+            "read as data: set them to NaN in the file if they are blanks",
+        )
 
 
 def _check_axes(path: Path, header: fits.Header) -> None:
@@ -335,7 +379,7 @@ def _beam_tuple(beam) -> tuple[float, float, float]:
     )
 
 
-def _choose_beam(path: Path, spec_cube, header: fits.Header, override, notes: list[str]) -> tuple:
+def _choose_beam(path: Path, spec_cube, header: fits.Header, override, notes: list[str], placeholder=None) -> tuple:
     """The single beam for the model, per-channel beams (or None), where it came from and its spread."""
     from spectral_cube import VaryingResolutionSpectralCube
 
@@ -343,12 +387,14 @@ def _choose_beam(path: Path, spec_cube, header: fits.Header, override, notes: li
     if isinstance(spec_cube, VaryingResolutionSpectralCube):
         channel_beams = list(spec_cube.beams)
     if override is not None:
+        if placeholder:
+            log.info("%s: the given beam replaces the header's placeholder %s", path, placeholder)
         return _beam_from_args(override), channel_beams, "override", None
     if channel_beams is not None:
         areas = np.array([b.sr.value for b in channel_beams])
         good = np.isfinite(areas) & (areas > 0)
         if not good.any():
-            raise NoBeamError(f"{path}: its BEAMS table holds no valid beam: give bmaj, bmin, bpa in the sheet")
+            raise NoBeamError(f"{path}: its BEAMS table holds no valid beam: {_GIVE_BEAM}")
         order = np.argsort(np.where(good, areas, np.inf))[: int(good.sum())]
         median_beam = channel_beams[int(order[len(order) // 2])]
         majors = np.array([b.major.to_value(u.arcsec) for b, g in zip(channel_beams, good, strict=True) if g])
@@ -373,11 +419,11 @@ def _choose_beam(path: Path, spec_cube, header: fits.Header, override, notes: li
             )
         return median_beam, channel_beams, "beams_table", spread
     beam = getattr(spec_cube, "_beam", None)
+    if beam is None and placeholder:
+        cards = ", ".join(f"{key} = {value}" for key, value in placeholder.items())
+        raise NoBeamError(f"{path} has a placeholder beam ({cards}), that is no beam: {_GIVE_BEAM}")
     if beam is None:
-        raise NoBeamError(
-            f"{path} has no beam (no BMAJ/BMIN/BPA, AIPS CLEAN history or BEAMS table): give bmaj, bmin, bpa in "
-            "the sheet"
-        )
+        raise NoBeamError(f"{path} has no beam (no BMAJ/BMIN/BPA, AIPS CLEAN history or BEAMS table): {_GIVE_BEAM}")
     source = "header" if "BMAJ" in header else "history"
     return beam, None, source, None
 
@@ -607,7 +653,9 @@ def read_cube(
         for item in caught:
             log.debug("%s: %s: %s", path, item.category.__name__, item.message)
 
-        model_beam, channel_beams, beam_source, spread = _choose_beam(path, spec_cube, header, beam, notes)
+        model_beam, channel_beams, beam_source, spread = _choose_beam(
+            path, spec_cube, header, beam, notes, extra.get("placeholder_beam")
+        )
         extra["beam_source"] = beam_source
         if spread is not None:
             extra["beam_spread"] = spread
@@ -662,6 +710,8 @@ def read_cube(
     if not finite.all():
         data[~finite] = np.nan
     del finite
+    if "ignored_blank" in extra:
+        _check_ignored_blank(path, data, extra["ignored_blank"], notes)
 
     if kind == "K":
         if frequencies is None:

@@ -294,6 +294,50 @@ def test_aips_history_beam(tmp_path):
     assert cube.obspars.extra["beam_source"] == "history"
 
 
+@pytest.mark.parametrize(("bmaj", "bmin"), [(-1.0, -1.0), (0.0, 0.0), (3.0 / 3600.0, -1.0)])
+def test_placeholder_beam_is_refused_with_the_fix_and_read_with_a_given_beam(tmp_path, bmaj, bmin):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    header["BMAJ"], header["BMIN"], header["BPA"] = bmaj, bmin, 0.0
+    path = write(tmp_path / "placeholder.fits", header, cube_data(), beam="none")
+    with pytest.raises(NoBeamError, match=r"placeholder\.fits has a placeholder beam \(BMAJ = .*BMIN = ") as info:
+        read_cube(path)
+    assert "give bmaj, bmin, bpa in the sheet (arcsec, arcsec, deg)" in str(info.value)
+    assert "--beam BMAJ BMIN BPA on the command line" in str(info.value)
+    cube = read_cube(path, beam=(15.0, 20.0, 0.0))
+    assert cube.obspars.beam == pytest.approx((20.0, 15.0, 90.0))
+    assert cube.obspars.extra["beam_source"] == "override"
+    assert cube.obspars.extra["placeholder_beam"] == pytest.approx({"BMAJ": bmaj, "BMIN": bmin, "BPA": 0.0})
+    check_orientation(cube, header, expected_velocities(header, HI_REST))
+
+
+def test_placeholder_beam_gives_way_to_an_aips_history_beam(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    header["BMAJ"], header["BMIN"], header["BPA"] = -1.0, -1.0, 0.0
+    cube = read_cube(write(tmp_path / "history.fits", header, cube_data(), beam="aips"))
+    assert cube.obspars.beam == pytest.approx((1.3889e-3 * 3600, 1.1111e-3 * 3600, 45.0))
+    assert cube.obspars.extra["beam_source"] == "history"
+
+
+def test_blank_on_float_data_is_ignored_and_said(tmp_path, caplog):
+    """FITS allows BLANK on integer data only; on float data (GIPSY writes it) no voxel may become blank by it."""
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    header["BLANK"] = -32768
+    data = cube_data()
+    data[0, 0, 0] = -32768.0
+    with pytest.warns(fits.verify.VerifyWarning, match="BLANK"):  # astropy says so on writing (reading: the log)
+        path = write(tmp_path / "float_blank.fits", header, data)
+    written = fits.Header.fromfile(path)
+    assert written["BLANK"] == -32768 and written["BITPIX"] == -32
+    with caplog.at_level(logging.INFO, logger="kinms_core.ingest"):
+        cube = read_cube(path)
+    assert "BLANK = -32768 on BITPIX -32 (floating-point) data is not FITS and is ignored" in caplog.text
+    assert cube.obspars.extra["ignored_blank"] == -32768
+    assert np.isfinite(cube.data).all()
+    assert cube.data[0, 0, 0] == -32768.0
+    assert any("1 voxels equal BLANK = -32768" in w for w in cube.warnings)
+    check_orientation(cube, header, expected_velocities(header, HI_REST))
+
+
 def beams_table(nchan: int, bmaj: np.ndarray, bmin: np.ndarray, bpa: np.ndarray) -> fits.BinTableHDU:
     """A CASA per-channel beam table (EXTNAME BEAMS)."""
     columns = [
