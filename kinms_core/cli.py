@@ -35,6 +35,12 @@ def _register_ingest(sub: argparse._SubParsersAction) -> None:
             "--beam", type=float, nargs=3, default=None, metavar=("BMAJ", "BMIN", "BPA"), help="arcsec arcsec deg"
         )
         p.add_argument("--max-voxels", type=float, default=None, help="refuse larger cubes (default 4e8)")
+        p.add_argument(
+            "--velocity-convention",
+            choices=("auto", "radio", "optical"),
+            default="auto",
+            help="reading of a VELO-xxx axis without VELREF (default auto: radio for Miriad files, else optical)",
+        )
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     def reading_kwargs(args: argparse.Namespace) -> dict:
@@ -44,6 +50,7 @@ def _register_ingest(sub: argparse._SubParsersAction) -> None:
             "restfreq": args.restfreq,
             "beam": tuple(args.beam) if args.beam else None,
             "max_voxels": args.max_voxels if args.max_voxels is not None else DEFAULT_MAX_VOXELS,
+            "velocity_convention": args.velocity_convention,
         }
 
     def run_obspars(args: argparse.Namespace) -> int:

@@ -42,7 +42,11 @@ def _run_fit(args: argparse.Namespace) -> int:
             galaxy,
             prepared,
             lambda: prepare_cube(
-                source, prepared, restfreq=args.restfreq, beam=tuple(args.beam) if args.beam else None
+                source,
+                prepared,
+                restfreq=args.restfreq,
+                beam=tuple(args.beam) if args.beam else None,
+                velocity_convention=args.velocity_convention,
             ),
             record_failure=True,
         )
@@ -91,6 +95,12 @@ def register_fit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truth", action="append", metavar="PARAM=VALUE", help="true value to mark in plots (mocks)")
     p.add_argument("--restfreq", type=float, default=None, metavar="HZ", help="rest frequency, for a FITS input")
     p.add_argument("--beam", type=float, nargs=3, default=None, metavar=("BMAJ", "BMIN", "BPA"), help="FITS input")
+    p.add_argument(
+        "--velocity-convention",
+        choices=("auto", "radio", "optical"),
+        default="auto",
+        help="FITS input: reading of a VELO-xxx axis without VELREF (default auto: radio for Miriad files)",
+    )
     p.add_argument(
         "--record-failure",
         action="store_true",

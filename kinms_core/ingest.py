@@ -32,18 +32,23 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from .errors import CubeError, MissingInputError, NoBeamError, RestFrequencyError
+from .errors import CubeError, MissingInputError, NoBeamError, RestFrequencyError, SettingsError
 from .fitsio import obspars_header
 from .fitsunits import canonical_unit, normalise_header_units
 from .obspars import ObsPars
 
-__all__ = ["DEFAULT_MAX_VOXELS", "Cube", "read_cube"]
+__all__ = ["DEFAULT_MAX_VOXELS", "VELOCITY_CONVENTIONS", "Cube", "read_cube"]
 
 log = logging.getLogger(__name__)
 
 #: Largest cube (in voxels, as the header claims) that :func:`read_cube` reads unless told otherwise: 4e8 voxels is
 #: 3.2 GB as float64, which with the masking work arrays fits a machine of 8 GB.
 DEFAULT_MAX_VOXELS = 400_000_000
+
+#: Readings of a ``VELO-xxx`` spectral axis without VELREF (:func:`read_cube`'s ``velocity_convention``): ``auto``
+#: reads a Miriad file's as radio velocity (Miriad writes VELO-xxx for radio, FELO-xxx for optical velocities) and
+#: any other as optical (the AIPS convention, which wcslib applies).
+VELOCITY_CONVENTIONS = ("auto", "radio", "optical")
 
 # A placeholder rest frequency for velocity axes without one: converting optical or relativistic velocities to
 # radio ones does not depend on the rest frequency, but the libraries ask for one.
@@ -56,6 +61,7 @@ _GIVE_BEAM = (
     "give bmaj, bmin, bpa in the sheet (arcsec, arcsec, deg), or --beam BMAJ BMIN BPA on the command line "
     "(beam=(bmaj, bmin, bpa) in Python)"
 )
+_MIRIAD = re.compile(r"\bmiriad\b", re.IGNORECASE)
 # Sky-axis rotations smaller than this (degrees) are ignored.
 _ROTATION_TOLERANCE_DEG = 0.1
 # Header cards copied from the input to the clean header when present.
@@ -231,12 +237,13 @@ def _check_truncated(path: Path, hdu: fits.PrimaryHDU | fits.ImageHDU, compressi
         )
 
 
-def _repair_header(path: Path, header: fits.Header, notes: list[str], extra: dict) -> None:
+def _repair_header(path: Path, header: fits.Header, velocity_convention: str, notes: list[str], extra: dict) -> None:
     """Fix in memory what astropy and spectral-cube cannot read in a legacy header (the file stays as it is)."""
     extra["bunit_original"] = str(header.get("BUNIT", "")).strip()
     _normalise_units(path, header, notes, extra)
     _drop_placeholder_beam(path, header, extra)
     _drop_float_blank(path, header, extra)
+    _set_velocity_convention(path, header, velocity_convention, notes, extra)
 
 
 def _normalise_units(path: Path, header: fits.Header, notes: list[str], extra: dict) -> None:
@@ -271,6 +278,45 @@ def _drop_float_blank(path: Path, header: fits.Header, extra: dict) -> None:
             extra["ignored_blank"],
             header["BITPIX"],
         )
+
+
+def _miriad_origin(header: fits.Header) -> str | None:
+    """The card that shows the file comes from Miriad (ORIGIN, else the first HISTORY line naming it), or None."""
+    origin = str(header.get("ORIGIN", "")).strip()
+    if _MIRIAD.search(origin):
+        return f"ORIGIN '{origin}'"
+    line = next((str(line).strip() for line in header.get("HISTORY", []) if _MIRIAD.search(str(line))), None)
+    return f"HISTORY '{line}'" if line is not None else None
+
+
+def _set_velocity_convention(path: Path, header: fits.Header, requested: str, notes: list[str], extra: dict) -> None:
+    """Read a VELO-xxx axis without VELREF as radio (VELREF = 256 in memory) or optical velocity (as wcslib does)."""
+    axis = _spectral_fits_axis(header)
+    ctype = str(header.get(f"CTYPE{axis}", "")).strip() if axis else ""
+    if not ctype.upper().startswith("VELO-"):
+        return
+    if "VELREF" in header:
+        if requested != "auto":
+            log.info("%s: velocity_convention %s not used: VELREF = %s sets it", path, requested, header["VELREF"])
+        return
+    if requested == "auto":
+        origin = _miriad_origin(header)
+        chosen = "radio" if origin else "optical"
+        reason = f"Miriad file ({origin})" if origin else "no Miriad origin in ORIGIN or HISTORY (AIPS convention)"
+        other, velref = ("optical", "1 (LSR) or 2 (HEL)") if origin else ("radio", "257 (LSR) or 258 (HEL)")
+        _warn(
+            notes,
+            f"{path}: spectral axis {ctype} without VELREF read as {chosen} velocity: {reason}; if it is {other} "
+            f"velocity, give velocity_convention {other} (sheet column, --velocity-convention {other}, "
+            f"read_cube(velocity_convention='{other}')) or set VELREF = {velref} in the header",
+        )
+    else:
+        chosen, reason = requested, "given"
+        log.info("%s: spectral axis %s without VELREF read as %s velocity, as given", path, ctype, chosen)
+    extra["velocity_convention"] = {"convention": chosen, "requested": requested, "reason": reason}
+    if chosen == "radio":
+        # AIPS's radio flag, the frame left to the CTYPE suffix: wcslib then reads the axis as VRAD.
+        header["VELREF"] = 256
 
 
 def _check_ignored_blank(path: Path, data: np.ndarray, blank, notes: list[str]) -> None:
@@ -561,6 +607,7 @@ def read_cube(
     restfreq: float | None = None,
     beam: tuple[float, float, float] | None = None,
     max_voxels: float = DEFAULT_MAX_VOXELS,
+    velocity_convention: str = "auto",
 ) -> Cube:
     """Read a FITS spectral-line cube into the pipeline's orientation and units.
 
@@ -577,6 +624,10 @@ def read_cube(
     max_voxels
         Refuse a cube whose header declares more voxels than this, before reading its data (default
         :data:`DEFAULT_MAX_VOXELS`, 4e8).
+    velocity_convention
+        How to read a ``VELO-xxx`` spectral axis without VELREF: ``"radio"``, ``"optical"`` or ``"auto"`` (radio
+        for a Miriad file, optical otherwise, with a warning); see :data:`VELOCITY_CONVENTIONS`. The choice is
+        recorded in ``obspars.extra['velocity_convention']``.
 
     Returns
     -------
@@ -593,6 +644,8 @@ def read_cube(
         The cube has no beam and none is given, or the given one is malformed.
     RestFrequencyError
         A frequency axis, or a cube in K, has no rest frequency, or the given one is not a positive frequency.
+    SettingsError
+        ``velocity_convention`` is not one of :data:`VELOCITY_CONVENTIONS`.
     CubeError
         The file is not FITS or is truncated; it is too large; it is not a cube (2-D image, 1-D spectrum, no sky or
         spectral axes); its unit is not Jy/beam, mJy/beam or K; its data are all blank.
@@ -601,6 +654,8 @@ def read_cube(
     """
     from spectral_cube import SpectralCube
 
+    if velocity_convention not in VELOCITY_CONVENTIONS:
+        raise SettingsError(f"velocity_convention must be one of {VELOCITY_CONVENTIONS}, got {velocity_convention!r}")
     path = Path(path)
     if not path.exists():
         raise MissingInputError(f"{path}: no such file: check the cube's path in the galaxies sheet")
@@ -618,7 +673,7 @@ def read_cube(
     with hdul:
         hdu = hdul[index]
         _check_size(path, header, max_voxels)
-        _repair_header(path, hdu.header, notes, extra)
+        _repair_header(path, hdu.header, velocity_convention, notes, extra)
         header = hdu.header.copy()
         _check_axes(path, header)
         _check_truncated(path, hdu, compression)
@@ -667,13 +722,6 @@ def read_cube(
         ctype_in = str(header.get(f"CTYPE{spectral_axis}", "")).strip() if spectral_axis else ""
         ctype_read = str(spec_cube.wcs.wcs.ctype[2]).strip()
         extra["spectral_ctype"] = ctype_in or ctype_read
-        if ctype_in.upper().startswith("VELO-") and ctype_read.upper().startswith("VOPT"):
-            _warn(
-                notes,
-                f"{path}: spectral axis {ctype_in} without a radio VELREF (> 256) is read as optical velocity (the "
-                "AIPS convention); if the cube is in radio velocity, set VELREF = 257 (LSR) or 258 (HEL) or CTYPE "
-                "VRAD in the header",
-            )
         nv, ny, nx = spec_cube.shape
         flip_x, flip_y, cellsize, ra, dec, x_ref, y_ref, projection, cel = _celestial_geometry(
             path, spec_cube.wcs.celestial, nx, ny, notes, extra

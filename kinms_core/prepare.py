@@ -64,6 +64,7 @@ def prepare_cube(
     restfreq: float | None = None,
     beam: tuple[float, float, float] | None = None,
     max_voxels: float = DEFAULT_MAX_VOXELS,
+    velocity_convention: str = "auto",
     n_sigma: float = 4.0,
     pad_beams: float = 2.0,
     pad_channels: int = 3,
@@ -76,8 +77,8 @@ def prepare_cube(
         The input FITS cube.
     outdir
         Folder for ``cube.fits``, ``mask.fits``, ``obspars.json`` and ``prepare.json`` (made if needed).
-    restfreq, beam, max_voxels
-        As for :func:`~kinms_core.ingest.read_cube` (Hz; arcsec, arcsec, deg; voxels).
+    restfreq, beam, max_voxels, velocity_convention
+        As for :func:`~kinms_core.ingest.read_cube` (Hz; arcsec, arcsec, deg; voxels; auto, radio or optical).
     n_sigma
         Detection threshold of the mask (:func:`~kinms_core.noise.signal_mask`).
     pad_beams, pad_channels
@@ -92,7 +93,7 @@ def prepare_cube(
     """
     path = Path(path)
     outdir = Path(outdir)
-    cube = read_cube(path, restfreq=restfreq, beam=beam, max_voxels=max_voxels)
+    cube = read_cube(path, restfreq=restfreq, beam=beam, max_voxels=max_voxels, velocity_convention=velocity_convention)
     rms = estimate_rms(cube.data)
     mask = signal_mask(cube.data, rms, cube.obspars, n_sigma=n_sigma, source=str(path))
     n_detected = int(mask.sum())

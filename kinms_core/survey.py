@@ -10,6 +10,8 @@ column                    meaning
 ``restfreq``              rest frequency in Hz (optional: overrides the header's; needed for a FREQ axis without one)
 ``bmaj, bmin, bpa``       beam in arcsec, arcsec, deg (optional: overrides the header's; ``bmin`` defaults to
                           ``bmaj`` and ``bpa`` to 0)
+``velocity_convention``   ``auto``, ``radio`` or ``optical``: reading of a VELO-xxx axis without VELREF (optional;
+                          default ``auto``: radio for a Miriad file, optical otherwise)
 ``<param>_<field>``       per-galaxy fit setting, ``field`` one of ``guess``, ``min``, ``max`` (a number or ``auto``)
                           and ``fixed`` (true/false), e.g. ``inc_guess``, ``vsys_min``, ``flux_fixed``
 ``<param>_true``          true value (mock galaxies), e.g. ``inc_true``: the catalogue's ``inc_true`` column
@@ -62,7 +64,7 @@ GALAXY_PATTERN = r"^[A-Za-z0-9_-]+$"
 RESERVED_NAMES = ("mocks", "survey", "benchmarks", "logs")
 #: The config keys that are fit settings (kinms_core.settings).
 SETTINGS_KEYS = ("model", "parameters", "fit")
-_READING_COLUMNS = ("restfreq", "bmaj", "bmin", "bpa")
+_READING_COLUMNS = ("restfreq", "bmaj", "bmin", "bpa", "velocity_convention")
 
 
 def is_missing(value: Any) -> bool:
@@ -160,7 +162,7 @@ def check_sheet(sheet: pd.DataFrame, parameters: Sequence[str], *, source: str =
         parsed = _column_parameter(column)
         if parsed is None:
             raise ValueError(
-                f"{source}: unknown column {column!r}; columns are galaxy, cube, restfreq, bmaj, bmin, bpa, "
+                f"{source}: unknown column {column!r}; columns are galaxy, cube, {', '.join(_READING_COLUMNS)}, "
                 f"<param>_<{'|'.join(OVERRIDE_FIELDS)}|true>"
             )
         if parsed[0] not in known:
@@ -187,7 +189,8 @@ def _number(value: Any) -> str:
 
 
 def cube_arguments(row: Mapping[str, Any]) -> list[str]:
-    """``kinms-core prepare`` options from a sheet row: ``--restfreq HZ`` and ``--beam BMAJ BMIN BPA``."""
+    """``kinms-core prepare`` options from a sheet row: ``--restfreq HZ``, ``--beam BMAJ BMIN BPA`` and
+    ``--velocity-convention auto|radio|optical``."""
     args: list[str] = []
     if not is_missing(row.get("restfreq")):
         args += ["--restfreq", _number(row["restfreq"])]
@@ -198,6 +201,8 @@ def cube_arguments(row: Mapping[str, Any]) -> list[str]:
         args += ["--beam", _number(bmaj), _number(bmin), _number(bpa)]
     elif not is_missing(row.get("bmin")) or not is_missing(row.get("bpa")):
         raise ValueError(f"galaxy {row.get('galaxy')!r}: bmin/bpa given without bmaj; give the whole beam")
+    if not is_missing(row.get("velocity_convention")):
+        args += ["--velocity-convention", str(row["velocity_convention"]).strip()]
     return args
 
 

@@ -7,6 +7,7 @@ position and radio velocity (astropy's own conversion of the input header), in t
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import math
 
@@ -17,7 +18,8 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from ingest_helpers import sky_header
 
-from kinms_core.errors import CubeError, MissingInputError, NoBeamError, RestFrequencyError
+from kinms_core.cli import main
+from kinms_core.errors import CubeError, MissingInputError, NoBeamError, RestFrequencyError, SettingsError
 from kinms_core.fitsio import obspars_wcs
 from kinms_core.ingest import DEFAULT_MAX_VOXELS, read_cube
 
@@ -191,6 +193,92 @@ def test_velo_without_velref_is_read_as_optical_with_a_warning(tmp_path, caplog)
     assert any("VELREF" in w for w in cube.warnings)
     v_opt = 3000.0 + 10.0 * np.arange(NV)
     np.testing.assert_allclose(cube.velocities, C_KMS * (1.0 - 1.0 / (1.0 + v_opt / C_KMS)), atol=1e-6)
+
+
+def radio_of_optical(v_opt: np.ndarray) -> np.ndarray:
+    return C_KMS * (1.0 - 1.0 / (1.0 + v_opt / C_KMS))
+
+
+def velo_header(origin: str | None = None, history: str | None = None, **cards) -> fits.Header:
+    header = build_header(spectral_cards("VELO-LSR", 3.0e6, 1.0e4, "m/s", RESTFRQ=HI_REST, **cards))
+    if origin is not None:
+        header["ORIGIN"] = origin
+    if history is not None:
+        header["HISTORY"] = history
+    return header
+
+
+VELO_AS_WRITTEN = 3000.0 + 10.0 * np.arange(NV)
+
+
+@pytest.mark.parametrize(
+    ("origin", "history", "convention", "card"),
+    [
+        (None, "INVERT: Miriad invert: Revision 1.12", "radio", "HISTORY 'INVERT: Miriad invert"),
+        ("Miriad fits: Revision 1.32", None, "radio", "ORIGIN 'Miriad fits"),
+        (None, "AIPS   IMAGR  BMAJ", "optical", None),
+        ("NRAO AIPS", None, "optical", None),
+    ],
+)
+def test_velo_without_velref_is_radio_for_miriad_and_optical_otherwise(tmp_path, origin, history, convention, card):
+    """Miriad writes VELO-xxx for radio velocity (FELO-xxx for optical); AIPS's VELO-xxx is optical."""
+    header = velo_header(origin, history)
+    cube = read_cube(write(tmp_path / "velo.fits", header, cube_data()))
+    expected = VELO_AS_WRITTEN if convention == "radio" else radio_of_optical(VELO_AS_WRITTEN)
+    np.testing.assert_allclose(cube.velocities, expected, atol=1e-6)
+    chosen = cube.obspars.extra["velocity_convention"]
+    assert (chosen["convention"], chosen["requested"]) == (convention, "auto")
+    warning = next(w for w in cube.warnings if "without VELREF" in w)
+    assert f"read as {convention} velocity" in warning
+    other = "optical" if convention == "radio" else "radio"
+    assert f"--velocity-convention {other}" in warning and "VELREF" in warning
+    if card:
+        assert card in warning and card in chosen["reason"]
+    else:
+        assert "AIPS convention" in warning
+    if convention == "radio":
+        assert cube.obspars.extra.get("velocity_nonlinearity_kms", 0.0) == 0.0
+        assert cube.obspars.dv == pytest.approx(10.0, rel=1e-12)
+        assert cube.obspars.specsys == "LSRK"
+
+
+@pytest.mark.parametrize(
+    ("origin", "convention", "expected"),
+    [("Miriad fits", "optical", radio_of_optical(VELO_AS_WRITTEN)), (None, "radio", VELO_AS_WRITTEN)],
+)
+def test_velocity_convention_given_overrides_the_guess_silently(tmp_path, origin, convention, expected):
+    header = velo_header(origin)
+    cube = read_cube(write(tmp_path / "velo.fits", header, cube_data()), velocity_convention=convention)
+    np.testing.assert_allclose(cube.velocities, expected, atol=1e-6)
+    assert cube.obspars.extra["velocity_convention"] == {
+        "convention": convention,
+        "requested": convention,
+        "reason": "given",
+    }
+    assert not any("without VELREF" in w for w in cube.warnings)
+
+
+def test_velref_in_the_header_wins_over_the_velocity_convention(tmp_path):
+    path = write(tmp_path / "velref.fits", velo_header("Miriad fits", VELREF=1), cube_data())
+    for convention in ("auto", "radio"):
+        cube = read_cube(path, velocity_convention=convention)
+        np.testing.assert_allclose(cube.velocities, radio_of_optical(VELO_AS_WRITTEN), atol=1e-6)
+        assert "velocity_convention" not in cube.obspars.extra
+        assert not any("VELREF" in w for w in cube.warnings)
+
+
+def test_velocity_convention_must_be_known(tmp_path):
+    path = write(tmp_path / "velo.fits", velo_header(), cube_data())
+    with pytest.raises(SettingsError, match=r"velocity_convention must be one of .*'sideways'"):
+        read_cube(path, velocity_convention="sideways")
+
+
+def test_velocity_convention_on_the_command_line(tmp_path, capsys):
+    path = write(tmp_path / "velo.fits", velo_header(), cube_data())
+    assert main(["obspars", str(path), "--velocity-convention", "radio", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["obspars"]["extra"]["velocity_convention"]["convention"] == "radio"
+    assert out["obspars"]["v_start"] == pytest.approx(3000.0)
 
 
 @pytest.mark.parametrize("stokes", [3, 4])

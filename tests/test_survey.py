@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -177,6 +178,20 @@ def test_survey_row_from_a_table(tmp_path):
 def write_sheet(path, text):
     path.write_text(text)
     return read_sheet(path)
+
+
+def test_velocity_convention_column_becomes_the_prepare_option(tmp_path):
+    import jsonschema
+    import yaml
+
+    sheet = write_sheet(tmp_path / "s.csv", "galaxy,cube,velocity_convention\na,a.fits,radio\nb,b.fits,\n")
+    check_sheet(sheet, PARAMS)
+    assert cube_arguments(sheet_row(sheet, "a")) == ["--velocity-convention", "radio"]
+    assert cube_arguments(sheet_row(sheet, "b")) == []
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/sheet.schema.yaml").read_text())
+    jsonschema.validate(sheet_row(sheet, "a"), schema)
+    with pytest.raises(jsonschema.ValidationError, match="'sideways' is not one of"):
+        jsonschema.validate({**sheet_row(sheet, "a"), "velocity_convention": "sideways"}, schema)
 
 
 def test_sheet_cells_become_numbers_words_and_command_options(tmp_path):
