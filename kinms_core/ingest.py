@@ -62,6 +62,10 @@ _GIVE_BEAM = (
     "(beam=(bmaj, bmin, bpa) in Python)"
 )
 _MIRIAD = re.compile(r"\bmiriad\b", re.IGNORECASE)
+# A rest frequency card copied into HISTORY (card syntax, upper-case keyword at the start of the text).
+_HISTORY_REST = re.compile(r"^\s*(FREQ0|RESTFREQ|RESTFRQ)\s*=\s*([-+]?[0-9.]+(?:[EeDd][-+]?[0-9]+)?)")
+# Every radio line's rest frequency in Hz is far above this; a HISTORY value below it is in other units (GHz).
+_MIN_HISTORY_REST_HZ = 1.0e6
 # Sky-axis rotations smaller than this (degrees) are ignored.
 _ROTATION_TOLERANCE_DEG = 0.1
 # Header cards copied from the input to the clean header when present.
@@ -237,13 +241,16 @@ def _check_truncated(path: Path, hdu: fits.PrimaryHDU | fits.ImageHDU, compressi
         )
 
 
-def _repair_header(path: Path, header: fits.Header, velocity_convention: str, notes: list[str], extra: dict) -> None:
+def _repair_header(
+    path: Path, header: fits.Header, *, velocity_convention: str, restfreq_given: bool, notes: list[str], extra: dict
+) -> None:
     """Fix in memory what astropy and spectral-cube cannot read in a legacy header (the file stays as it is)."""
     extra["bunit_original"] = str(header.get("BUNIT", "")).strip()
     _normalise_units(path, header, notes, extra)
     _drop_placeholder_beam(path, header, extra)
     _drop_float_blank(path, header, extra)
     _set_velocity_convention(path, header, velocity_convention, notes, extra)
+    _rest_frequency_from_history(path, header, restfreq_given, notes, extra)
 
 
 def _normalise_units(path: Path, header: fits.Header, notes: list[str], extra: dict) -> None:
@@ -554,6 +561,34 @@ def _header_rest_frequency(header: fits.Header) -> float | None:
     return None
 
 
+def _rest_frequency_from_history(
+    path: Path, header: fits.Header, restfreq_given: bool, notes: list[str], extra: dict
+) -> None:
+    """Without a rest frequency card, take the last HISTORY ``FREQ0 =``, ``RESTFREQ =`` or ``RESTFRQ =`` card (Miriad
+    keeps the input header's there) as the header's, in memory."""
+    if _header_rest_frequency(header) is not None:
+        return
+    matches = [m for m in (_HISTORY_REST.match(str(line)) for line in header.get("HISTORY", [])) if m]
+    if not matches:
+        return
+    key, text = matches[-1].groups()
+    value = float(text.replace("D", "E").replace("d", "e"))
+    if not (math.isfinite(value) and value > _MIN_HISTORY_REST_HZ):
+        log.info("%s: HISTORY %s = %s is not a rest frequency in Hz; not used", path, key, text)
+        return
+    header["RESTFRQ"] = value
+    extra["restfreq_source"] = f"HISTORY {key}"
+    message = (
+        f"{path}: no RESTFRQ/RESTFREQ card; the rest frequency {value:.12g} Hz is taken from a HISTORY {key} card "
+        "(it sets the K to Jy/beam conversion and the velocities of a FREQ axis): give restfreq (Hz) in the sheet "
+        "or --restfreq if the line's is another"
+    )
+    if restfreq_given:
+        log.info("%s (the given restfreq is used instead)", message)
+    else:
+        _warn(notes, message)
+
+
 def _is_velocity_axis(header: fits.Header) -> bool:
     axis = _spectral_fits_axis(header)
     return axis > 0 and str(header.get(f"CTYPE{axis}", "")).upper()[:4] in _VELOCITY_TYPES
@@ -673,7 +708,14 @@ def read_cube(
     with hdul:
         hdu = hdul[index]
         _check_size(path, header, max_voxels)
-        _repair_header(path, hdu.header, velocity_convention, notes, extra)
+        _repair_header(
+            path,
+            hdu.header,
+            velocity_convention=velocity_convention,
+            restfreq_given=restfreq is not None,
+            notes=notes,
+            extra=extra,
+        )
         header = hdu.header.copy()
         _check_axes(path, header)
         _check_truncated(path, hdu, compression)

@@ -290,6 +290,43 @@ def test_degenerate_stokes_axis(tmp_path, stokes):
     check_orientation(cube, header, expected_velocities(header, HI_REST))
 
 
+MIRIAD_FREQ0 = "FREQ0   =   1.420405718410E+09 / REST FREQUENCY"
+
+
+def test_rest_frequency_from_a_history_card(tmp_path):
+    """Miriad keeps the input header's FREQ0 in HISTORY: a header without a rest frequency card may use it."""
+    header = build_header(spectral_cards("FREQ", 1.41e9, -1.0e5, "Hz"))
+    header["HISTORY"] = "INVERT:   restfreq=1.42040575"  # a task input in GHz: not a card
+    header["HISTORY"] = MIRIAD_FREQ0
+    cube = read_cube(write(tmp_path / "freq0.fits", header, cube_data()))
+    assert cube.obspars.restfreq == 1.420405718410e9
+    assert cube.obspars.extra["restfreq_source"] == "HISTORY FREQ0"
+    assert any("rest frequency 1420405718.41 Hz is taken from a HISTORY FREQ0 card" in w for w in cube.warnings)
+    check_orientation(cube, header, expected_velocities(header, 1.420405718410e9))
+    given = read_cube(tmp_path / "freq0.fits", restfreq=HI_REST)
+    assert given.obspars.restfreq == HI_REST
+    assert not any("HISTORY" in w for w in given.warnings)
+
+
+def test_history_rest_frequency_converts_kelvin(tmp_path):
+    header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
+    header["HISTORY"] = "RESTFREQ=   1.15271202000E+11 / rest frequency"
+    cube = read_cube(write(tmp_path / "kelvin.fits", header, cube_data(), unit="K"))
+    assert cube.obspars.restfreq == 1.15271202e11
+    freq = 1.15271202e11 * (1.0 - (1000.0 + 10.0 * BRIGHT[0]) / C_KMS) * u.Hz
+    omega = 2 * math.pi * (3.0 * u.arcsec) * (2.0 * u.arcsec) / (8 * math.log(2))
+    jy_per_k = (1 * u.K).to(u.Jy, equivalencies=u.brightness_temperature(freq, beam_area=omega)).value
+    check_orientation(cube, header, expected_velocities(header, CO_REST), scale=jy_per_k)
+
+
+def test_history_task_inputs_are_not_rest_frequencies(tmp_path):
+    header = build_header(spectral_cards("FREQ", 1.41e9, -1.0e5, "Hz"))
+    header["HISTORY"] = "INVERT:   restfreq=1.42040575"
+    header["HISTORY"] = "FREQ0   =   1.42040575 / in GHz"
+    with pytest.raises(RestFrequencyError, match=r"no rest frequency.*give restfreq"):
+        read_cube(write(tmp_path / "ghz.fits", header, cube_data()))
+
+
 # ----------------------------------------------------------------------------------------- sky axis variants
 def _sky(kind: str) -> fits.Header:
     header = sky_header(NX, NY)
