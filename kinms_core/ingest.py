@@ -612,7 +612,8 @@ def _velocities(path: Path, spec_cube, conversion_rest_hz: float | None) -> tupl
             f"{path}: its spectral axis ({spec_cube.wcs.wcs.ctype[2]}, {axis.unit}) cannot be converted to radio "
             f"velocity ({exc}): fix CTYPE/CUNIT of the spectral axis"
         ) from exc
-    velocities = np.asarray(converted.spectral_axis.to_value(u.km / u.s), dtype=float)
+    # wcslib computes radio velocities through frequency, which leaves the last bits off the header's numbers.
+    velocities = np.array([_tidy(v) for v in converted.spectral_axis.to_value(u.km / u.s)], dtype=float)
     frequencies = np.asarray(axis.to_value(u.Hz, equivalencies=u.spectral()), dtype=float) if frequency_like else None
     diffs = np.diff(velocities)
     if not (np.all(np.isfinite(velocities)) and (np.all(diffs > 0) or np.all(diffs < 0))):
