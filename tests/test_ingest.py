@@ -10,6 +10,8 @@ import gzip
 import json
 import logging
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -745,3 +747,107 @@ def test_errors_have_the_types_a_caller_can_catch(tmp_path):
         read_cube(write(tmp_path / "norest.fits", freq, cube_data()))
     with pytest.raises(RestFrequencyError, match="restfreq must be a positive"):
         read_cube(tmp_path / "beam.fits", restfreq=-1.0)
+
+
+# ----------------------------------------------------------------------------------------- observed cubes
+def real_data_folder() -> Path | None:
+    """../shared/real beside the repository (DESIGN.md), else $KINMS_REAL_DATA; None when neither exists."""
+    for folder in (
+        Path(__file__).resolve().parents[2] / "shared" / "real",
+        Path(os.environ.get("KINMS_REAL_DATA", "")),
+    ):
+        if str(folder) not in ("", ".") and folder.is_dir():
+            return folder
+    return None
+
+
+# What each SOURCE.md says: file, shape (nv, ny, nx), channel 1 and last channel (radio km/s, or MHz for a FREQ
+# axis), beam (arcsec, arcsec, deg; None: the header's is a placeholder), BUNIT, NaN voxels, rest frequency (Hz).
+REAL_CUBES = {
+    "ngc4324_co_carma": {
+        "file": "NGC4324.fits",
+        "shape": (21, 100, 100),
+        "channels_kms": (1450.0, 1850.0),
+        "beam": (1.30075740162e-03 * 3600, 1.06973131187e-03 * 3600, 15.5410995483),
+        "bunit": "JY/BEAM",
+        "nan": 0,
+        "restfreq": 1.15271202e11,
+    },
+    "ngc4047_co_carma": {
+        "file": "NGC4047.co.smo7msk.K.fits.gz",
+        "shape": (44, 160, 160),
+        "channels_kms": (2980.0, 3840.0),
+        "beam": (1.94444449153e-03 * 3600, 1.94444449153e-03 * 3600, 45.0),
+        "bunit": "K",
+        "nan": 672860,
+        "restfreq": 1.15271204e11,
+    },
+    "eso121g6_hi_atca": {
+        "file": "eso121-g6.fits",
+        "shape": (130, 64, 64),
+        "channels_kms": (980.482359467, 980.482359467 + 129 * 3.29803622),
+        "beam": (7.947223261e-03 * 3600, 6.09444500878e-03 * 3600, 14.3000011444),
+        "bunit": "JY/BEAM",
+        "nan": 0,
+        "restfreq": 1.420405718410e09,  # HISTORY FREQ0
+    },
+    "wein069_hi_wsrt": {
+        "file": "WEIN069.fits.gz",
+        "shape": (83, 70, 134),
+        "channels_mhz": (1408.803, 1405.600),
+        "beam": None,
+        "bunit": "JY/BEAM",
+        "nan": 0,
+        "restfreq": 1420405760.0,
+    },
+}
+GIVEN_BEAM = (20.0, 15.0, 0.0)  # arbitrary: WEIN069's header holds a placeholder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(REAL_CUBES))
+def test_every_observed_cube_reads_with_its_documented_axes(name):
+    folder = real_data_folder()
+    if folder is None:
+        pytest.skip("no observed cubes (../shared/real beside the repository, or $KINMS_REAL_DATA)")
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(REAL_CUBES), "a cube without expectations"
+    expected = REAL_CUBES[name]
+    path = folder / name / expected["file"]
+    if expected["beam"] is None:
+        with pytest.raises(NoBeamError, match=r"placeholder beam \(BMAJ = -1.0, BMIN = -1.0.*--beam BMAJ BMIN BPA"):
+            read_cube(path)
+        cube = read_cube(path, beam=GIVEN_BEAM)
+        assert cube.obspars.beam == GIVEN_BEAM
+        assert cube.obspars.extra["ignored_blank"] == -32768
+    else:
+        cube = read_cube(path)
+        assert cube.obspars.beam == pytest.approx(expected["beam"], rel=1e-9)
+    op = cube.obspars
+    assert cube.shape == expected["shape"]
+    assert op.restfreq == pytest.approx(expected["restfreq"], rel=1e-12)
+    assert not any(op.extra["flipped"].values())
+    if "channels_kms" in expected:  # velocity axes, radio convention (VELREF 257, or Miriad without VELREF)
+        first, last = expected["channels_kms"]
+        assert cube.velocities[0] == pytest.approx(first, abs=1e-6)
+        assert cube.velocities[-1] == pytest.approx(last, abs=1e-6)
+        assert op.extra.get("velocity_nonlinearity_kms", 0.0) == 0.0
+        assert op.velocities[0] == pytest.approx(first, abs=1e-6)
+    else:  # FREQ axis: channel 1 (highest frequency) is the lowest radio velocity; SOURCE.md rounds to 1 kHz
+        first_mhz, last_mhz = expected["channels_mhz"]
+        rest = expected["restfreq"]
+        frequencies_mhz = rest * (1.0 - cube.velocities / C_KMS) / 1e6
+        assert frequencies_mhz[0] == pytest.approx(first_mhz, abs=5e-4)
+        assert frequencies_mhz[-1] == pytest.approx(last_mhz, abs=5e-4)
+        assert cube.velocities[0] == pytest.approx(C_KMS * (1.0 - first_mhz * 1e6 / rest), abs=C_KMS * 5e2 / rest)
+    if name == "ngc4324_co_carma":
+        assert cube.velocities[0] == 1450.0  # exactly: CRVAL3 = 1450000 m/s read as radio velocity
+    assert np.isnan(cube.data).sum() == expected["nan"]
+    assert op.extra["bunit_original"] == expected["bunit"]
+    if expected["bunit"] == "K":
+        centre = op.nv // 2
+        freq = expected["restfreq"] * (1.0 - cube.velocities[centre] / C_KMS) * u.Hz
+        omega = 2 * math.pi * (op.beam[0] * u.arcsec) * (op.beam[1] * u.arcsec) / (8 * math.log(2))
+        jy_per_k = (1 * u.K).to(u.Jy, equivalencies=u.brightness_temperature(freq, beam_area=omega)).value
+        assert op.extra["unit_scale"] == pytest.approx(jy_per_k, rel=1e-6)
+    else:
+        assert op.extra["unit_scale"] == 1.0
