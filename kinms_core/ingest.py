@@ -6,12 +6,15 @@ along x, Dec increases along y and radio velocity increases with channel index; 
 :class:`~kinms_core.obspars.ObsPars` describing the grid, the beam and the sky and velocity reference.
 
 What the libraries do for us: astropy's WCS (wcslib) translates AIPS spectral types (``VELO-LSR``, ``FELO-HEL``,
-...) to FITS ones (``VREF``-dependent ``VRAD``/``VOPT``, ``VOPT-F2W``) and reads ``RESTFRQ`` or ``RESTFREQ``;
+...) to FITS ones (``VELREF``-dependent ``VRAD``/``VOPT``, ``VOPT-F2W``) and reads ``RESTFRQ`` or ``RESTFREQ``;
 spectral-cube drops a degenerate Stokes axis wherever it sits, orders the axes ``(spectral, lat, lon)``, reads the
 beam from ``BMAJ/BMIN/BPA`` or from an AIPS ``HISTORY ... CLEAN BMAJ=`` card (through radio-beam), reads a CASA
 ``BEAMS`` table into per-channel beams, and converts the spectral axis to radio velocity; astropy.io.fits applies
-``BSCALE/BZERO`` and turns ``BLANK`` integers into NaN. What we add: the checks (size before reading, axes, beam,
-rest frequency, data), the flips, the unit conversion and the bookkeeping in ``obspars.extra``.
+``BSCALE/BZERO`` and turns ``BLANK`` integers into NaN; it reads compressed files, recognised by content. What we
+add: in-memory repairs of legacy (AIPS, GIPSY, Miriad) headers before the libraries parse them (upper-case unit
+strings, placeholder beams, BLANK on float data, Miriad's radio VELO-xxx axes, a rest frequency kept in HISTORY),
+the checks (size before reading, axes, beam, rest frequency, data), the flips, the unit conversion and the
+bookkeeping in ``obspars.extra``.
 """
 
 from __future__ import annotations
@@ -242,7 +245,7 @@ def _check_truncated(path: Path, hdu: fits.PrimaryHDU | fits.ImageHDU, compressi
 
 
 def _repair_header(
-    path: Path, header: fits.Header, *, velocity_convention: str, restfreq_given: bool, notes: list[str], extra: dict
+    path: Path, header: fits.Header, velocity_convention: str, restfreq: float | None, notes: list[str], extra: dict
 ) -> None:
     """Fix in memory what astropy and spectral-cube cannot read in a legacy header (the file stays as it is)."""
     extra["bunit_original"] = str(header.get("BUNIT", "")).strip()
@@ -250,10 +253,11 @@ def _repair_header(
     _drop_placeholder_beam(path, header, extra)
     _drop_float_blank(path, header, extra)
     _set_velocity_convention(path, header, velocity_convention, notes, extra)
-    _rest_frequency_from_history(path, header, restfreq_given, notes, extra)
+    _rest_frequency_from_history(path, header, restfreq is not None, notes, extra)
 
 
 def _normalise_units(path: Path, header: fits.Header, notes: list[str], extra: dict) -> None:
+    """Legacy unit spellings (kinms_core.fitsunits) replaced, recorded and said."""
     changed = normalise_header_units(header)
     if changed:
         extra["units_normalised"] = {key: list(pair) for key, pair in changed.items()}
@@ -432,7 +436,9 @@ def _beam_tuple(beam) -> tuple[float, float, float]:
     )
 
 
-def _choose_beam(path: Path, spec_cube, header: fits.Header, override, notes: list[str], placeholder=None) -> tuple:
+def _choose_beam(
+    path: Path, spec_cube, header: fits.Header, override, notes: list[str], placeholder: dict | None = None
+) -> tuple:
     """The single beam for the model, per-channel beams (or None), where it came from and its spread."""
     from spectral_cube import VaryingResolutionSpectralCube
 
@@ -670,7 +676,8 @@ def read_cube(
     Cube
         Data in Jy/beam, float64 ``(nv, ny, nx)``, RA decreasing along x, Dec increasing along y, radio velocity
         increasing with channel; ``obspars.extra`` records the original unit, the flips, the beam's source and
-        spread, a sky rotation and a non-linear velocity axis.
+        spread, a sky rotation, a non-linear velocity axis and the header repairs (``units_normalised``,
+        ``placeholder_beam``, ``ignored_blank``, ``velocity_convention``, ``restfreq_source``).
 
     Raises
     ------
@@ -709,14 +716,7 @@ def read_cube(
     with hdul:
         hdu = hdul[index]
         _check_size(path, header, max_voxels)
-        _repair_header(
-            path,
-            hdu.header,
-            velocity_convention=velocity_convention,
-            restfreq_given=restfreq is not None,
-            notes=notes,
-            extra=extra,
-        )
+        _repair_header(path, hdu.header, velocity_convention, restfreq, notes, extra)
         header = hdu.header.copy()
         _check_axes(path, header)
         _check_truncated(path, hdu, compression)
