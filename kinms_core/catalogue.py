@@ -3,8 +3,13 @@
 Columns, in order: ``galaxy``, ``status`` (``ok`` or ``failed``), ``error`` (empty when ok, else
 ``<stage>: <message>``); for every model parameter ``p``: ``p`` (posterior median), ``p_lo`` and ``p_hi`` (16th and
 84th percentiles); the diagnostics ``chi2_reduced``, ``n_detected``, ``rms``, ``acceptance``, ``tau_max``,
-``converged``, ``runtime_s``, ``ra``, ``dec`` (the fitted centre, deg); and ``p_true`` for every parameter with a
-true value for some galaxy (mocks). A failed galaxy has empty (NaN) values and its message.
+``converged``, ``runtime_s``, ``ra``, ``dec`` (the fitted centre, deg); how the errors and the noise were modelled:
+``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation`` (robust errors:
+how much larger the errors are than for independent, exactly modelled noise, the geometric mean over parameters),
+``residual_excess`` (residual variance in the galaxy's region over the noise's); the quality flags: ``flags`` (the
+raised ones, ``;``-separated) and a boolean ``flag_<name>`` column per flag of :data:`kinms_core.quality.FLAGS`; and
+``p_true`` for every parameter with a true value for some galaxy (mocks). A failed galaxy has empty (NaN) values and
+its message.
 
 Position angles are periodic: a fitted ``pa`` (with its percentiles) is reported in [0, 360), or, where a true value
 is known, as the equivalent value nearest to it, so that differences and pulls measure the shortest arc.
@@ -27,9 +32,12 @@ import pandas as pd
 from astropy.table import MaskedColumn, Table
 
 from .parametric import unit_of
+from .quality import FLAGS, raised
 
 __all__ = [
     "DIAGNOSTICS",
+    "FLAG_COLUMNS",
+    "MODELLING",
     "build_catalogue",
     "catalogue_units",
     "collect_entry",
@@ -39,6 +47,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: How the errors and the noise were modelled, after the diagnostics.
+MODELLING = ("errors", "noise_model", "error_inflation", "residual_excess")
+#: The quality-flag columns.
+FLAG_COLUMNS = tuple(f"flag_{name}" for name in FLAGS)
 
 #: Diagnostic columns after the parameters, with their FITS units.
 DIAGNOSTICS = {
@@ -94,6 +107,8 @@ def collect_entry(galaxy: str, results_dir: str | Path) -> dict[str, Any]:
             "error": f"fit: status ok but {base / 'fit' / 'summary.json'} is missing: run the fit again",
             "summary": None,
         }
+    prepared = _read_json(base / "prepare" / "prepare.json") or {}
+    summary.setdefault("flags", {})["other_sources"] = bool(prepared.get("other_sources"))
     return {"galaxy": galaxy, "status": "ok", "error": "", "summary": summary}
 
 
@@ -168,6 +183,7 @@ def build_catalogue(
                 row[name] = None if value is None else int(value)
             else:
                 row[name] = _float(value)
+        row.update(_modelling(summary) if ok else dict.fromkeys((*MODELLING, "flags", *FLAG_COLUMNS)))
         for p in truth_params:
             row[f"{p}_true"] = _float(galaxy_truths.get(p))
         rows.append(row)
@@ -177,15 +193,38 @@ def build_catalogue(
         "error",
         *parameter_columns(params),
         *DIAGNOSTICS,
+        *MODELLING,
+        "flags",
+        *FLAG_COLUMNS,
         *(f"{p}_true" for p in truth_params),
     ]
     frame = pd.DataFrame(rows, columns=columns)
     frame["n_detected"] = frame["n_detected"].astype("Int64")
-    frame["converged"] = frame["converged"].astype("boolean")
+    for column in ("converged", *FLAG_COLUMNS):
+        frame[column] = frame[column].astype("boolean")
     for column in columns:
-        if column not in ("galaxy", "status", "error", "n_detected", "converged"):
+        if column not in ("galaxy", "status", "error", "n_detected", "converged", *_TEXT_COLUMNS, *FLAG_COLUMNS):
             frame[column] = frame[column].astype(float)
     return frame
+
+
+_TEXT_COLUMNS = ("errors", "noise_model", "flags")
+
+
+def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The error and noise modelling columns and the quality flags of an ok row."""
+    likelihood = summary.get("likelihood") or {}
+    inflation = likelihood.get("inflation")
+    residual, noise = likelihood.get("residual_variance"), likelihood.get("noise_variance")
+    flags = summary.get("flags") or {}
+    return {
+        "errors": str(summary.get("errors", "")),
+        "noise_model": str(summary.get("noise_model", "")),
+        "error_inflation": math.sqrt(inflation) if inflation else math.nan,
+        "residual_excess": residual / noise if residual is not None and noise else math.nan,
+        "flags": ";".join(raised(flags)),
+        **{f"flag_{name}": bool(flags.get(name)) for name in FLAGS},
+    }
 
 
 def catalogue_units(columns: Sequence[str]) -> dict[str, str]:
@@ -216,9 +255,9 @@ def _fits_table(df: pd.DataFrame) -> Table:
             mask = series.isna().to_numpy()
             data = series.fillna(-1).astype("int64").to_numpy()
             table[column] = MaskedColumn(data, mask=mask)
-        elif column == "converged":  # FITS logicals have no null that reads back: failed rows are False
+        elif column in ("converged", *FLAG_COLUMNS):  # FITS logicals have no null that reads back: failed rows False
             table[column] = series.fillna(False).astype(bool).to_numpy()
-        elif column in ("galaxy", "status", "error"):
+        elif column in ("galaxy", "status", "error", *_TEXT_COLUMNS):
             table[column] = np.array(series.fillna("").astype(str).tolist(), dtype=str)
         else:
             table[column] = series.to_numpy(dtype=float)

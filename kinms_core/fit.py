@@ -27,6 +27,8 @@ from tqdm import tqdm
 
 from .fitsio import obspars_header, obspars_wcs, write_cube
 from .likelihood import FitData, LogPosterior, parameters_to_sampling, sampling_to_parameters
+from .quality import fit_flags, raised
+from .sandwich import ErrorModel, adjust_samples, error_model
 from .settings import FitSettings, Parameter
 
 __all__ = ["ChainFile", "FitResult", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
@@ -45,10 +47,10 @@ LOCK_WAIT_S = 60.0
 _WORKER: LogPosterior | None = None
 
 
-def _init_worker(fit_data: FitData, parameters: list[Parameter], settings: FitSettings) -> None:
+def _init_worker(fit_data: FitData, parameters: list[Parameter], settings: FitSettings, temperature: float) -> None:
     """Build the posterior (and its model, PSF transform and FFT plans) once per worker process."""
     global _WORKER
-    _WORKER = _make_posterior(fit_data, parameters, settings)
+    _WORKER = _make_posterior(fit_data, parameters, settings, temperature)
 
 
 def _worker_log_prob(u: np.ndarray) -> float:
@@ -56,15 +58,19 @@ def _worker_log_prob(u: np.ndarray) -> float:
     return _WORKER.sampling_log_prob(u)
 
 
-def _make_posterior(fit_data: FitData, parameters: list[Parameter], settings: FitSettings) -> LogPosterior:
+def _make_posterior(
+    fit_data: FitData, parameters: list[Parameter], settings: FitSettings, temperature: float = 1.0
+) -> LogPosterior:
+    robust = settings.options.errors == "robust"
     return LogPosterior(
         fit_data,
         parameters,
         settings.spec,
-        correction=settings.options.chi2_correction,
-        noise_correlation=settings.options.noise_correlation,
+        correction="none" if robust else settings.options.chi2_correction,
+        noise_correlation="none" if robust else settings.options.noise_correlation,
         n_clouds=settings.n_clouds,
         seed=settings.options.seed,
+        temperature=temperature,
     )
 
 
@@ -89,6 +95,8 @@ def _fingerprint(fit_data: FitData, parameters: list[Parameter], settings: FitSe
     """Hash of everything that determines the chain: a saved chain is only resumed when it matches."""
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(np.nan_to_num(fit_data.data, nan=-1e30)).tobytes())
+    if fit_data.noise is not None:
+        digest.update(np.ascontiguousarray(fit_data.noise).tobytes())
     digest.update(
         json.dumps(
             {
@@ -119,7 +127,9 @@ def maximise(
     max_evaluations: int,
 ) -> tuple[np.ndarray, int]:
     """Nelder-Mead from ``guess`` towards the maximum of ``log_prob`` inside ``[low, high]``, in coordinates scaled
-    by the bounds; returns the best point and the number of evaluations (the guess when nothing better is found)."""
+    by the bounds, restarted with a fresh simplex from its last best point while a restart still gains more than
+    0.01 in ``log_prob`` (a simplex that has collapsed in some direction stalls short of the maximum); returns the
+    best point and the number of evaluations (the guess when nothing better is found)."""
     span = high - low
     if max_evaluations == 0:
         return guess.copy(), 0
@@ -131,17 +141,28 @@ def maximise(
         value = log_prob(low + np.clip(u, 0.0, 1.0) * span)
         return 1e300 if not math.isfinite(value) else -value
 
-    start = (guess - low) / span
-    result = minimize(
-        negative,
-        start,
-        method="Nelder-Mead",
-        options={"maxfev": max_evaluations, "xatol": 1e-4, "fatol": 1e-3, "adaptive": start.size > 3},
-    )
-    best = low + np.clip(result.x, 0.0, 1.0) * span
-    if not log_prob(best) >= log_prob(guess):
+    best_u = (guess - low) / span
+    best_value = negative(best_u)
+    while calls < max_evaluations:
+        result = minimize(
+            negative,
+            best_u,
+            method="Nelder-Mead",
+            options={
+                "maxfev": max_evaluations - calls,
+                "xatol": 1e-4,
+                "fatol": 1e-3,
+                "adaptive": best_u.size > 3,
+            },
+        )
+        gain = best_value - float(result.fun)
+        if gain > 0:
+            best_u, best_value = np.clip(result.x, 0.0, 1.0), float(result.fun)
+        if gain < 0.01:
+            break
+    if not math.isfinite(-best_value) or best_value >= 1e300:
         return guess.copy(), calls
-    return best, calls
+    return low + best_u * span, calls
 
 
 def _initial_walkers(centre: np.ndarray, posterior: LogPosterior, nwalkers: int, scale: float, seed: int) -> np.ndarray:
@@ -256,16 +277,20 @@ def fit_galaxy(
     saved = json.loads(map_path.read_text()) if map_path.exists() else {}
     if saved.get("fingerprint") == fingerprint:
         best, optimiser_calls = np.array(saved["theta"]), int(saved["evaluations"])
+        errors = ErrorModel.from_dict(saved["error_model"]) if saved.get("error_model") else None
         log.info("%s: reusing the optimiser's start from %s", fit_data.galaxy, map_path)
     else:
         log.info("%s: optimising from the guesses (%d free parameters)", fit_data.galaxy, ndim)
         best, optimiser_calls = maximise(
             posterior, posterior.guess, posterior.low, posterior.high, options.optimiser_evaluations
         )
-        map_path.write_text(
-            json.dumps({"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls})
-        )
+        errors = _error_model(fit_data, posterior, best) if options.errors == "robust" else None
+        record = {"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls}
+        record["error_model"] = errors.to_dict() if errors is not None else None
+        map_path.write_text(json.dumps(record))
     log.info("%s: start %s", fit_data.galaxy, _format(posterior.free_names, best))
+    temperature = errors.temperature if errors is not None else 1.0
+    posterior.temperature = temperature
 
     backend, resumed = _open_backend(outdir / CHAIN_FILE, fingerprint, nwalkers, ndim)
     moves = [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
@@ -274,7 +299,7 @@ def fit_galaxy(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     pool = (
-        context.Pool(processes, initializer=_init_worker, initargs=(fit_data, parameters, settings))
+        context.Pool(processes, initializer=_init_worker, initargs=(fit_data, parameters, settings, temperature))
         if processes > 1
         else None
     )
@@ -318,7 +343,7 @@ def fit_galaxy(
             pool.close()
             pool.join()
 
-    summary, samples = _summarise(fit_data, posterior, backend, tau, converged, best, options)
+    summary, samples = _summarise(fit_data, posterior, backend, tau, converged, best, options, errors)
     _write_products(fit_data, posterior, summary, samples, outdir)
     summary["evaluations"] = int(optimiser_calls + nwalkers * backend.iteration)
     summary["optimiser_evaluations"] = optimiser_calls
@@ -326,7 +351,7 @@ def fit_galaxy(
     summary["resumed"] = resumed
     (outdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     log.info(
-        "%s: %s after %d steps (tau %.0f), acceptance %.2f, reduced chi2 %.2f, %.0f s",
+        "%s: %s after %d steps (tau %.0f), acceptance %.2f, reduced chi2 %.2f, %.0f s; flags: %s",
         fit_data.galaxy,
         "converged" if converged else "NOT converged",
         backend.iteration,
@@ -334,8 +359,26 @@ def fit_galaxy(
         summary["acceptance"],
         summary["chi2_reduced"],
         summary["runtime_s"],
+        ", ".join(raised(summary["flags"])) or "none",
     )
     return FitResult(summary)
+
+
+def _error_model(fit_data: FitData, posterior: LogPosterior, best: np.ndarray) -> ErrorModel:
+    """The sandwich error model at the optimiser's best point (:mod:`kinms_core.sandwich`)."""
+    op = fit_data.obspars
+    return error_model(
+        posterior.model_cube,
+        best,
+        posterior.free_names,
+        fit_data.data,
+        fit_data.noise_cube,
+        fit_data.mask,
+        posterior.low,
+        posterior.high,
+        beam_fwhm_pixels=op.beam[0] / op.cellsize,
+        beam_area_pixels=op.beam_area_pixels,
+    )
 
 
 def _format(names: list[str], theta: np.ndarray) -> str:
@@ -350,6 +393,7 @@ def _summarise(
     converged: bool,
     optimum: np.ndarray,
     options: Any,
+    errors: ErrorModel | None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     steps = int(backend.iteration)
     burn_in = int(math.ceil(options.burn_in_tau * float(np.max(tau)))) if np.all(np.isfinite(tau)) else steps // 2
@@ -365,6 +409,10 @@ def _summarise(
     map_theta = best_sample if posterior(best_sample) >= posterior(optimum) else optimum
 
     median = np.median(samples, axis=0)
+    if errors is not None:
+        samples = adjust_samples(
+            samples, median, errors, posterior.low, posterior.high, prior_precision=posterior.prior_precision()
+        )
     low, high = np.percentile(samples, [16.0, 84.0], axis=0)
     parameters: dict[str, dict[str, Any]] = {}
     for i, p in enumerate(posterior.parameters):
@@ -408,9 +456,9 @@ def _summarise(
         "n_voxels": posterior.n_voxels,
         "n_detected": int(fit_data.n_detected),
         "rms": posterior.rms,
-        "rms_inflated": posterior.rms_inflated,
-        "chi2_correction": options.chi2_correction,
-        "noise_correlation": options.noise_correlation,
+        "noise_model": "map" if fit_data.noise is not None else "uniform",
+        "errors": options.errors,
+        "likelihood": _likelihood_record(posterior, options, errors),
         "beam_pixels": fit_data.obspars.beam_area_pixels,
         "nwalkers": options.nwalkers,
         "seed": options.seed,
@@ -418,7 +466,36 @@ def _summarise(
         "dec": float(centre.dec.deg),
         "versions": software_versions(),
     }
+    diagnostics = errors.diagnostics if errors is not None else {}
+    summary["flags"] = fit_flags(
+        parameters,
+        converged=bool(converged),
+        chi2_reduced=summary["chi2_reduced"],
+        channel_width=op.dv,
+        residual_variance=diagnostics.get("residual_variance"),
+        noise_variance=diagnostics.get("noise_variance"),
+    )
     return summary, samples
+
+
+def _likelihood_record(posterior: LogPosterior, options: Any, errors: ErrorModel | None) -> dict[str, Any]:
+    """How the likelihood and the errors were modelled, for summary.json."""
+    if errors is None:
+        return {
+            "errors": "scaled",
+            "chi2_correction": options.chi2_correction,
+            "noise_correlation": options.noise_correlation,
+            "rms_inflated": posterior.rms_inflated,
+            "chi2_scale": posterior.chi2_scale,
+        }
+    return {
+        "errors": "robust",
+        "temperature": errors.temperature,
+        "chi2_scale": posterior.chi2_scale,
+        "lags": errors.lags,
+        "sandwich_sd": errors.standard_deviations,
+        **errors.diagnostics,
+    }
 
 
 def _write_products(

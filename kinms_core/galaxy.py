@@ -39,6 +39,7 @@ def load_fit_data(prepared_dir: str | Path, galaxy: str | None = None) -> FitDat
         galaxy=galaxy or Path(prepared_dir).resolve().parent.name,
         header=prepared.header,
         mask=prepared.mask,
+        noise=prepared.noise,
     )
 
 

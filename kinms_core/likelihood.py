@@ -1,4 +1,10 @@
-"""Posterior of a parameterised galaxy given a data cube: Gaussian chi-square with the (2N)^(1/4) correction."""
+"""Posterior of a parameterised galaxy given a data cube: a Gaussian chi-square over the noise map, tempered.
+
+The chi-square weighs every finite voxel by its own noise (a noise map for primary-beam corrected cubes, or one RMS).
+How it becomes honest errors is chosen by ``fit.errors``: ``robust`` (the default) divides it by the temperature of
+the sandwich error model (:mod:`kinms_core.sandwich`), ``scaled`` inflates the RMS by fixed factors
+(:func:`inflated_rms`: the beam's area, the seed tutorial's (2N)^(1/4)).
+"""
 
 from __future__ import annotations
 
@@ -60,7 +66,7 @@ class FitData:
     obspars
         Its grid, beam and WCS reference.
     rms
-        Noise per voxel (cube units).
+        Typical noise per voxel (cube units; the median of ``noise`` when that is given).
     n_detected
         Number of voxels with detected signal (the chi-square correction's N for ``detected``).
     guesses, bounds
@@ -70,7 +76,10 @@ class FitData:
     header
         FITS header of the data, reused for model and residual cubes (optional).
     mask
-        Detected-signal mask (optional; plots only).
+        Detected-signal mask (optional; the error model's galaxy region and plots).
+    noise
+        Noise per voxel, broadcastable to ``data`` (e.g. a ``(ny, nx)`` map for a primary-beam corrected cube, or
+        ``(nv, ny, nx)``); None: ``rms`` everywhere.
     """
 
     data: np.ndarray
@@ -82,6 +91,7 @@ class FitData:
     galaxy: str = "galaxy"
     header: object | None = None
     mask: np.ndarray | None = None
+    noise: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.data = np.asarray(self.data, dtype=float)
@@ -91,6 +101,24 @@ class FitData:
             raise ValueError(f"{self.galaxy}: rms must be a positive finite noise level, got {self.rms!r}")
         if not np.isfinite(self.data).any():
             raise ValueError(f"{self.galaxy}: the data cube holds no finite voxel")
+        if self.noise is not None:
+            try:
+                noise = np.broadcast_to(np.asarray(self.noise, dtype=float), self.data.shape)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{self.galaxy}: noise of shape {np.shape(self.noise)} does not fit the data {self.data.shape}"
+                ) from exc
+            finite = np.isfinite(self.data)
+            if not (np.all(np.isfinite(noise[finite])) and np.all(noise[finite] > 0)):
+                raise ValueError(f"{self.galaxy}: the noise must be positive and finite wherever the data are")
+            self.noise = np.asarray(self.noise, dtype=float)
+
+    @property
+    def noise_cube(self) -> np.ndarray:
+        """Noise per voxel, ``(nv, ny, nx)`` (a broadcast view; ``rms`` everywhere when no map was given)."""
+        if self.noise is None:
+            return np.broadcast_to(np.float64(self.rms), self.data.shape)
+        return np.broadcast_to(self.noise, self.data.shape)
 
 
 def inflated_rms(
@@ -138,9 +166,11 @@ class LogPosterior:
     spec
         Model families.
     correction, noise_correlation
-        How the RMS is inflated (see :func:`inflated_rms`).
+        How the RMS is inflated (see :func:`inflated_rms`; ``none`` and ``none`` for robust errors).
     n_clouds, seed
         Model cloudlets and the seed of their draws.
+    temperature
+        The chi-square is divided by this (the sandwich error model's, for robust errors; 1 otherwise).
     """
 
     def __init__(
@@ -153,6 +183,7 @@ class LogPosterior:
         noise_correlation: str = "none",
         n_clouds: int,
         seed: int,
+        temperature: float = 1.0,
     ) -> None:
         self.parameters = list(parameters)
         self.names = [p.name for p in self.parameters]
@@ -171,16 +202,25 @@ class LogPosterior:
         self.n_voxels = int(finite.sum())
         self._index = None if finite.all() else np.flatnonzero(finite)
         self._data = fit_data.data.ravel() if self._index is None else fit_data.data.ravel()[self._index]
+        # Inverse noise per used voxel (one number when the noise is uniform: a scalar multiply is cheaper).
+        if fit_data.noise is None:
+            self._inverse_noise: float | np.ndarray = 1.0 / float(fit_data.rms)
+        else:
+            noise = fit_data.noise_cube.ravel()
+            self._inverse_noise = 1.0 / (noise if self._index is None else noise[self._index])
         self.rms = float(fit_data.rms)
-        self.rms_inflated = inflated_rms(
-            fit_data.rms,
+        self.inflation = inflated_rms(
+            1.0,
             correction,
             n_detected=fit_data.n_detected,
             n_voxels=self.n_voxels,
             noise_correlation=noise_correlation,
             beam_pixels=fit_data.obspars.beam_area_pixels,
         )
-        self.n_calls = 0
+        self.rms_inflated = self.rms * self.inflation
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
+        self.temperature = float(temperature)
 
     def _bound(self, name: str) -> float:
         p = self.parameters[self.names.index(name)]
@@ -196,14 +236,27 @@ class LogPosterior:
         """The model cube at ``theta``."""
         return self.model.cube(self.values(theta))
 
-    def chi2(self, theta: Sequence[float], rms: float | None = None) -> float:
-        """Chi-square of the model at ``theta`` over finite voxels, for noise ``rms`` (default: the raw RMS)."""
+    def chi2(self, theta: Sequence[float]) -> float:
+        """Chi-square of the model at ``theta`` over finite voxels, each weighed by its noise (not inflated)."""
         cube = self.model_cube(theta).ravel()
         model = cube if self._index is None else cube[self._index]
         residual = self._data - model
+        residual *= self._inverse_noise
         # square-and-sum, not a BLAS dot: OpenBLAS would start threads that fight the other workers for the cores
         np.square(residual, out=residual)
-        return float(residual.sum()) / (self.rms if rms is None else rms) ** 2
+        return float(residual.sum())
+
+    @property
+    def chi2_scale(self) -> float:
+        """What the log-likelihood divides the chi-square by: the inflation squared times the temperature."""
+        return self.inflation**2 * self.temperature
+
+    def prior_precision(self) -> np.ndarray:
+        """Precision matrix (diagonal) of the Gaussian priors over the free parameters (0 where none)."""
+        out = np.zeros((len(self.free), len(self.free)))
+        for k, (_, sd) in self._priors:
+            out[k, k] = 1.0 / sd**2
+        return out
 
     def log_prior(self, theta: np.ndarray) -> float:
         """Log prior: -inf outside the bounds, Gaussian terms where priors were given."""
@@ -229,10 +282,9 @@ class LogPosterior:
         lp = self.log_prior(theta)
         if not math.isfinite(lp):
             return -math.inf
-        self.n_calls += 1
         try:
-            chi2 = self.chi2(theta, self.rms_inflated)
+            chi2 = self.chi2(theta)
         except ModelOutsideCubeError:
             # a trial centre or velocity that moves all emission out of the cube: impossible, not an error of the fit
             return -math.inf
-        return lp - 0.5 * chi2
+        return lp - 0.5 * chi2 / self.chi2_scale

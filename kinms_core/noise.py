@@ -1,14 +1,21 @@
-"""Noise estimate and signal mask of a cube.
+"""Noise estimate, noise map and signal mask of a cube.
+
+:func:`noise_model` measures how the noise varies across the field and along the band: a robust standard deviation
+per pixel over its emission-free channels, smoothed over a few beams (primary-beam corrected cubes, the norm for
+ALMA, NOEMA, CARMA, VLA and MeerKAT products, have noise rising towards the field's edge), times a factor per
+channel (noisy band edges, atmospheric lines). When neither varies by more than :data:`MAP_THRESHOLD` the noise is
+one number.
 
 :func:`estimate_rms` is a robust RMS (1.4826 x median absolute deviation after iteratively clipping emission) of a
-sample of the cube's finite voxels. :func:`signal_mask` finds the emission: it smooths the cube spatially with a
-beam-sized Gaussian and spectrally with a boxcar of a few channels, and measures the smoothed cube's own noise; it
-labels the connected regions above ``grow_sigma`` that peak above ``n_sigma`` and hold at least a couple of
-resolution elements; it keeps those whose summed S/N beats both a floor and twice the strongest negative region
-found the same way in the inverted cube (noise makes as many negative regions as positive ones, so this is a
-reliability test that scales with the cube's size); and it dilates what is left by a beam spatially and a channel
-spectrally. Work arrays are float32, per-region statistics use only the labelled voxels, and the dilation works in
-the detections' bounding box, so a 512 x 512 x 256 cube takes about 5 s and well under 1 GB beyond its data.
+sample of the cube's finite voxels. :func:`signal_mask` finds the emission: it divides the cube by the noise (when
+it varies), smooths it spatially with a beam-sized Gaussian and spectrally with a boxcar of a few channels, and
+measures the smoothed cube's own noise; it labels the connected regions above ``grow_sigma`` that peak above
+``n_sigma`` and hold at least a couple of resolution elements; it keeps those whose summed S/N beats both a floor and
+twice the strongest negative region found the same way in the inverted cube (noise makes as many negative regions as
+positive ones, so this is a reliability test that scales with the cube's size); and it dilates what is left by a
+beam spatially and a channel spectrally. Work arrays are float32, per-region statistics use only the labelled
+voxels, and the dilation works in the detections' bounding box, so a 512 x 512 x 256 cube takes about 5 s and well
+under 1 GB beyond its data.
 
 Limitations: a real negative signal (absorption) raises the bar for emission; an unresolved source narrower than a
 few channels may fall below the floor (the pipeline fits resolved discs).
@@ -18,14 +25,24 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, signal
 
 from .errors import NoEmissionError
 from .obspars import ObsPars
 
-__all__ = ["NoEmissionError", "estimate_rms", "signal_mask"]
+__all__ = [
+    "MAP_THRESHOLD",
+    "NoEmissionError",
+    "NoiseModel",
+    "estimate_rms",
+    "noise_model",
+    "separate_sources",
+    "signal_mask",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +107,192 @@ def estimate_rms(
     return float(sigma)
 
 
-def _smooth(data: np.ndarray, sigma_xy: tuple[float, float], channels: int) -> np.ndarray:
-    """float32 copy of ``data`` (NaN -> 0) smoothed by a Gaussian along y, x and a boxcar along v, in place."""
+#: The noise is a map when its smoothed spatial map (5th to 95th percentile) or its channel factors (lowest to
+#: highest) vary by more than this factor; below it, the map's own estimation scatter would dominate.
+MAP_THRESHOLD = 1.3
+#: Smoothing of the per-pixel noise, Gaussian FWHM in beams (a local plane, so a wide window costs no bias).
+MAP_SMOOTH_BEAMS = 3.0
+# Fewest emission-free channels for a pixel's own noise estimate, and pixels for a channel's.
+_MIN_CHANNELS = 5
+_MIN_PIXELS = 100
+
+
+@dataclass
+class NoiseModel:
+    """The noise of a cube: ``rms`` everywhere, or ``rms * spatial[y, x] * spectral[v]``.
+
+    Attributes
+    ----------
+    kind
+        ``uniform`` or ``map``.
+    rms
+        The typical noise (cube units): the robust RMS of the emission-free voxels (divided by the map's shape).
+    spatial
+        ``(ny, nx)`` relative noise (median 1; NaN where there are no data), or None when uniform.
+    spectral
+        ``(nv,)`` relative noise per channel (median 1), or None when uniform.
+    spread
+        ``{"spatial": p95 / p5 of the smoothed map, "spectral": max / min of the channel factors}``, as measured
+        (also for a uniform model: it says why the map was not used).
+    """
+
+    kind: str
+    rms: float
+    spatial: np.ndarray | None = None
+    spectral: np.ndarray | None = None
+    spread: dict[str, float] = field(default_factory=dict)
+
+    def cube(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """Noise per voxel, ``(nv, ny, nx)`` float64 (``rms`` everywhere when uniform)."""
+        if self.kind == "uniform" or self.spatial is None or self.spectral is None:
+            return np.full(shape, self.rms)
+        return self.rms * self.spectral[:, None, None] * self.spatial[None, :, :]
+
+    def divide(self, work: np.ndarray) -> None:
+        """Divide a ``(nv, ny, nx)`` array by the noise in place (no full-size temporary)."""
+        work /= np.float32(self.rms) if work.dtype == np.float32 else self.rms
+        if self.kind == "map" and self.spatial is not None and self.spectral is not None:
+            work /= self.spectral[:, None, None].astype(work.dtype)
+            work /= self.spatial[None, :, :].astype(work.dtype)
+
+    def window(self, v: slice, y: slice, x: slice) -> NoiseModel:
+        """The noise of a sub-cube ``[v, y, x]`` (e.g. the trimmed cube)."""
+        if self.kind != "map" or self.spatial is None or self.spectral is None:
+            return self
+        return NoiseModel(self.kind, self.rms, self.spatial[y, x].copy(), self.spectral[v].copy(), dict(self.spread))
+
+    def describe(self) -> dict[str, object]:
+        """What prepare.json records."""
+        out: dict[str, object] = {"model": self.kind, "rms": self.rms, "spread": dict(self.spread)}
+        if self.kind == "map":
+            out["spatial_range"] = [float(np.nanmin(self.spatial)), float(np.nanmax(self.spatial))]
+            out["spectral_range"] = [float(np.min(self.spectral)), float(np.max(self.spectral))]
+        return out
+
+
+def _local_linear(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted local linear regression of a 2-D map at every pixel (missing values have weight 0).
+
+    Unlike a weighted average, a local plane follows a gradient without bias, also at the edge of the data: a
+    primary-beam corrected cube's noise rises steeply towards the field's edge, where an average of the inner,
+    quieter pixels would underestimate it and the edge's noise would pass for emission.
+    """
+    half = int(math.ceil(3.0 * sigma))
+    offsets = np.arange(-half, half + 1, dtype=float)
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    kernel = np.exp(-0.5 * (dx * dx + dy * dy) / sigma**2)
+    weighted = np.where(weights > 0, values * weights, 0.0)
+
+    def smooth(field: np.ndarray, factor: np.ndarray) -> np.ndarray:
+        # fftconvolve sums field(q) k(p - q): the kernel's offsets are p - q, hence the minus signs below.
+        return signal.fftconvolve(field, kernel * factor, mode="same")
+
+    one = np.ones_like(dx)
+    s0, sx, sy = smooth(weights, one), smooth(weights, -dx), smooth(weights, -dy)
+    sxx, sxy, syy = smooth(weights, dx * dx), smooth(weights, dx * dy), smooth(weights, dy * dy)
+    t0, tx, ty = smooth(weighted, one), smooth(weighted, -dx), smooth(weighted, -dy)
+    normal = np.stack([np.stack([s0, sx, sy], -1), np.stack([sx, sxx, sxy], -1), np.stack([sy, sxy, syy], -1)], -2)
+    rhs = np.stack([t0, tx, ty], -1)
+    out = np.full(values.shape, np.nan)
+    enough = s0 > 1e-3 * s0.max()
+    scaled = normal[enough] / s0[enough][:, None, None]
+    # a window with data along a line only cannot fit a plane: its weighted mean instead
+    plane = np.linalg.det(scaled) > 1e-6 * sigma**4
+    fitted = np.where(enough)
+    plane_at = tuple(axis[plane] for axis in fitted)
+    mean_at = tuple(axis[~plane] for axis in fitted)
+    out[plane_at] = np.linalg.solve(normal[plane_at], rhs[plane_at][..., None])[..., 0, 0]
+    out[mean_at] = t0[mean_at] / s0[mean_at]
+    return out
+
+
+def noise_model(
+    data: np.ndarray,
+    obspars: ObsPars,
+    *,
+    emission: np.ndarray | None = None,
+    smooth_beams: float = MAP_SMOOTH_BEAMS,
+    threshold: float = MAP_THRESHOLD,
+) -> NoiseModel:
+    """Measure the noise of a cube, as one number or as a map times channel factors.
+
+    Parameters
+    ----------
+    data
+        Cube ``(nv, ny, nx)``; NaN voxels are ignored.
+    obspars
+        Its grid and beam (the smoothing scale).
+    emission
+        bool mask of voxels to leave out (the emission, dilated), or None: the robust statistics then resist a
+        line that covers a minority of each pixel's channels.
+    smooth_beams
+        FWHM of the map's smoothing, in beam FWHM.
+    threshold
+        Use the map when it or the channel factors vary by more than this factor.
+
+    Returns
+    -------
+    NoiseModel
+    """
+    data = np.asarray(data)
     work = np.array(data, dtype=np.float32)
+    if emission is not None:
+        work[np.asarray(emission, dtype=bool)] = np.nan
+    rms = estimate_rms(work)
+    if not (np.isfinite(rms) and rms > 0):
+        return NoiseModel("uniform", rms)
+    counts = np.isfinite(work).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (outside a primary-beam cut) give NaN
+        centre = np.nanmedian(work, axis=0)
+        per_pixel = _MAD_TO_SIGMA * np.nanmedian(np.abs(work - centre), axis=0)
+    usable = (counts >= _MIN_CHANNELS) & np.isfinite(per_pixel) & (per_pixel > 0)
+    sigma_pixels = smooth_beams * obspars.beam[0] * _FWHM_TO_SIGMA / obspars.cellsize
+    # In log space a primary beam's Gaussian fall-off is a smooth quadratic, and the map stays positive.
+    log_map = _local_linear(
+        np.where(usable, np.log(np.where(usable, per_pixel, 1.0)), 0.0),
+        np.where(usable, counts, 0).astype(float),
+        sigma_pixels,
+    )
+    spatial = np.exp(log_map)
+    spatial[~np.isfinite(data).any(axis=0)] = np.nan
+    spatial /= float(np.nanmedian(spatial))
+    low, high = np.nanpercentile(spatial, [5.0, 95.0])
+    spatial_spread = float(high / low)
+
+    # Channel factors: the robust noise of each channel after dividing by the spatial map.
+    whitened = work / spatial[None, :, :]
+    spectral = np.ones(data.shape[0])
+    for v in range(data.shape[0]):
+        values = whitened[v][np.isfinite(whitened[v])]
+        if values.size >= _MIN_PIXELS:
+            spectral[v] = estimate_rms(values)
+    spectral /= float(np.median(spectral))
+    spectral_spread = float(spectral.max() / spectral.min())
+    spread = {"spatial": spatial_spread, "spectral": spectral_spread}
+    if spatial_spread <= threshold and spectral_spread <= threshold:
+        return NoiseModel("uniform", rms, spread=spread)
+    spatial = np.where(np.isfinite(spatial), spatial, np.nanmax(spatial))
+    # The level: the robust RMS of the cube whitened by the map's shape (the map itself carries the log's bias).
+    whitened = work / spatial[None, :, :]
+    whitened /= spectral[:, None, None].astype(np.float32)
+    typical = estimate_rms(whitened)
+    log.info(
+        "noise varies across the cube (map p95/p5 %.2f, channels max/min %.2f): using a noise map",
+        spatial_spread,
+        spectral_spread,
+    )
+    return NoiseModel("map", typical, spatial, spectral, spread)
+
+
+def _smooth(
+    data: np.ndarray, sigma_xy: tuple[float, float], channels: int, noise: NoiseModel | None = None
+) -> np.ndarray:
+    """float32 copy of ``data`` (divided by ``noise`` when given; NaN -> 0) smoothed by a Gaussian along y, x and a
+    boxcar along v, in place."""
+    work = np.array(data, dtype=np.float32)
+    if noise is not None:
+        noise.divide(work)
     np.nan_to_num(work, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     sy, sx = sigma_xy
     if sy > 0:
@@ -155,6 +355,7 @@ def signal_mask(
     dilate_beams: float = 1.0,
     dilate_channels: int = 1,
     source: str = "cube",
+    noise: NoiseModel | None = None,
 ) -> np.ndarray:
     """Boolean mask of the emission in ``data``.
 
@@ -186,6 +387,9 @@ def signal_mask(
         Spectral dilation in channels on each side.
     source
         Name of the cube (a path) for the error message.
+    noise
+        The cube's :class:`NoiseModel`, or None for uniform noise: the cube is divided by it before smoothing, so
+        that a primary-beam corrected cube's noisy edge is not taken for emission.
 
     Returns
     -------
@@ -206,7 +410,7 @@ def signal_mask(
             "the cube holds observed data"
         )
     grow_sigma = min(grow_sigma, n_sigma)
-    smooth = _smooth(data, _beam_sigmas(obspars), int(smooth_channels))
+    smooth = _smooth(data, _beam_sigmas(obspars), int(smooth_channels), noise)
     blank = ~np.isfinite(data)
     if blank.any():
         smooth[blank] = np.nan  # blank voxels stay out of the noise estimate and the mask
@@ -271,3 +475,71 @@ def _dilate(mask: np.ndarray, obspars: ObsPars, beams: float, channels: int) -> 
     out = np.zeros_like(mask)
     out[v0:v1, y0:y1, x0:x1] = box
     return out
+
+
+#: A detection apart from the brightest one is another source (a companion, an artefact at a noisy field edge)
+#: when its summed S/N is below this fraction of the brightest one's ...
+SECONDARY_FRACTION = 0.25
+#: ... and its centre lies further from the brightest one's centre than this many times that one's radius.
+SECONDARY_DISTANCE = 1.25
+
+
+def separate_sources(mask: np.ndarray, snr: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict[str, object]]]:
+    """Split a signal mask into the galaxy and other sources.
+
+    The galaxy is the connected region with the largest summed S/N, together with every other region that is
+    either bright (at least :data:`SECONDARY_FRACTION` of it) or close (its centre within
+    :data:`SECONDARY_DISTANCE` times the galaxy region's radius of the galaxy's centre): clumps and arcs of one disc
+    stay together. What is left is faint and apart, which one disc model cannot describe.
+
+    Parameters
+    ----------
+    mask
+        bool ``(nv, ny, nx)`` signal mask.
+    snr
+        The cube in units of its noise (NaN allowed).
+
+    Returns
+    -------
+    galaxy, others, records
+        Two bool masks and, per other source, ``{"voxels", "snr_fraction", "channels", "x", "y"}`` (0-based, stops
+        exclusive).
+    """
+    labels, count = ndimage.label(mask)
+    if count <= 1:
+        return mask, np.zeros_like(mask), []
+    weights = np.clip(np.nan_to_num(snr), 0.0, None)
+    scores = ndimage.sum_labels(weights, labels, index=np.arange(1, count + 1))
+    main = int(np.argmax(scores)) + 1
+    plane_weights = [np.where(labels == k, weights, 0.0).sum(axis=0) for k in range(1, count + 1)]
+    yy, xx = np.indices(mask.shape[1:], dtype=float)
+
+    def centre(plane: np.ndarray) -> tuple[float, float]:
+        total = float(plane.sum()) or 1.0
+        return float((plane * xx).sum() / total), float((plane * yy).sum() / total)
+
+    cx, cy = centre(plane_weights[main - 1])
+    footprint = (labels == main).any(axis=0)
+    radius = float(np.max(np.hypot(xx[footprint] - cx, yy[footprint] - cy)))
+    others = np.zeros_like(mask)
+    records: list[dict[str, object]] = []
+    for k in range(1, count + 1):
+        if k == main:
+            continue
+        x, y = centre(plane_weights[k - 1])
+        faint = scores[k - 1] < SECONDARY_FRACTION * scores[main - 1]
+        apart = math.hypot(x - cx, y - cy) > SECONDARY_DISTANCE * radius
+        if faint and apart:
+            region = labels == k
+            others |= region
+            vv, yy_k, xx_k = np.nonzero(region)
+            records.append(
+                {
+                    "voxels": int(region.sum()),
+                    "snr_fraction": float(scores[k - 1] / scores[main - 1]),
+                    "channels": [int(vv.min()), int(vv.max()) + 1],
+                    "x": [int(xx_k.min()), int(xx_k.max()) + 1],
+                    "y": [int(yy_k.min()), int(yy_k.max()) + 1],
+                }
+            )
+    return mask & ~others, others, records

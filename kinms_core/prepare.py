@@ -5,7 +5,10 @@
 - ``cube.fits``: the trimmed cube (Jy/beam, float32, radio-velocity WCS);
 - ``mask.fits``: the signal mask on the same grid (uint8, 1 = detected);
 - ``obspars.json``: the trimmed cube's :class:`~kinms_core.obspars.ObsPars`;
-- ``prepare.json``: rms, number of detected voxels, guesses, bounds, trim information, beam spread, warnings and
+- ``noise.fits``: the noise per voxel on the same grid, when it varies across the cube (a primary-beam corrected
+  cube; :func:`~kinms_core.noise.noise_model`);
+- ``prepare.json``: rms, how the noise was modelled, number of detected voxels, guesses, bounds, trim information,
+  beam spread, warnings and
   the input path, all plain JSON.
 
 :func:`load_prepared` reads such a folder back.
@@ -26,7 +29,7 @@ from astropy.wcs import WCS
 from .fitsio import write_cube
 from .guesses import data_bounds, first_guesses
 from .ingest import DEFAULT_MAX_VOXELS, Cube, read_cube
-from .noise import estimate_rms, signal_mask
+from .noise import NoiseModel, noise_model, separate_sources, signal_mask
 from .obspars import ObsPars
 from .trim import trim_cube
 
@@ -34,8 +37,9 @@ __all__ = ["PREPARED_FILES", "Prepared", "load_prepared", "prepare_cube"]
 
 log = logging.getLogger(__name__)
 
-#: The files :func:`prepare_cube` writes.
+#: The files :func:`prepare_cube` always writes (and ``noise.fits`` when the noise varies).
 PREPARED_FILES = ("cube.fits", "mask.fits", "obspars.json", "prepare.json")
+NOISE_FILE = "noise.fits"
 
 
 def _plain(value: Any) -> Any:
@@ -94,15 +98,50 @@ def prepare_cube(
     path = Path(path)
     outdir = Path(outdir)
     cube = read_cube(path, restfreq=restfreq, beam=beam, max_voxels=max_voxels, velocity_convention=velocity_convention)
-    rms = estimate_rms(cube.data)
-    mask = signal_mask(cube.data, rms, cube.obspars, n_sigma=n_sigma, source=str(path))
+    noise, mask = noise_and_mask(cube.data, cube.obspars, n_sigma=n_sigma, source=str(path))
+    mask, others = _other_sources(cube, mask, noise)
     n_detected = int(mask.sum())
     original = cube.obspars
     trimmed, info = trim_cube(cube, mask, pad_beams=pad_beams, pad_channels=pad_channels)
     del cube, mask
-    guesses = first_guesses(trimmed, trimmed.mask, rms)
+    noise = noise.window(*info.slices)
+    guesses = first_guesses(trimmed, trimmed.mask, noise.rms)
     bounds = data_bounds(trimmed, guesses)
-    return _write_prepared(outdir, path, trimmed, info.to_dict(), original, rms, n_detected, n_sigma, guesses, bounds)
+    return _write_prepared(
+        outdir, path, trimmed, info.to_dict(), original, noise, n_detected, n_sigma, guesses, bounds, others
+    )
+
+
+def _other_sources(cube: Cube, mask: np.ndarray, noise: NoiseModel) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """The galaxy's part of the mask; other sources (:func:`~kinms_core.noise.separate_sources`) are blanked in the
+    cube (NaN: the fit ignores them) and reported."""
+    snr = np.array(cube.data, dtype=np.float32)
+    noise.divide(snr)
+    galaxy, others, records = separate_sources(mask, snr)
+    del snr
+    if records:
+        cube.data[others] = np.nan
+        message = (
+            f"{cube.name}: {len(records)} faint detection(s) apart from the galaxy (companions or artefacts, e.g. at "
+            f"a primary-beam corrected field's noisy edge) are blanked and not fitted: "
+            + "; ".join(f"{r['voxels']} voxels at x {r['x']}, y {r['y']}, channels {r['channels']}" for r in records)
+        )
+        log.warning("%s", message)
+        cube.warnings.append(message)
+    return galaxy, records
+
+
+def noise_and_mask(
+    data: np.ndarray, obspars: ObsPars, *, n_sigma: float = 4.0, source: str = "cube"
+) -> tuple[NoiseModel, np.ndarray]:
+    """The cube's noise model and signal mask, each measured knowing the other: the noise first with statistics
+    that resist the emission, the mask with that noise, then the noise again without the masked emission and the
+    mask with the final noise (:func:`~kinms_core.noise.noise_model`, :func:`~kinms_core.noise.signal_mask`)."""
+    noise = noise_model(data, obspars)
+    mask = signal_mask(data, noise.rms, obspars, n_sigma=n_sigma, source=source, noise=noise)
+    noise = noise_model(data, obspars, emission=mask)
+    mask = signal_mask(data, noise.rms, obspars, n_sigma=n_sigma, source=source, noise=noise)
+    return noise, mask
 
 
 def _write_prepared(
@@ -111,11 +150,12 @@ def _write_prepared(
     trimmed: Cube,
     trim: dict[str, Any],
     original: ObsPars,
-    rms: float,
+    noise: NoiseModel,
     n_detected: int,
     n_sigma: float,
     guesses: dict[str, float],
     bounds: dict[str, tuple[float, float]],
+    others: list[dict[str, Any]],
 ) -> dict[str, Any]:
     outdir.mkdir(parents=True, exist_ok=True)
     write_cube(outdir / "cube.fits", trimmed.data, header=trimmed.header)
@@ -125,12 +165,21 @@ def _write_prepared(
     fits.PrimaryHDU(data=trimmed.mask.astype(np.uint8), header=mask_header).writeto(
         outdir / "mask.fits", overwrite=True, output_verify="fix"
     )
+    noise_path = outdir / NOISE_FILE
+    if noise.kind == "map":
+        noise_header = trimmed.header.copy()
+        noise_header["BTYPE"] = "Noise"
+        write_cube(noise_path, noise.cube(trimmed.data.shape), header=noise_header)
+    elif noise_path.exists():
+        noise_path.unlink()  # a uniform noise now: an old map must not be read with the new cube
     trimmed.obspars.to_json(outdir / "obspars.json")
     summary = _plain(
         {
             "input": str(path),
-            "rms": rms,
+            "rms": noise.rms,
             "rms_unit": "Jy/beam",
+            "noise": noise.describe(),
+            "other_sources": others,
             "n_detected": n_detected,
             "n_sigma": n_sigma,
             "guesses": guesses,
@@ -140,11 +189,18 @@ def _write_prepared(
             "beam_spread": trimmed.obspars.extra.get("beam_spread"),
             "warnings": list(trimmed.warnings),
             "original_obspars": original.to_dict(),
-            "files": list(PREPARED_FILES),
+            "files": list(PREPARED_FILES) + ([NOISE_FILE] if noise.kind == "map" else []),
         }
     )
     (outdir / "prepare.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    log.info("%s: prepared in %s (rms %.3g Jy/beam, %d voxels detected)", path, outdir, rms, n_detected)
+    log.info(
+        "%s: prepared in %s (%s noise, rms %.3g Jy/beam, %d voxels detected)",
+        path,
+        outdir,
+        noise.kind,
+        noise.rms,
+        n_detected,
+    )
     return summary
 
 
@@ -161,7 +217,9 @@ class Prepared:
     mask : numpy.ndarray
         bool signal mask on the same grid.
     rms : float
-        Noise (Jy/beam).
+        Typical noise (Jy/beam).
+    noise : numpy.ndarray or None
+        Noise per voxel (Jy/beam) when it varies across the cube (``noise.fits``), else None.
     n_detected : int
         Number of detected voxels (of the untrimmed mask; trimming never cuts any).
     guesses : dict
@@ -186,6 +244,7 @@ class Prepared:
     header: fits.Header
     info: dict[str, Any]
     outdir: Path
+    noise: np.ndarray | None = None
 
     @property
     def cube(self) -> Cube:
@@ -234,6 +293,12 @@ def load_prepared(outdir: str | Path) -> Prepared:
             f"{outdir}: cube.fits {data.shape}, mask.fits {mask.shape} and obspars.json {obspars.shape} disagree: "
             "prepare the cube again"
         )
+    noise = None
+    if (outdir / NOISE_FILE).exists():
+        with fits.open(outdir / NOISE_FILE) as hdul:
+            noise = np.array(hdul[0].data, dtype=np.float64)
+        if noise.shape != data.shape:
+            raise ValueError(f"{outdir}: noise.fits {noise.shape} and cube.fits {data.shape} disagree: prepare again")
     bounds = {name: (float(pair[0]), float(pair[1])) for name, pair in info["bounds"].items()}
     return Prepared(
         data=data,
@@ -246,4 +311,5 @@ def load_prepared(outdir: str | Path) -> Prepared:
         header=header,
         info=info,
         outdir=outdir,
+        noise=noise,
     )

@@ -7,9 +7,10 @@ parameters:            # every parameter: guess (number or auto), min, max (numb
   flux: {guess: 30, fixed: true}
   vflat: {guess: auto, min: 20, max: 500, prior: {gaussian: [200, 50]}}
 fit:
-  chi2_correction: detected   # detected | all | none
-  noise_correlation: beam     # beam | none: RMS x sqrt(beam area in pixels) for beam-correlated noise
-  nwalkers: 32
+  errors: robust              # robust (sandwich: measured noise correlation and model mismatch) | scaled
+  # chi2_correction: detected # scaled only: detected | all | none, RMS x (2N)^(1/4) (the seed tutorial's)
+  # noise_correlation: beam   # scaled only: beam | none, RMS x sqrt(beam area in pixels)
+  nwalkers: 24
   max_steps: 5000
   seed: 1
 ```
@@ -94,6 +95,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
+                "errors": {"enum": ["robust", "scaled"]},
                 "chi2_correction": {"enum": ["detected", "all", "none"]},
                 "noise_correlation": {"enum": ["beam", "none"]},
                 "nwalkers": {"type": "integer", "minimum": 4},
@@ -117,8 +119,15 @@ OVERRIDE_FIELDS = ("guess", "min", "max", "fixed")
 
 @dataclass(frozen=True)
 class FitOptions:
-    """Sampler settings (``fit:`` in YAML)."""
+    """Sampler settings (``fit:`` in YAML).
 
+    ``errors``: ``robust`` takes the errors from the sandwich error model (:mod:`kinms_core.sandwich`), which
+    measures the noise's correlation and the model's mismatch in the data; ``scaled`` inflates the RMS by the fixed
+    factors ``chi2_correction`` and ``noise_correlation`` (:func:`kinms_core.likelihood.inflated_rms`), as the seed
+    tutorial does.
+    """
+
+    errors: str = "robust"
     chi2_correction: str = "detected"
     noise_correlation: str = "beam"
     nwalkers: int = 24  # tutorial fit: 24 walkers converge in 27k evaluations, 32 need 32k (benchmarks/fit_speed.py)
@@ -131,7 +140,7 @@ class FitOptions:
     tau_tolerance: float = 0.05
     check_every: int = 100
     burn_in_tau: float = 3.0
-    optimiser_evaluations: int = 600
+    optimiser_evaluations: int = 4000
     init_scale: float = 1e-3
 
 
@@ -264,6 +273,12 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
         prior = entry.pop("prior", None)
         parameters[name] = Parameter(name=name, prior=tuple(prior["gaussian"]) if prior else None, **entry)
     options = FitOptions(**raw.get("fit", {}))
+    scaling = sorted({"chi2_correction", "noise_correlation"} & set(raw.get("fit", {})))
+    if options.errors == "robust" and scaling:
+        raise ValueError(
+            f"settings key fit.{scaling[0]} applies only with fit.errors: scaled (fixed inflation factors); the "
+            "default, fit.errors: robust, measures the noise correlation and the model mismatch from the data"
+        )
     return FitSettings(
         spec=spec,
         parameters=parameters,

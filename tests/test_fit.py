@@ -46,6 +46,7 @@ def tutorial_settings(**fit: object) -> dict:
         },
         # the tutorial's mock noise is white: no correlation between pixels
         "fit": {
+            "errors": "scaled",
             "chi2_correction": "all",
             "noise_correlation": "none",
             "nwalkers": 24,

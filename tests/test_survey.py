@@ -17,6 +17,7 @@ from kinms_core.ingest import read_cube
 from kinms_core.noise import estimate_rms
 from kinms_core.obspars import ObsPars
 from kinms_core.parametric import GalaxyModel, ModelSpec
+from kinms_core.quality import FLAGS
 from kinms_core.simulate import (
     C_KMS,
     beam_correlated_noise,
@@ -253,6 +254,10 @@ def fake_summary(galaxy: str, pa: float = 269.0) -> dict:
         "runtime_s": 12.5,
         "ra": 150.0,
         "dec": 2.0,
+        "errors": "robust",
+        "noise_model": "map",
+        "likelihood": {"inflation": 4.0, "residual_variance": 3.0, "noise_variance": 1.5},
+        "flags": {"not_converged": False, "mismatch": True, "other_sources": True},
     }
 
 
@@ -267,6 +272,8 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
     for p in PARAMS:
         expected += [p, f"{p}_lo", f"{p}_hi"]
     expected += ["chi2_reduced", "n_detected", "rms", "acceptance", "tau_max", "converged", "runtime_s", "ra", "dec"]
+    expected += ["errors", "noise_model", "error_inflation", "residual_excess", "flags"]
+    expected += [f"flag_{name}" for name in FLAGS]
     expected += ["pa_true", "inc_true"]
     assert list(df.columns) == expected
     a, b, c = (df.iloc[i] for i in range(3))
@@ -275,6 +282,10 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
     assert b["status"] == "failed" and b["error"] == "prepare: no beam"
     assert np.isnan(b["pa"]) and pd.isna(b["n_detected"]) and pd.isna(b["converged"])
     assert np.isnan(c["pa_true"]) and a["inc_true"] == 45.0
+    # how the errors and noise were modelled, and the raised flags in FLAGS order
+    assert (a["errors"], a["noise_model"], a["error_inflation"], a["residual_excess"]) == ("robust", "map", 2.0, 2.0)
+    assert a["flags"] == "mismatch;other_sources" and a["flag_mismatch"] and not a["flag_not_converged"]
+    assert pd.isna(b["flag_mismatch"]) and pd.isna(b["errors"])
     # PA: into [0, 360) without a truth, with its percentiles
     assert (c["pa"], c["pa_lo"], c["pa_hi"]) == (355.0, 354.0, 356.0)
 
@@ -296,6 +307,7 @@ def test_catalogue_files_have_units_and_empty_failed_cells(tmp_path):
     assert list(back.columns) == list(df.columns)
     assert back["n_detected"][0] == 1234 and pd.isna(back["n_detected"][1]) and pd.isna(back["pa"][1])
     table = Table.read(fits_path)
+    assert list(table["flag_mismatch"]) == [True, False] and table["flags"][0] == "mismatch;other_sources"
     assert str(table["pa"].unit) == "deg" and str(table["flux"].unit) == "Jy km / s"
     assert str(table["vsys_lo"].unit) == "km / s" and str(table["scalerad"].unit) == "arcsec"
     assert str(table["rms"].unit) == "Jy / beam" and str(table["ra"].unit) == "deg"
