@@ -15,6 +15,7 @@ from conftest import chain_steps, tutorial_params
 
 from kinms_core import ObsPars, model_cube, write_cube
 from kinms_core.fit import ChainFile, fit_galaxy
+from kinms_core.galaxy import fit_prepared
 from kinms_core.likelihood import (
     FitData,
     LogPosterior,
@@ -22,7 +23,10 @@ from kinms_core.likelihood import (
     parameters_to_sampling,
     sampling_to_parameters,
 )
+from kinms_core.prepare import prepare_cube
+from kinms_core.quality import FLAGS
 from kinms_core.settings import apply_overrides, load_settings
+from kinms_core.simulate import beam_correlated_noise
 
 TUTORIAL_TRUTH = {"pa": 270.0, "inc": 45.0, "vflat": 200.0, "rturn": 2.0, "scalerad": 5.0}
 # The tutorial's (2N)^1/4-corrected 1-sigma errors, GAStimator on the seed's cube.
@@ -324,3 +328,40 @@ def test_failed_prepare_becomes_a_failed_fit_status(tmp_path):
     assert result.returncode == 0, result.stderr
     status = json.loads((tmp_path / "out" / "prepared" / "status.json").read_text())
     assert status["status"] == "failed" and "image.fits" in status["error"]
+
+
+@pytest.mark.slow
+def test_robust_errors_are_the_default_and_recorded(tmp_path):
+    """The default fit measures the noise's correlation (a beam of 8.5 pixels here) and reports errors of the sandwich
+    covariance's size; posterior.csv holds the samples the summary's percentiles come from."""
+    rad = np.arange(0, 40, 0.5)
+    op = ObsPars(nx=32, ny=32, nv=16, cellsize=2.0, dv=25.0, beam=(6.0, 5.0, 20.0), v_start=800)
+    truth = model_cube(
+        op,
+        n_clouds=2**15,
+        seed=4,
+        inc=60.0,
+        pa=120.0,
+        sb_rad=rad,
+        sb_prof=np.exp(-rad / 6.0),
+        vel_rad=rad,
+        vel_prof=180 * 2 / np.pi * np.arctan(rad / 3.0),
+        int_flux=20.0,
+        v_offset=1000.0 - op.centre_velocity,
+    )
+    write_cube(tmp_path / "cube.fits", truth + beam_correlated_noise(op, 2e-3, np.random.default_rng(3)), op)
+    prepare_cube(tmp_path / "cube.fits", tmp_path / "prepared")
+    raw = {"model": {"n_clouds": 4096}, "fit": {"nwalkers": 20, "max_steps": 200, "seed": 3}}
+    summary = fit_prepared(tmp_path / "prepared", raw, tmp_path, progress=False)
+    likelihood = summary["likelihood"]
+    assert summary["errors"] == "robust" and summary["noise_model"] == "uniform"
+    assert 0.5 * op.beam_area_pixels < likelihood["temperature"] < 2.0 * op.beam_area_pixels
+    assert likelihood["inflation"] >= 0.8 * likelihood["temperature"]
+    assert set(summary["flags"]) <= set(FLAGS) and summary["flags"]["not_converged"]
+    samples = np.loadtxt(tmp_path / "posterior.csv", delimiter=",", skiprows=1)
+    for k, name in enumerate(summary["free_parameters"]):
+        entry = summary["parameters"][name]
+        low, high = np.percentile(samples[:, k], [16, 84])
+        assert (low, high) == pytest.approx((entry["p16"], entry["p84"]))
+        width = 0.5 * (high - low)
+        assert 0.4 < width / likelihood["sandwich_sd"][name] < 3.0, (name, width, likelihood["sandwich_sd"][name])
