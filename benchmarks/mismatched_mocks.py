@@ -699,50 +699,57 @@ def _sample_radii(rng: np.random.Generator, r: np.ndarray, sb: np.ndarray, n: in
     return np.interp(rng.uniform(size=n), cdf / cdf[-1], r)
 
 
-def _disc_cloudlets(spec: MockSpec, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-    """Cloudlets ``(n, 3)`` (x along the line of nodes, y, z in the disc frame, arcsec) of a cloudlet feature, and
-    their relative fluxes (None: equal)."""
-    s = spec.surface
-    r_grid = _radius_grid(spec)
-    parts_xy, weights = [], None
-    n_disc = n
-    extra = []
-    if s["profile"] == "clumps":
-        counts = np.floor(np.asarray(s["clump_fraction"]) * n).astype(int)
-        n_disc = n - int(counts.sum())
+def _extra_components(surface: Mapping[str, Any], n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """In-plane positions ``(k, 2)`` (arcsec) of the cloudlets of clumps or a bar, ``n`` cloudlets in all."""
+    if surface["profile"] == "clumps":
+        parts = []
+        counts = np.floor(np.asarray(surface["clump_fraction"]) * n).astype(int)
         for count, radius, phase, sigma in zip(
-            counts, s["clump_radius"], s["clump_phase"], s["clump_sigma"], strict=True
+            counts, surface["clump_radius"], surface["clump_phase"], surface["clump_sigma"], strict=True
         ):
             centre = radius * np.array([math.cos(math.radians(phase)), math.sin(math.radians(phase))])
-            extra.append(centre + rng.normal(0.0, sigma, (count, 2)))
-    elif s["profile"] == "bar":
-        n_bar = int(s["bar_fraction"] * n)
-        n_disc = n - n_bar
-        along = rng.normal(0.0, s["bar_sigma"], n_bar)
-        across = rng.normal(0.0, s["bar_sigma"] * s["bar_axis_ratio"], n_bar)
-        angle = math.radians(s["bar_angle"])
-        extra.append(
-            np.column_stack(
-                [along * math.cos(angle) - across * math.sin(angle), along * math.sin(angle) + across * math.cos(angle)]
-            )
-        )
-    radius = _sample_radii(rng, r_grid, _sb_profile(s, r_grid), n_disc)
+            parts.append(centre + rng.normal(0.0, sigma, (count, 2)))
+        return parts
+    if surface["profile"] == "bar":
+        count = int(surface["bar_fraction"] * n)
+        along = rng.normal(0.0, surface["bar_sigma"], count)
+        across = rng.normal(0.0, surface["bar_sigma"] * surface["bar_axis_ratio"], count)
+        c, s = math.cos(math.radians(surface["bar_angle"])), math.sin(math.radians(surface["bar_angle"]))
+        return [np.column_stack([along * c - across * s, along * s + across * c])]
+    return []
+
+
+def _azimuthal_weights(spec: MockSpec, xy: np.ndarray) -> np.ndarray | None:
+    """Relative cloudlet fluxes of a spiral or lopsided disc (None: equal)."""
+    surface = spec.surface
+    r, phi = np.hypot(xy[:, 0], xy[:, 1]), np.arctan2(xy[:, 1], xy[:, 0])
+    if surface["profile"] == "spiral":
+        # A logarithmic two-armed wave, faded out at the centre where its winding diverges.
+        fade = 1.0 - np.exp(-((r / surface["arm_fade_radius"]) ** 2))
+        winding = 2.0 * np.log(np.maximum(r, 1e-6) / (0.5 * spec.r_emission)) / math.tan(math.radians(surface["pitch"]))
+        phase = 2.0 * (phi - math.radians(surface["arm_phase"])) - winding
+        return 1.0 + surface["arm_amplitude"] * fade * np.cos(phase)
+    if surface["profile"] == "lopsided":
+        growth = np.minimum(r / (0.5 * spec.r_emission), 1.0)
+        return 1.0 + surface["m1_amplitude"] * growth * np.cos(phi - math.radians(surface["m1_phase"]))
+    return None
+
+
+def _disc_cloudlets(spec: MockSpec, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """Cloudlets ``(n, 3)`` of a cloudlet feature (x along the line of nodes, y, z in the disc's frame, arcsec, as
+    KinMS's ``inClouds``) and their relative fluxes (None: equal): the exponential disc, sampled as KinMS samples a
+    profile, plus any clumps or bar, weighted by any azimuthal pattern, thickened as KinMS thickens a disc."""
+    extra = _extra_components(spec.surface, n, rng)
+    n_disc = n - sum(len(part) for part in extra)
+    r_grid = _radius_grid(spec)
+    radius = _sample_radii(rng, r_grid, _sb_profile(spec.surface, r_grid), n_disc)
     phi = rng.uniform(0.0, 2.0 * np.pi, n_disc)
-    parts_xy.append(np.column_stack([radius * np.cos(phi), radius * np.sin(phi)]))
-    xy = np.concatenate(parts_xy + extra)
-    r_all, phi_all = np.hypot(xy[:, 0], xy[:, 1]), np.arctan2(xy[:, 1], xy[:, 0])
-    if s["profile"] == "spiral":
-        fade = 1.0 - np.exp(-((r_all / s["arm_fade_radius"]) ** 2))
-        winding = 2.0 * np.log(np.maximum(r_all, 1e-6) / (0.5 * spec.r_emission)) / math.tan(math.radians(s["pitch"]))
-        weights = 1.0 + s["arm_amplitude"] * fade * np.cos(2.0 * (phi_all - math.radians(s["arm_phase"])) - winding)
-    elif s["profile"] == "lopsided":
-        growth = np.minimum(r_all / (0.5 * spec.r_emission), 1.0)
-        weights = 1.0 + s["m1_amplitude"] * growth * np.cos(phi_all - math.radians(s["m1_phase"]))
+    xy = np.concatenate([np.column_stack([radius * np.cos(phi), radius * np.sin(phi)]), *extra])
     z = np.zeros(len(xy))
     if "thick" in spec.kinematics:
         height = spec.kinematics["thick"]["scale_height"]
         z = height * rng.exponential(1.0, len(xy)) * rng.choice([-1.0, 1.0], len(xy))
-    return np.column_stack([xy, z]), weights
+    return np.column_stack([xy, z]), _azimuthal_weights(spec, xy)
 
 
 def _flux_radii(spec: MockSpec) -> tuple[np.ndarray, np.ndarray]:
