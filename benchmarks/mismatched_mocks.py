@@ -2,9 +2,10 @@
 
 Each mock is a KinMS 3.0.x cloudlet model (``kinms.KinMS(...).model_cube``, never ``kinms_core.model``) of a disc
 with an arctan rotation curve and one to three "mismatch" features, plus beam-correlated Gaussian noise or real
-noise cut from an emission-free part of an observed cube in ``../shared/real``. About 10% are null mocks (exponential
-disc, arctan curve, correlated noise: exactly our model) as a control. They calibrate whether fitted errors are
-honest: pull widths ``(fit - truth) / sigma`` and 68% coverage.
+noise cut from an emission-free part of an observed cube in ``../shared/real`` (turned or mirrored, the beam's
+position angle with it). About 10% are null mocks (exponential disc, arctan curve, correlated noise: exactly our
+model) as a control. They calibrate whether fitted errors are honest: pull widths ``(fit - truth) / sigma`` and 68%
+coverage.
 
 Features (names as in :attr:`MockSpec.features`; at most one surface-brightness feature per mock):
 
@@ -94,6 +95,8 @@ __all__ = [
     "noiseless_cube",
     "real_cutout",
     "truth_table",
+    "turn_beam",
+    "turn_square",
     "write_mock",
 ]
 
@@ -483,18 +486,40 @@ def _real_noise(folder: str) -> _RealNoise:
     return real
 
 
+def turn_square(cube: np.ndarray, cutout: Mapping[str, Any]) -> np.ndarray:
+    """Apply a cutout's turns to a ``(nv, n, n)`` cube, in this order: ``transpose`` (swap x and y), ``mirror``
+    (reverse x), ``rotate180``, ``reverse_channels``. The eight turns and mirrors of the square let the few
+    emission-free boxes of an observed cube put different noise over each mock's galaxy."""
+    if cutout["transpose"]:
+        cube = np.swapaxes(cube, 1, 2)
+    if cutout["mirror"]:
+        cube = cube[:, :, ::-1]
+    if cutout["rotate180"]:
+        cube = cube[:, ::-1, ::-1]
+    if cutout["reverse_channels"]:
+        cube = cube[::-1]
+    return cube
+
+
+def turn_beam(beam: tuple[float, float, float], cutout: Mapping[str, Any]) -> tuple[float, float, float]:
+    """The beam of noise turned by :func:`turn_square`: its major axis ``(-sin bpa, cos bpa)`` in ``(x, y)`` becomes
+    ``(cos bpa, -sin bpa)`` when x and y swap (``bpa -> 90 - bpa``) and ``(sin bpa, cos bpa)`` when x reverses
+    (``bpa -> -bpa``); a half turn leaves a Gaussian as it is. The angle is returned in (-90, 90]."""
+    bmaj, bmin, bpa = beam
+    if cutout["transpose"]:
+        bpa = 90.0 - bpa
+    if cutout["mirror"]:
+        bpa = -bpa
+    return bmaj, bmin, 90.0 - (90.0 - bpa) % 180.0
+
+
 def real_cutout(cutout: Mapping[str, Any]) -> np.ndarray:
     """The real noise ``(nv, n, n)`` in Jy/beam (NaN outside the observed field) of a cutout recipe."""
     real = _real_noise(cutout["folder"])
     data = real.binned(cutout["bin"])
     y0, x0, n = cutout["y0"], cutout["x0"], cutout["side"]
     noise = data[np.asarray(cutout["channels"]), y0 : y0 + n, x0 : x0 + n]
-    if cutout["rotate180"]:
-        # A half turn keeps the beam (a Gaussian is symmetric under it), unlike a mirror.
-        noise = noise[:, ::-1, ::-1]
-    if cutout["reverse_channels"]:
-        noise = noise[::-1]
-    return np.ascontiguousarray(noise, dtype=float)
+    return np.ascontiguousarray(turn_square(noise, cutout), dtype=float)
 
 
 def noise_symmetry(noise: np.ndarray, obspars: ObsPars) -> dict[str, float]:
@@ -580,9 +605,12 @@ def _real_layout(rng: np.random.Generator, folder: str, kin: Mapping[str, Any]) 
         "y0": y0,
         "x0": x0,
         "side": side,
+        "transpose": bool(rng.integers(2)),
+        "mirror": bool(rng.integers(2)),
         "rotate180": bool(rng.integers(2)),
         "reverse_channels": bool(rng.integers(2)),
     }
+    bmaj, bmin, bpa = turn_beam((bmaj, bmin, bpa), cutout)
     noise = real_cutout(cutout)
     dv = float(real.obspars.dv * k)
     nv = len(channels)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import importlib.util
+import itertools
 import json
 import math
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -179,6 +181,16 @@ def test_real_noise_cutouts_hold_no_emission_and_no_nan_in_the_galaxy(designs):
             region = galaxy > 1e-3 * galaxy.max()
             assert np.isfinite(noise[:, region]).all()
             assert spec.rms == pytest.approx(np.nanstd(noise))
+
+
+@pytest.mark.parametrize("turn", list(itertools.product([False, True], repeat=3)), ids=str)
+def test_turned_noise_has_the_turned_beam(turn):
+    cutout = dict(zip(("transpose", "mirror", "rotate180"), turn, strict=True), reverse_channels=False)
+    beam = (6.0, 3.5, 25.0)
+    grid = SimpleNamespace(beam=beam, cellsize=1.0, nx=32, ny=32)
+    turned_psf = mm.turn_square(mm._psf(grid)[np.newaxis], cutout)[0]
+    grid.beam = mm.turn_beam(beam, cutout)
+    np.testing.assert_allclose(turned_psf, mm._psf(grid), atol=1e-12)
 
 
 def test_emission_check_refuses_a_box_on_the_galaxy():
