@@ -161,9 +161,9 @@ _REAL_ORDER = tuple(REAL_SOURCES)
 
 
 def real_data_root() -> Path:
-    """Folder of the observed cubes: ``$KINMS_CORE_REAL_DATA``, else ``../shared/real`` beside the checkout."""
-    if os.environ.get("KINMS_CORE_REAL_DATA"):
-        return Path(os.environ["KINMS_CORE_REAL_DATA"])
+    """Folder of the observed cubes: ``$KINMS_REAL_DATA``, else ``../shared/real`` beside the checkout."""
+    if os.environ.get("KINMS_REAL_DATA"):
+        return Path(os.environ["KINMS_REAL_DATA"])
     return Path(__file__).resolve().parents[2] / "shared" / "real"
 
 

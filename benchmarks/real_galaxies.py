@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 import time
@@ -28,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mismatched_mocks import real_data_root  # noqa: E402
 
 from kinms_core.galaxy import fit_prepared
 from kinms_core.ingest import read_cube
@@ -108,11 +110,13 @@ READ_ONLY = {"WEIN069": ("wein069_hi_wsrt", "WEIN069.fits.gz", (20.0, 15.0, 0.0)
 
 
 def real_data() -> Path:
-    """../shared/real beside the repository, else $KINMS_REAL_DATA."""
-    for candidate in (REPO.parent / "shared" / "real", Path(os.environ.get("KINMS_REAL_DATA", "/nonexistent"))):
-        if candidate.is_dir():
-            return candidate
-    raise SystemExit("no observed cubes: put them in ../shared/real beside the repository or set $KINMS_REAL_DATA")
+    """The observed cubes' folder (:func:`mismatched_mocks.real_data_root`)."""
+    root = real_data_root()
+    if not root.is_dir():
+        raise SystemExit(
+            f"no observed cubes in {root}: put them in ../shared/real beside the repository or set $KINMS_REAL_DATA"
+        )
+    return root
 
 
 def posterior_samples(fit_dir: Path) -> dict[str, np.ndarray]:
