@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import cumulative_trapezoid
@@ -31,9 +32,12 @@ from .beam import BeamConvolver, gaussian_psf
 from .errors import ModelOutsideCubeError
 from .obspars import ObsPars
 
-__all__ = ["DEFAULT_CLOUDS", "CubeModel", "model_cube"]
+__all__ = ["DEFAULT_CLOUDS", "Bisymmetric", "CubeModel", "SkyClouds", "model_cube"]
 
 log = logging.getLogger(__name__)
+
+# Deprojection of sky-fixed cloudlets divides by cos(inc): near edge-on it is held at that of 88.5 degrees.
+_MIN_COS_INC = math.cos(math.radians(88.5))
 
 # 2^17 quasi-random cloudlets come closer to a converged KinMS cube than KinMS's default 5e5 random ones on every
 # configuration of tests/test_parity_kinms.py (0.3-1.0% against 0.9-2.1% relative L2); 2^16 only ties where a large
@@ -74,6 +78,87 @@ def _at_radius(profile: np.ndarray, radius: np.ndarray, r: np.ndarray) -> np.nda
     if profile.size == 1:
         return float(profile[0])
     return np.interp(r, radius, profile)
+
+
+@dataclass(frozen=True)
+class Bisymmetric:
+    """A bisymmetric (m = 2) flow, as KinMS's ``radial_motion.bisymmetric_flow`` (Spekkens & Sellwood 2007): tangential
+    and radial amplitudes ``v2t``, ``v2r`` (km/s; scalars or profiles along ``vel_rad``) and the angle ``phib`` (deg,
+    in the disc plane from the azimuth origin) of the bar's major axis. The line-of-sight velocity changes by
+    ``-(v2t cos(2 theta_b) cos(theta) + v2r sin(2 theta_b) sin(theta)) sin(inc)``, ``theta_b = theta - phib``."""
+
+    v2t: ArrayLike = 0.0
+    v2r: ArrayLike = 0.0
+    phib: float = 0.0
+
+
+def _line_of_sight(
+    radius: np.ndarray,
+    cos_phase: np.ndarray,
+    sin_phase: np.ndarray,
+    sin_inc: np.ndarray | float,
+    gauss: np.ndarray,
+    vel_rad: np.ndarray,
+    vel_prof: np.ndarray,
+    gas_sigma: np.ndarray,
+    radial_vel: np.ndarray,
+    bisymmetric: Bisymmetric | None,
+) -> np.ndarray:
+    """Line-of-sight velocities (km/s, relative to systemic) of cloudlets at disc-plane ``radius`` and azimuth
+    (``cos_phase``, ``sin_phase``), with KinMS's signs: rotation ``-v_circ cos(theta) sin(inc)``, dispersion
+    ``gauss * sigma``, radial motion ``+v_rad sin(theta) sin(inc)`` (KinMS's ``radial_motion.pure_radial``: whether a
+    positive ``v_rad`` is an outflow or an inflow depends on which side of the disc is nearer, which the kinematics
+    alone do not tell) and an optional bisymmetric flow."""
+    los_vel = np.interp(radius, vel_rad, vel_prof) * cos_phase
+    los_vel *= sin_inc
+    np.negative(los_vel, out=los_vel)
+    if np.any(gas_sigma > 0):
+        los_vel += gauss * _at_radius(gas_sigma, vel_rad, radius)
+    if np.any(radial_vel != 0):
+        los_vel += _at_radius(radial_vel, vel_rad, radius) * sin_phase * sin_inc
+    if bisymmetric is not None:
+        v2t = _at_radius(_profile("v2t", bisymmetric.v2t, vel_rad, "vel_rad"), vel_rad, radius)
+        v2r = _at_radius(_profile("v2r", bisymmetric.v2r, vel_rad, "vel_rad"), vel_rad, radius)
+        phib = math.radians(bisymmetric.phib)
+        # cos(2 theta_b) and sin(2 theta_b) from the azimuth's cosine and sine, without arctan2
+        cos2, sin2 = cos_phase * cos_phase - sin_phase * sin_phase, 2.0 * sin_phase * cos_phase
+        cos2b = cos2 * math.cos(2 * phib) + sin2 * math.sin(2 * phib)
+        sin2b = sin2 * math.cos(2 * phib) - cos2 * math.sin(2 * phib)
+        los_vel -= (v2t * cos2b * cos_phase + v2r * sin2b * sin_phase) * sin_inc
+    return los_vel
+
+
+@dataclass(frozen=True)
+class SkyClouds:
+    """Cloudlets fixed on the sky (arcsec from the cube's model centre, ``ObsPars.centre_pixel``, along +x, +y),
+    e.g. sampled from an observed moment-0 map: the surface brightness then comes from the data, and a fit measures
+    only the kinematics and the geometry (the sky sampling of KinMS_fitter and M. D. Smith's skySampler)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    @classmethod
+    def from_map(cls, surface: np.ndarray, obspars: ObsPars, n_clouds: int, seed: int = 0) -> SkyClouds:
+        """``n_clouds`` cloudlets distributed as the non-negative ``(ny, nx)`` map ``surface`` (scrambled Sobol
+        draws: a pixel by the map's cumulative sum, a position uniformly within it).
+
+        A cloudlet drawn in pixel ``i`` is placed so that, binned and convolved with the model's beam (centred as
+        KinMS's, half a pixel on along an odd axis), it lands on pixel ``i``.
+        """
+        weights = np.nan_to_num(np.asarray(surface, dtype=float), nan=0.0).clip(0.0, None)
+        if weights.shape != (obspars.ny, obspars.nx):
+            raise ValueError(f"surface map {weights.shape} does not match the grid ({obspars.ny}, {obspars.nx})")
+        total = float(weights.sum())
+        if not total > 0:
+            raise ValueError("the surface-brightness map holds no positive value to sample cloudlets from")
+        cdf = np.cumsum(weights.ravel()) / total
+        draws = qmc.Sobol(d=3, scramble=True, seed=np.random.default_rng(seed)).random(n_clouds)
+        index = np.minimum(np.searchsorted(cdf, draws[:, 0], side="right"), cdf.size - 1)
+        iy, ix = np.divmod(index, obspars.nx)
+        cx, cy = obspars.centre_pixel
+        x = (ix + draws[:, 1] - 0.5 - cx) * obspars.cellsize
+        y = (iy + draws[:, 2] - 0.5 - cy) * obspars.cellsize
+        return cls(x=x, y=y)
 
 
 class CubeModel:
@@ -172,6 +257,8 @@ class CubeModel:
         vel_prof: ArrayLike,
         gas_sigma: ArrayLike = 0.0,
         disk_thick: ArrayLike = 0.0,
+        radial_vel: ArrayLike = 0.0,
+        bisymmetric: Bisymmetric | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sky positions (arcsec, relative to the phase centre, +x along increasing pixel index) and
         line-of-sight velocities (km/s, relative to the systemic velocity) of every cloudlet."""
@@ -211,14 +298,20 @@ class CubeModel:
         else:
             z = None
 
-        v_circ = np.interp(radius, vel_rad, vel_prof)
         sin_inc = np.sin(np.radians(_at_radius(inc, vel_rad, radius)))
         cos_inc = np.cos(np.radians(_at_radius(inc, vel_rad, radius)))
-        los_vel = v_circ * self._cos_phase
-        los_vel *= sin_inc
-        np.negative(los_vel, out=los_vel)
-        if np.any(gas_sigma > 0):
-            los_vel += self._gauss * _at_radius(gas_sigma, vel_rad, radius)
+        los_vel = _line_of_sight(
+            radius,
+            self._cos_phase,
+            self._sin_phase,
+            sin_inc,
+            self._gauss,
+            vel_rad,
+            vel_prof,
+            gas_sigma,
+            _profile("radial_vel", radial_vel, vel_rad, "vel_rad"),
+            bisymmetric,
+        )
 
         # Inclination about the x axis, then rotation by (90 - PA) in the sky plane (KinMS's order and signs).
         y_inc = y * cos_inc
@@ -269,6 +362,8 @@ class CubeModel:
         phase_cent: tuple[float, float] = (0.0, 0.0),
         v_offset: float = 0.0,
         clean: bool = False,
+        radial_vel: ArrayLike = 0.0,
+        bisymmetric: Bisymmetric | None = None,
     ) -> np.ndarray:
         """The model cube ``(nv, ny, nx)``, float64, in Jy/beam (``clean=True``: no beam, Jy/pixel).
 
@@ -293,6 +388,11 @@ class CubeModel:
             Velocity offset (km/s) of the disc from the cube's central channel coordinate ``nv / 2``.
         clean
             Skip the beam convolution.
+        radial_vel
+            Radial velocity in the disc plane (km/s; scalar or profile along ``vel_rad``), KinMS's ``pure_radial``
+            convention (see :func:`_line_of_sight`).
+        bisymmetric
+            A bisymmetric flow (:class:`Bisymmetric`), or None.
         """
         if not (np.isfinite(int_flux) and int_flux > 0):
             raise ValueError(f"int_flux must be a positive finite flux (Jy km/s), got {int_flux!r}")
@@ -305,8 +405,68 @@ class CubeModel:
             vel_prof=vel_prof,
             gas_sigma=gas_sigma,
             disk_thick=disk_thick,
+            radial_vel=radial_vel,
+            bisymmetric=bisymmetric,
         )
         counts = self.clean_counts(x_sky, y_sky, los_vel, phase_cent=phase_cent, v_offset=v_offset)
+        return self._finish(counts, int_flux, clean)
+
+    def sky_cube(
+        self,
+        clouds: SkyClouds,
+        *,
+        inc: float,
+        pa: float,
+        vel_rad: ArrayLike,
+        vel_prof: ArrayLike,
+        int_flux: float,
+        gas_sigma: ArrayLike = 0.0,
+        phase_cent: tuple[float, float] = (0.0, 0.0),
+        v_offset: float = 0.0,
+        clean: bool = False,
+        radial_vel: ArrayLike = 0.0,
+        bisymmetric: Bisymmetric | None = None,
+    ) -> np.ndarray:
+        """The model cube of cloudlets fixed on the sky (:class:`SkyClouds`, e.g. sampled from the observed
+        emission): each is deprojected with ``inc`` and ``pa`` about the kinematic centre ``phase_cent`` to its
+        radius and azimuth in the disc, which give its line-of-sight velocity; it stays where it is on the sky.
+        Keywords as :meth:`cube` (``inc`` and ``pa`` scalars: a warped disc cannot be deprojected uniquely)."""
+        if not (np.isfinite(int_flux) and int_flux > 0):
+            raise ValueError(f"int_flux must be a positive finite flux (Jy km/s), got {int_flux!r}")
+        if clouds.x.size > self.n_clouds:
+            raise ValueError(
+                f"{clouds.x.size} sky cloudlets need a model of at least as many (n_clouds {self.n_clouds})"
+            )
+        vel_rad = _radius_grid("vel_rad", vel_rad)
+        vel_prof = np.atleast_1d(np.asarray(vel_prof, dtype=float))
+        gas_sigma = _profile("gas_sigma", gas_sigma, vel_rad, "vel_rad")
+        # Inverse of the projection in :meth:`cloudlets` about the kinematic centre.
+        dx, dy = clouds.x - phase_cent[0], clouds.y - phase_cent[1]
+        pa_rad, inc_rad = math.radians(pa), math.radians(inc)
+        cos_rot, sin_rot = math.sin(pa_rad), math.cos(pa_rad)
+        x = cos_rot * dx - sin_rot * dy
+        y = (sin_rot * dx + cos_rot * dy) / max(math.cos(inc_rad), _MIN_COS_INC)
+        radius = np.hypot(x, y)
+        safe = np.where(radius > 0, radius, 1.0)
+        cos_phase, sin_phase = np.where(radius > 0, x / safe, 1.0), np.where(radius > 0, y / safe, 0.0)
+        gauss = self._gauss[: clouds.x.size]
+        los_vel = _line_of_sight(
+            radius,
+            cos_phase,
+            sin_phase,
+            math.sin(inc_rad),
+            gauss,
+            vel_rad,
+            vel_prof,
+            gas_sigma,
+            _profile("radial_vel", radial_vel, vel_rad, "vel_rad"),
+            bisymmetric,
+        )
+        counts = self.clean_counts(clouds.x, clouds.y, los_vel, v_offset=v_offset)
+        return self._finish(counts, int_flux, clean)
+
+    def _finish(self, counts: np.ndarray, int_flux: float, clean: bool) -> np.ndarray:
+        """Cloudlet counts -> the beam-convolved cube scaled to ``int_flux`` (in place)."""
         total = counts.sum()
         if total == 0:
             raise ModelOutsideCubeError(
