@@ -18,6 +18,7 @@ from .errors import ModelOutsideCubeError
 from .obspars import ObsPars
 from .parametric import GalaxyModel, ModelSpec
 from .settings import Parameter
+from .surface import surface_map
 
 __all__ = ["FitData", "LogPosterior", "inflated_rms", "parameters_to_sampling", "sampling_to_parameters"]
 
@@ -197,7 +198,14 @@ class LogPosterior:
         self._template = np.array([p.guess for p in self.parameters], dtype=float)
         self._priors = [(k, p.prior) for k, p in enumerate(self.parameters[i] for i in self.free) if p.prior]
         max_offset = max(abs(self._bound(n)) for n in ("xc", "yc")) if {"xc", "yc"} <= set(self.names) else 0.0
-        self.model = GalaxyModel(fit_data.obspars, spec, n_clouds=n_clouds, seed=seed, max_offset=max_offset)
+        surface = None
+        if spec.surface_brightness == "data":
+            if fit_data.mask is None:
+                raise ValueError(f"{fit_data.galaxy}: model.surface_brightness data needs the signal mask")
+            surface = surface_map(fit_data.data, fit_data.mask, fit_data.obspars)
+        self.model = GalaxyModel(
+            fit_data.obspars, spec, n_clouds=n_clouds, seed=seed, max_offset=max_offset, surface=surface
+        )
         finite = np.isfinite(fit_data.data)
         self.n_voxels = int(finite.sum())
         self._index = None if finite.all() else np.flatnonzero(finite)

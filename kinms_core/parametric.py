@@ -1,11 +1,25 @@
 """Parameterised galaxies: named parameters (the catalogue's columns) mapped to a model cube.
 
-Surface-brightness families: ``exponential`` (``scalerad``, arcsec) and ``gaussian_ring`` (``ring_radius``,
-``ring_width``, arcsec). Rotation curves: ``arctan`` (``vflat`` km/s, ``rturn`` arcsec) and ``rings`` (circular
-velocity ``vrot_1 .. vrot_K`` in km/s at fixed radii, interpolated linearly, rising linearly from zero inside the first
-ring). Geometry and kinematics, always present: ``flux`` (Jy km/s), ``pa`` and ``inc`` (degrees), ``xc`` and ``yc``
-(arcsec offsets of the kinematic centre from the cube's reference pixel along +x and +y pixel axes, as KinMS's phase
-centre), ``vsys`` (radio km/s, absolute) and ``sigma`` (gas dispersion, km/s).
+A galaxy is a set of families, one per aspect (:class:`ModelSpec`); each family brings its parameters:
+
+- geometry and kinematics, always: ``flux`` (Jy km/s), ``pa`` and ``inc`` (degrees), ``xc`` and ``yc`` (arcsec
+  offsets of the kinematic centre from the cube's reference pixel along +x and +y pixel axes, as KinMS's phase
+  centre), ``vsys`` (radio km/s, absolute) and ``sigma`` (gas dispersion, km/s; at the centre for a profile);
+- surface brightness: ``exponential`` (``scalerad``), ``gaussian_ring`` (``ring_radius``, ``ring_width``),
+  ``sersic`` (``reff``, the half-light radius, and ``sersic_n``), ``exponential_hole`` (``scalerad``,
+  ``hole_radius``: no gas inside it), ``exponential_ring`` (``scalerad``, ``ring_radius``, ``ring_width`` and
+  ``ring_fraction``, the ring's share of the flux) and ``data`` (no parameter: cloudlets fixed on the sky where the
+  observed moment-0 map, deconvolved from the beam, has its emission; :mod:`kinms_core.surface`);
+- rotation curve: ``arctan`` (``vflat`` km/s, ``rturn`` arcsec) and ``rings`` (circular velocity ``vrot_1 ..
+  vrot_K`` in km/s at fixed radii, interpolated linearly, rising linearly from zero inside the first ring);
+- warp: ``none`` or ``linear`` (``pa_grad``, ``inc_grad``: degrees per arcsec of radius, so ``pa(r) = pa + pa_grad
+  r``);
+- dispersion: ``constant`` or ``linear`` (``sigma_grad``, km/s per arcsec: ``sigma(r) = max(sigma + sigma_grad r,
+  0)``);
+- non-circular motions: ``none``, ``radial`` (``vrad`` km/s at every radius, KinMS's ``pure_radial`` sign: the line
+  of sight gets ``+vrad sin(theta) sin(inc)``, which is an inflow or an outflow depending on which side of the disc
+  is nearer) or ``bisymmetric`` (``v2t``, ``v2r`` km/s and the bar angle ``phib`` in degrees, KinMS's
+  ``bisymmetric_flow``, Spekkens & Sellwood 2007).
 """
 
 from __future__ import annotations
@@ -16,21 +30,36 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import DEFAULT_CLOUDS, CubeModel
+from .model import DEFAULT_CLOUDS, Bisymmetric, CubeModel, SkyClouds
 from .obspars import ObsPars
 
 __all__ = [
+    "DISPERSIONS",
     "GEOMETRY_PARAMETERS",
+    "MOTIONS",
     "ROTATION_CURVES",
     "SURFACE_BRIGHTNESS",
+    "WARPS",
     "GalaxyModel",
     "ModelSpec",
+    "all_parameter_names",
     "radius_grid",
+    "unit_of",
 ]
 
 GEOMETRY_PARAMETERS = ("flux", "pa", "inc", "xc", "yc", "vsys", "sigma")
-SURFACE_BRIGHTNESS = {"exponential": ("scalerad",), "gaussian_ring": ("ring_radius", "ring_width")}
+SURFACE_BRIGHTNESS = {
+    "exponential": ("scalerad",),
+    "gaussian_ring": ("ring_radius", "ring_width"),
+    "sersic": ("reff", "sersic_n"),
+    "exponential_hole": ("scalerad", "hole_radius"),
+    "exponential_ring": ("scalerad", "ring_radius", "ring_width", "ring_fraction"),
+    "data": (),
+}
 ROTATION_CURVES = {"arctan": ("vflat", "rturn"), "rings": ()}
+WARPS = {"none": (), "linear": ("pa_grad", "inc_grad")}
+DISPERSIONS = {"constant": (), "linear": ("sigma_grad",)}
+MOTIONS = {"none": (), "radial": ("vrad",), "bisymmetric": ("v2t", "v2r", "phib")}
 
 UNITS = {
     "flux": "Jy km/s",
@@ -43,14 +72,44 @@ UNITS = {
     "scalerad": "arcsec",
     "ring_radius": "arcsec",
     "ring_width": "arcsec",
+    "reff": "arcsec",
+    "sersic_n": "",
+    "hole_radius": "arcsec",
+    "ring_fraction": "",
     "vflat": "km/s",
     "rturn": "arcsec",
+    "pa_grad": "deg/arcsec",
+    "inc_grad": "deg/arcsec",
+    "sigma_grad": "km/s/arcsec",
+    "vrad": "km/s",
+    "v2t": "km/s",
+    "v2r": "km/s",
+    "phib": "deg",
 }
 
 
 def unit_of(name: str) -> str:
     """Unit of a parameter (``vrot_k`` are km/s)."""
     return "km/s" if name.startswith("vrot_") else UNITS[name]
+
+
+def all_parameter_names() -> tuple[str, ...]:
+    """Every parameter name of every family (``vrot_k`` for rings not included: they are numbered)."""
+    families = (SURFACE_BRIGHTNESS, ROTATION_CURVES, WARPS, DISPERSIONS, MOTIONS)
+    names = list(GEOMETRY_PARAMETERS)
+    for family in families:
+        for parameters in family.values():
+            names += [n for n in parameters if n not in names]
+    return tuple(names)
+
+
+_FAMILIES = {
+    "surface_brightness": SURFACE_BRIGHTNESS,
+    "rotation_curve": ROTATION_CURVES,
+    "warp": WARPS,
+    "dispersion": DISPERSIONS,
+    "motions": MOTIONS,
+}
 
 
 @dataclass(frozen=True)
@@ -60,21 +119,23 @@ class ModelSpec:
     surface_brightness: str = "exponential"
     rotation_curve: str = "arctan"
     ring_radii: tuple[float, ...] = ()
+    warp: str = "none"
+    dispersion: str = "constant"
+    motions: str = "none"
 
     def __post_init__(self) -> None:
-        if self.surface_brightness not in SURFACE_BRIGHTNESS:
-            raise ValueError(
-                f"model.surface_brightness {self.surface_brightness!r} is unknown; "
-                f"choose one of {sorted(SURFACE_BRIGHTNESS)}"
-            )
-        if self.rotation_curve not in ROTATION_CURVES:
-            raise ValueError(
-                f"model.rotation_curve {self.rotation_curve!r} is unknown; choose one of {sorted(ROTATION_CURVES)}"
-            )
+        for key, family in _FAMILIES.items():
+            if getattr(self, key) not in family:
+                raise ValueError(f"model.{key} {getattr(self, key)!r} is unknown; choose one of {sorted(family)}")
         radii = tuple(float(r) for r in self.ring_radii)
         if self.rotation_curve == "rings":
             if len(radii) < 2 or any(r <= 0 for r in radii) or any(np.diff(radii) <= 0):
                 raise ValueError("model.ring_radii must be at least two increasing positive radii (arcsec) for rings")
+        if self.surface_brightness == "data" and self.warp != "none":
+            raise ValueError(
+                "model.surface_brightness data cannot go with a warp: sky-fixed cloudlets are deprojected with one "
+                "PA and inclination"
+            )
         object.__setattr__(self, "ring_radii", radii)
 
     @property
@@ -83,7 +144,19 @@ class ModelSpec:
         rc = ROTATION_CURVES[self.rotation_curve]
         if self.rotation_curve == "rings":
             rc = tuple(f"vrot_{k + 1}" for k in range(len(self.ring_radii)))
-        return GEOMETRY_PARAMETERS + SURFACE_BRIGHTNESS[self.surface_brightness] + rc
+        extra = WARPS[self.warp] + DISPERSIONS[self.dispersion] + MOTIONS[self.motions]
+        return GEOMETRY_PARAMETERS + SURFACE_BRIGHTNESS[self.surface_brightness] + rc + extra
+
+    @property
+    def label(self) -> str:
+        """A short name of the families that differ from the default, e.g. ``data+radial`` or ``warp+sigma_linear``
+        (``default`` when none does)."""
+        defaults = ModelSpec()
+        names = {"warp": "warp", "dispersion": "sigma_linear"}
+        parts = [
+            names.get(key, getattr(self, key)) for key in _FAMILIES if getattr(self, key) != getattr(defaults, key)
+        ]
+        return "+".join(parts) or "default"
 
 
 def radius_grid(obspars: ObsPars, max_offset: float = 0.0) -> np.ndarray:
@@ -92,6 +165,42 @@ def radius_grid(obspars: ObsPars, max_offset: float = 0.0) -> np.ndarray:
     step = obspars.cellsize / 3.0
     rmax = 0.5 * math.hypot(obspars.nx, obspars.ny) * obspars.cellsize + abs(max_offset) + 2 * step
     return np.arange(0.0, rmax, step)
+
+
+def _sersic_b(n: float) -> float:
+    """``b_n`` of a Sersic profile, so that ``reff`` holds half the light (Ciotti & Bertin 1999, to O(1/n^2))."""
+    return 2.0 * n - 1.0 / 3.0 + 4.0 / (405.0 * n) + 46.0 / (25515.0 * n * n)
+
+
+def _shell(profile: np.ndarray, r: np.ndarray) -> float:
+    """``integral 2 pi r profile dr`` on the grid (the flux of a surface-brightness profile)."""
+    return float(np.trapezoid(2.0 * np.pi * r * profile, r))
+
+
+def surface_profile(kind: str, p: Mapping[str, float], r: np.ndarray) -> np.ndarray:
+    """The surface brightness of family ``kind`` on radii ``r`` (arbitrary scale)."""
+    if kind == "exponential":
+        return np.exp(-r / max(p["scalerad"], 1e-6))
+    if kind == "gaussian_ring":
+        return np.exp(-0.5 * ((r - p["ring_radius"]) / max(p["ring_width"], 1e-6)) ** 2)
+    if kind == "sersic":
+        n = max(p["sersic_n"], 0.05)
+        return np.exp(-_sersic_b(n) * ((r / max(p["reff"], 1e-6)) ** (1.0 / n) - 1.0))
+    if kind == "exponential_hole":
+        return np.where(r >= p["hole_radius"], np.exp(-r / max(p["scalerad"], 1e-6)), 0.0)
+    if kind == "exponential_ring":
+        disc = surface_profile("exponential", p, r)
+        ring = surface_profile("gaussian_ring", p, r)
+        fraction = min(max(p["ring_fraction"], 0.0), 1.0)
+        # each component normalised to its share of the flux
+        disc_flux, ring_flux = _shell(disc, r), _shell(ring, r)
+        out = np.zeros_like(r)
+        if disc_flux > 0:
+            out += (1.0 - fraction) * disc / disc_flux
+        if ring_flux > 0:
+            out += fraction * ring / ring_flux
+        return out
+    raise ValueError(f"surface brightness {kind!r} has no radial profile")
 
 
 class GalaxyModel:
@@ -107,6 +216,8 @@ class GalaxyModel:
         Passed to :class:`CubeModel`.
     max_offset
         Largest centre offset (arcsec) the fit may try; extends the radius grid.
+    surface
+        ``(ny, nx)`` map of the emission for the ``data`` surface brightness (:func:`kinms_core.surface.surface_map`).
     """
 
     def __init__(
@@ -118,32 +229,62 @@ class GalaxyModel:
         seed: int = 0,
         threads: int = 1,
         max_offset: float = 0.0,
+        surface: np.ndarray | None = None,
     ) -> None:
         self.obspars = obspars
         self.spec = spec
         self.names = spec.parameter_names
         self.radius = radius_grid(obspars, max_offset)
         self.cube_model = CubeModel(obspars, n_clouds=n_clouds, seed=seed, threads=threads)
+        self.sky_clouds: SkyClouds | None = None
+        if spec.surface_brightness == "data":
+            if surface is None:
+                raise ValueError("model.surface_brightness data needs the emission's map (surface=)")
+            self.sky_clouds = SkyClouds.from_map(surface, obspars, self.cube_model.n_clouds, seed=seed + 1)
         cx, cy = obspars.centre_pixel
         x_ref, y_ref = obspars.reference_pixel
         # xc, yc are offsets from the reference pixel; KinMS's phase centre is relative to the model centre.
         self._phase_zero = ((x_ref - cx) * obspars.cellsize, (y_ref - cy) * obspars.cellsize)
         self._velocity_zero = obspars.centre_velocity
 
-    def profiles(self, p: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        """Surface brightness and circular velocity on :attr:`radius`."""
-        r = self.radius
-        if self.spec.surface_brightness == "exponential":
-            sb = np.exp(-r / max(p["scalerad"], 1e-6))
-        else:
-            sb = np.exp(-0.5 * ((r - p["ring_radius"]) / max(p["ring_width"], 1e-6)) ** 2)
+    def rotation(self, p: Mapping[str, float], r: np.ndarray | None = None) -> np.ndarray:
+        """Circular velocity (km/s) at radii ``r`` (default :attr:`radius`)."""
+        r = self.radius if r is None else np.asarray(r, dtype=float)
         if self.spec.rotation_curve == "arctan":
-            vel = p["vflat"] * 2.0 / np.pi * np.arctan(r / max(p["rturn"], 1e-6))
-        else:
-            radii = np.concatenate([[0.0], self.spec.ring_radii])
-            speeds = np.concatenate([[0.0], [p[f"vrot_{k + 1}"] for k in range(len(self.spec.ring_radii))]])
-            vel = np.interp(r, radii, speeds)
-        return sb, vel
+            return p["vflat"] * 2.0 / np.pi * np.arctan(r / max(p["rturn"], 1e-6))
+        radii = np.concatenate([[0.0], self.spec.ring_radii])
+        speeds = np.concatenate([[0.0], [p[f"vrot_{k + 1}"] for k in range(len(self.spec.ring_radii))]])
+        return np.interp(r, radii, speeds)
+
+    def geometry(self, p: Mapping[str, float], r: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Position angle and inclination (degrees) at radii ``r`` (default :attr:`radius`); constant unless warped.
+        The inclination is kept within [0, 90]."""
+        r = self.radius if r is None else np.asarray(r, dtype=float)
+        if self.spec.warp == "linear":
+            return p["pa"] + p["pa_grad"] * r, np.clip(p["inc"] + p["inc_grad"] * r, 0.0, 90.0)
+        return np.full(r.shape, float(p["pa"])), np.full(r.shape, float(p["inc"]))
+
+    def dispersion(self, p: Mapping[str, float], r: np.ndarray | None = None) -> np.ndarray:
+        """Gas velocity dispersion (km/s) at radii ``r`` (default :attr:`radius`), never negative."""
+        r = self.radius if r is None else np.asarray(r, dtype=float)
+        grad = p["sigma_grad"] if self.spec.dispersion == "linear" else 0.0
+        return np.clip(p["sigma"] + grad * r, 0.0, None)
+
+    def profiles(self, p: Mapping[str, float]) -> tuple[np.ndarray | None, np.ndarray]:
+        """Surface brightness (None for ``data``) and circular velocity on :attr:`radius`."""
+        sb = (
+            None
+            if self.spec.surface_brightness == "data"
+            else surface_profile(self.spec.surface_brightness, p, self.radius)
+        )
+        return sb, self.rotation(p)
+
+    def _motions(self, p: Mapping[str, float]) -> dict[str, object]:
+        if self.spec.motions == "radial":
+            return {"radial_vel": p["vrad"]}
+        if self.spec.motions == "bisymmetric":
+            return {"bisymmetric": Bisymmetric(v2t=p["v2t"], v2r=p["v2r"], phib=p["phib"])}
+        return {}
 
     def cube(self, p: Mapping[str, float], *, clean: bool = False) -> np.ndarray:
         """Model cube ``(nv, ny, nx)`` for parameter values ``p`` (every name in :attr:`names`)."""
@@ -151,19 +292,21 @@ class GalaxyModel:
         if missing:
             raise ValueError(f"missing parameter values {missing}")
         sb, vel = self.profiles(p)
-        return self.cube_model.cube(
-            inc=p["inc"],
-            pa=p["pa"],
-            sb_rad=self.radius,
-            sb_prof=sb,
+        sigma = self.dispersion(p)
+        common = dict(
             vel_rad=self.radius,
             vel_prof=vel,
             int_flux=p["flux"],
-            gas_sigma=p["sigma"],
+            gas_sigma=sigma if self.spec.dispersion != "constant" else p["sigma"],
             phase_cent=(p["xc"] + self._phase_zero[0], p["yc"] + self._phase_zero[1]),
             v_offset=p["vsys"] - self._velocity_zero,
             clean=clean,
+            **self._motions(p),
         )
+        if self.sky_clouds is not None:
+            return self.cube_model.sky_cube(self.sky_clouds, inc=p["inc"], pa=p["pa"], **common)
+        pa, inc = self.geometry(p) if self.spec.warp != "none" else (p["pa"], p["inc"])
+        return self.cube_model.cube(inc=inc, pa=pa, sb_rad=self.radius, sb_prof=sb, **common)
 
     def values(self, theta: Sequence[float]) -> dict[str, float]:
         """Map a vector in :attr:`names` order to a dict."""

@@ -31,7 +31,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .parametric import ModelSpec
+from .parametric import DISPERSIONS, MOTIONS, ROTATION_CURVES, SURFACE_BRIGHTNESS, WARPS, ModelSpec
 
 __all__ = [
     "OVERRIDE_FIELDS",
@@ -59,8 +59,11 @@ SETTINGS_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "surface_brightness": {"enum": ["exponential", "gaussian_ring"], "default": "exponential"},
-                "rotation_curve": {"enum": ["arctan", "rings"], "default": "arctan"},
+                "surface_brightness": {"enum": sorted(SURFACE_BRIGHTNESS), "default": "exponential"},
+                "rotation_curve": {"enum": sorted(ROTATION_CURVES), "default": "arctan"},
+                "warp": {"enum": sorted(WARPS), "default": "none"},
+                "dispersion": {"enum": sorted(DISPERSIONS), "default": "constant"},
+                "motions": {"enum": sorted(MOTIONS), "default": "none"},
                 "ring_radii": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2},
                 "n_clouds": {"type": "integer", "minimum": 1024, "default": FIT_CLOUDS},
             },
@@ -206,19 +209,42 @@ class FitSettings:
 def _family_guesses(
     spec: ModelSpec, guesses: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
 ) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
-    """Guesses and bounds for family parameters the ingestion does not estimate directly."""
+    """Guesses and bounds for family parameters the ingestion does not estimate directly, from those it does: the
+    exponential scale length and its bounds (whose upper end is half the cube), vflat and the dispersion's range."""
     guesses, bounds = dict(guesses), dict(bounds)
     if "scalerad" in guesses:
         h = guesses["scalerad"]
         low, high = bounds.get("scalerad", (0.1 * h, 10.0 * h))
-        guesses.setdefault("ring_radius", 2.0 * h)
-        guesses.setdefault("ring_width", h)
-        bounds.setdefault("ring_radius", (0.0, 6.0 * high))
-        bounds.setdefault("ring_width", (low, 3.0 * high))
+        half_cube = high
+        for name, guess, bound in (
+            ("ring_radius", 2.0 * h, (0.0, 6.0 * high)),
+            ("ring_width", h, (low, 3.0 * high)),
+            ("ring_fraction", 0.5, (0.0, 1.0)),
+            ("reff", 1.678 * h, (low, half_cube)),
+            ("sersic_n", 1.0, (0.3, 8.0)),
+            ("hole_radius", 0.5 * h, (0.0, half_cube)),
+            # a warp of up to 45 degrees, a dispersion change of up to its whole range, over half the cube
+            ("pa_grad", 0.0, (-45.0 / half_cube, 45.0 / half_cube)),
+            ("inc_grad", 0.0, (-45.0 / half_cube, 45.0 / half_cube)),
+        ):
+            guesses.setdefault(name, guess)
+            bounds.setdefault(name, bound)
+        sigma_high = bounds.get("sigma", (0.0, 100.0))[1]
+        guesses.setdefault("sigma_grad", 0.0)
+        bounds.setdefault("sigma_grad", (-sigma_high / half_cube, sigma_high / half_cube))
     if "vflat" in guesses:
         for k in range(len(spec.ring_radii)):
             guesses.setdefault(f"vrot_{k + 1}", guesses["vflat"])
             bounds.setdefault(f"vrot_{k + 1}", (0.0, bounds.get("vflat", (0.0, 3.0 * guesses["vflat"]))[1]))
+        motion = max(50.0, 0.5 * guesses["vflat"])
+        for name, guess, bound in (
+            ("vrad", 0.0, (-motion, motion)),
+            ("v2t", 0.0, (-motion, motion)),
+            ("v2r", 0.0, (-motion, motion)),
+            ("phib", 45.0, (0.0, 180.0)),
+        ):
+            guesses.setdefault(name, guess)
+            bounds.setdefault(name, bound)
     return guesses, bounds
 
 
@@ -254,11 +280,17 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
         raise ValueError("; ".join(_format_error(e) for e in errors))
 
     model = raw.get("model", {})
-    spec = ModelSpec(
-        surface_brightness=model.get("surface_brightness", "exponential"),
-        rotation_curve=model.get("rotation_curve", "arctan"),
-        ring_radii=tuple(model.get("ring_radii", ())),
-    )
+    try:
+        spec = ModelSpec(
+            surface_brightness=model.get("surface_brightness", "exponential"),
+            rotation_curve=model.get("rotation_curve", "arctan"),
+            ring_radii=tuple(model.get("ring_radii", ())),
+            warp=model.get("warp", "none"),
+            dispersion=model.get("dispersion", "constant"),
+            motions=model.get("motions", "none"),
+        )
+    except ValueError as exc:
+        raise ValueError(f"settings key {exc}") from exc
     names = spec.parameter_names
     given = raw.get("parameters", {}) or {}
     unknown = sorted(set(given) - set(names))
