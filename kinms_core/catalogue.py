@@ -3,7 +3,9 @@
 Columns, in order: ``galaxy``, ``status`` (``ok`` or ``failed``), ``error`` (empty when ok, else
 ``<stage>: <message>``); for every model parameter ``p``: ``p`` (posterior median), ``p_lo`` and ``p_hi`` (16th and
 84th percentiles); the diagnostics ``chi2_reduced``, ``n_detected``, ``rms``, ``acceptance``, ``tau_max``,
-``converged``, ``runtime_s``, ``ra``, ``dec`` (the fitted centre, deg); how the errors and the noise were modelled:
+``converged``, ``runtime_s``, ``ra``, ``dec`` (the fitted centre, deg); the model and how to compare it with another
+fit of the same cube: ``model`` (the families that differ from the default, :attr:`ModelSpec.label`), ``n_free``
+and ``bic`` (lower is better); how the errors and the noise were modelled:
 ``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation`` (robust errors:
 how much larger the errors are than for independent, exactly modelled noise, the geometric mean over parameters),
 ``residual_excess`` (residual variance in the galaxy's region over the noise's); the quality flags: ``flags`` (the
@@ -49,7 +51,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: How the errors and the noise were modelled, after the diagnostics.
-MODELLING = ("errors", "noise_model", "error_inflation", "residual_excess")
+MODELLING = ("model", "n_free", "bic", "errors", "noise_model", "error_inflation", "residual_excess")
 #: The quality-flag columns.
 FLAG_COLUMNS = tuple(f"flag_{name}" for name in FLAGS)
 
@@ -208,7 +210,7 @@ def build_catalogue(
     return frame
 
 
-_TEXT_COLUMNS = ("errors", "noise_model", "flags")
+_TEXT_COLUMNS = ("model", "errors", "noise_model", "flags")
 
 
 def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,6 +220,9 @@ def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
     residual, noise = likelihood.get("residual_variance"), likelihood.get("noise_variance")
     flags = summary.get("flags") or {}
     return {
+        "model": str(summary.get("model", "default")),
+        "n_free": _float(summary.get("n_free")),
+        "bic": _float(summary.get("bic")),
         "errors": str(summary.get("errors", "")),
         "noise_model": str(summary.get("noise_model", "")),
         "error_inflation": math.sqrt(inflation) if inflation else math.nan,

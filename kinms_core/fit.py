@@ -453,6 +453,9 @@ def _summarise(
         "converged": bool(converged),
         "chi2": chi2,
         "chi2_reduced": chi2 / max(posterior.n_voxels - n_free, 1),
+        "model": posterior.model.spec.label,
+        "n_free": n_free,
+        **_information_criterion(posterior, map_theta, errors),
         "n_voxels": posterior.n_voxels,
         "n_detected": int(fit_data.n_detected),
         "rms": posterior.rms,
@@ -476,6 +479,18 @@ def _summarise(
         noise_variance=diagnostics.get("noise_variance"),
     )
     return summary, samples
+
+
+def _information_criterion(posterior: LogPosterior, best: np.ndarray, errors: ErrorModel | None) -> dict[str, float]:
+    """BIC = chi2_max / c + k ln(N / c) (Schwarz 1978) at the best point, with ``c`` the voxels per independent noise
+    sample (the measured noise correlation volume; the scaled errors' chi-square scale), so that correlated voxels
+    count once: lower is better, between model families fitted to the same cube."""
+    volume = None if errors is None else errors.diagnostics.get("noise_correlation_volume")
+    if volume is None:
+        volume = posterior.chi2_scale if errors is None else errors.temperature
+    n_effective = posterior.n_voxels / volume
+    chi2 = posterior.chi2(best) / volume
+    return {"bic": chi2 + len(posterior.free) * math.log(n_effective), "n_effective": n_effective}
 
 
 def _likelihood_record(posterior: LogPosterior, options: Any, errors: ErrorModel | None) -> dict[str, Any]:

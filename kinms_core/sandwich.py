@@ -359,6 +359,8 @@ def error_model(
         "noise_correlation_x": _lag1(noise_acov, centre, 2),
         "noise_correlation_y": _lag1(noise_acov, centre, 1),
         "noise_correlation_v": _lag1(noise_acov, centre, 0),
+        # voxels per independent noise sample: the noise autocorrelation summed over the lag window
+        "noise_correlation_volume": _volume(noise_acov, centre) if line_free.sum() >= MIN_LINE_FREE else None,
         "n_signal": int(region.sum()),
         "n_line_free": int(line_free.sum()),
         "sd_independent": dict(zip(names, np.sqrt(np.diag(_independent(curvature))).tolist(), strict=True)),
@@ -386,6 +388,13 @@ def error_model(
         lags=list(lags),
         diagnostics=diagnostics,
     )
+
+
+def _volume(acov: np.ndarray, centre: tuple[int, int, int]) -> float:
+    """``sum(acov) / acov(0)``: how many voxels share one independent noise sample (1 for white noise, the beam's
+    area in pixels for beam-correlated noise), at least 1."""
+    zero = float(acov[centre])
+    return max(float(acov.sum()) / zero, 1.0) if zero > 0 else 1.0
 
 
 def _lag1(acov: np.ndarray, centre: tuple[int, int, int], axis: int) -> float:

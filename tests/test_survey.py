@@ -254,6 +254,9 @@ def fake_summary(galaxy: str, pa: float = 269.0) -> dict:
         "runtime_s": 12.5,
         "ra": 150.0,
         "dec": 2.0,
+        "model": "data",
+        "n_free": 9,
+        "bic": 1234.5,
         "errors": "robust",
         "noise_model": "map",
         "likelihood": {"inflation": 4.0, "residual_variance": 3.0, "noise_variance": 1.5},
@@ -272,7 +275,7 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
     for p in PARAMS:
         expected += [p, f"{p}_lo", f"{p}_hi"]
     expected += ["chi2_reduced", "n_detected", "rms", "acceptance", "tau_max", "converged", "runtime_s", "ra", "dec"]
-    expected += ["errors", "noise_model", "error_inflation", "residual_excess", "flags"]
+    expected += ["model", "n_free", "bic", "errors", "noise_model", "error_inflation", "residual_excess", "flags"]
     expected += [f"flag_{name}" for name in FLAGS]
     expected += ["pa_true", "inc_true"]
     assert list(df.columns) == expected
@@ -284,6 +287,7 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
     assert np.isnan(c["pa_true"]) and a["inc_true"] == 45.0
     # how the errors and noise were modelled, and the raised flags in FLAGS order
     assert (a["errors"], a["noise_model"], a["error_inflation"], a["residual_excess"]) == ("robust", "map", 2.0, 2.0)
+    assert (a["model"], a["n_free"], a["bic"]) == ("data", 9, 1234.5)
     assert a["flags"] == "mismatch;other_sources" and a["flag_mismatch"] and not a["flag_not_converged"]
     assert pd.isna(b["flag_mismatch"]) and pd.isna(b["errors"])
     # PA: into [0, 360) without a truth, with its percentiles
