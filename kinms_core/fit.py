@@ -25,8 +25,11 @@ import numpy as np
 from scipy.optimize import minimize
 from tqdm import tqdm
 
+from .errors import InputError, SettingsError
 from .fitsio import obspars_header, obspars_wcs, write_cube
 from .likelihood import FitData, LogPosterior, parameters_to_sampling, sampling_to_parameters
+from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
+from .sanity import chi2_is_extreme
 from .settings import FitSettings, Parameter
 
 __all__ = ["ChainFile", "FitResult", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
@@ -249,11 +252,11 @@ def fit_galaxy(
     posterior = _make_posterior(fit_data, parameters, settings)
     ndim, nwalkers = len(posterior.free), options.nwalkers
     if nwalkers < 2 * ndim:
-        raise ValueError(f"fit.nwalkers ({nwalkers}) must be at least twice the free parameters ({ndim})")
+        raise SettingsError(f"fit.nwalkers ({nwalkers}) must be at least twice the free parameters ({ndim})")
     fingerprint = _fingerprint(fit_data, parameters, settings)
 
     map_path = outdir / MAP_FILE
-    saved = json.loads(map_path.read_text()) if map_path.exists() else {}
+    saved = _saved_start(map_path)
     if saved.get("fingerprint") == fingerprint:
         best, optimiser_calls = np.array(saved["theta"]), int(saved["evaluations"])
         log.info("%s: reusing the optimiser's start from %s", fit_data.galaxy, map_path)
@@ -262,8 +265,8 @@ def fit_galaxy(
         best, optimiser_calls = maximise(
             posterior, posterior.guess, posterior.low, posterior.high, options.optimiser_evaluations
         )
-        map_path.write_text(
-            json.dumps({"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls})
+        write_json_atomic(
+            map_path, {"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls}
         )
     log.info("%s: start %s", fit_data.galaxy, _format(posterior.free_names, best))
 
@@ -324,7 +327,8 @@ def fit_galaxy(
     summary["optimiser_evaluations"] = optimiser_calls
     summary["runtime_s"] = time.perf_counter() - start_time
     summary["resumed"] = resumed
-    (outdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    summary["flags"] = {"chi2_extreme": chi2_is_extreme(summary["chi2_reduced"])}
+    write_text_atomic(outdir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     log.info(
         "%s: %s after %d steps (tau %.0f), acceptance %.2f, reduced chi2 %.2f, %.0f s",
         fit_data.galaxy,
@@ -336,6 +340,17 @@ def fit_galaxy(
         summary["runtime_s"],
     )
     return FitResult(summary)
+
+
+def _saved_start(map_path: Path) -> dict[str, Any]:
+    """The optimiser's saved start, or nothing when there is none or it cannot be read (then it is made again)."""
+    if not map_path.exists():
+        return {}
+    try:
+        return read_json_object(map_path, remedy="optimising again")
+    except InputError as exc:
+        log.warning("%s", exc)
+        return {}
 
 
 def _format(names: list[str], theta: np.ndarray) -> str:
@@ -431,11 +446,5 @@ def _write_products(
     history = [f"kinms_core {software_versions()['kinms_core']} best fit (posterior medians) of {fit_data.galaxy}"]
     write_cube(outdir / MODEL_FILE, model, header=header, history=history)
     write_cube(outdir / RESIDUAL_FILE, fit_data.data - model, header=header, history=["data minus " + history[0]])
-    np.savetxt(
-        outdir / POSTERIOR_FILE,
-        samples,
-        delimiter=",",
-        header=",".join(posterior.free_names),
-        comments="",
-        fmt="%.10g",
-    )
+    with atomic_path(outdir / POSTERIOR_FILE) as tmp:
+        np.savetxt(tmp, samples, delimiter=",", header=",".join(posterior.free_names), comments="", fmt="%.10g")

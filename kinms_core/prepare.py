@@ -23,11 +23,14 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from .errors import CorruptFileError, MissingInputError
 from .fitsio import write_cube
 from .guesses import data_bounds, first_guesses
 from .ingest import DEFAULT_MAX_VOXELS, Cube, read_cube
 from .noise import estimate_rms, signal_mask
 from .obspars import ObsPars
+from .safe_files import atomic_path, read_json_object, refuse_overwrite, write_text_atomic
+from .sanity import check_cube_values, check_guesses
 from .trim import trim_cube
 
 __all__ = ["PREPARED_FILES", "Prepared", "load_prepared", "prepare_cube"]
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: The files :func:`prepare_cube` writes.
 PREPARED_FILES = ("cube.fits", "mask.fits", "obspars.json", "prepare.json")
+#: Every file a prepared folder may hold: the stage's status too.
+_OUTPUTS = (*PREPARED_FILES, "status.json")
 
 
 def _plain(value: Any) -> Any:
@@ -92,14 +97,17 @@ def prepare_cube(
     """
     path = Path(path)
     outdir = Path(outdir)
+    refuse_overwrite([path], [outdir / name for name in _OUTPUTS])
     cube = read_cube(path, restfreq=restfreq, beam=beam, max_voxels=max_voxels)
     rms = estimate_rms(cube.data)
     mask = signal_mask(cube.data, rms, cube.obspars, n_sigma=n_sigma, source=str(path))
+    check_cube_values(cube.data, rms, mask, source=str(path))
     n_detected = int(mask.sum())
     original = cube.obspars
     trimmed, info = trim_cube(cube, mask, pad_beams=pad_beams, pad_channels=pad_channels)
     del cube, mask
     guesses = first_guesses(trimmed, trimmed.mask, rms)
+    check_guesses(guesses, source=str(path))
     bounds = data_bounds(trimmed, guesses)
     return _write_prepared(outdir, path, trimmed, info.to_dict(), original, rms, n_detected, n_sigma, guesses, bounds)
 
@@ -121,9 +129,8 @@ def _write_prepared(
     mask_header = trimmed.header.copy()
     mask_header["BUNIT"] = ""
     mask_header["BTYPE"] = "Mask"
-    fits.PrimaryHDU(data=trimmed.mask.astype(np.uint8), header=mask_header).writeto(
-        outdir / "mask.fits", overwrite=True, output_verify="fix"
-    )
+    with atomic_path(outdir / "mask.fits") as tmp:
+        fits.PrimaryHDU(data=trimmed.mask.astype(np.uint8), header=mask_header).writeto(tmp, output_verify="fix")
     trimmed.obspars.to_json(outdir / "obspars.json")
     summary = _plain(
         {
@@ -142,7 +149,7 @@ def _write_prepared(
             "files": list(PREPARED_FILES),
         }
     )
-    (outdir / "prepare.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(outdir / "prepare.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     log.info("%s: prepared in %s (rms %.3g Jy/beam, %d voxels detected)", path, outdir, rms, n_detected)
     return summary
 
@@ -206,22 +213,22 @@ def load_prepared(outdir: str | Path) -> Prepared:
 
     Raises
     ------
-    FileNotFoundError
+    MissingInputError
         A file is missing (the message says which and how to make it).
-    ValueError
+    CorruptFileError
         The files disagree with each other or are not what :func:`prepare_cube` writes.
     """
     outdir = Path(outdir)
     missing = [name for name in PREPARED_FILES if not (outdir / name).exists()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{outdir}: no prepared cube (missing {', '.join(missing)}): run `kinms-core trim CUBE -o {outdir}` "
             "(or kinms_core.prepare.prepare_cube) first"
         )
-    try:
-        info = json.loads((outdir / "prepare.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{outdir / 'prepare.json'} is not valid JSON ({exc}): prepare the cube again") from exc
+    info = read_json_object(outdir / "prepare.json", remedy="prepare the cube again")
+    lacking = [key for key in ("rms", "n_detected", "guesses", "bounds") if key not in info]
+    if lacking:
+        raise CorruptFileError(f"{outdir / 'prepare.json'} lacks {lacking}: prepare the cube again")
     obspars = ObsPars.from_json(outdir / "obspars.json")
     with fits.open(outdir / "cube.fits") as hdul:
         header = hdul[0].header.copy()
@@ -229,7 +236,7 @@ def load_prepared(outdir: str | Path) -> Prepared:
     with fits.open(outdir / "mask.fits") as hdul:
         mask = np.array(hdul[0].data) > 0
     if data.shape != obspars.shape or mask.shape != obspars.shape:
-        raise ValueError(
+        raise CorruptFileError(
             f"{outdir}: cube.fits {data.shape}, mask.fits {mask.shape} and obspars.json {obspars.shape} disagree: "
             "prepare the cube again"
         )
