@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import OverwriteError, UsageError
 from .status import clear_status, read_status, run_stage, write_status
 
 __all__ = ["output_folder", "parse_assignments", "register_fit", "register_plot"]
@@ -42,6 +43,11 @@ def _run_fit(args: argparse.Namespace) -> int:
     outdir = output_folder(args.outdir)
     source = Path(args.input)
     refuse_overwrite([source, args.settings], [outdir / name for name in FIT_FILES])
+    if source.is_dir() and outdir.is_dir() and os.path.samefile(source, outdir):
+        raise OverwriteError(
+            f"-o {outdir} is the prepared folder: the fit's status.json would replace the prepare stage's; give "
+            "another output folder"
+        )
     galaxy = args.galaxy or (source.stem if source.is_file() else source.resolve().parent.name)
     overrides = parse_assignments(args.override, "--override")
     if source.is_dir():

@@ -22,6 +22,7 @@ from kinms_core.likelihood import (
     parameters_to_sampling,
     sampling_to_parameters,
 )
+from kinms_core.errors import SettingsError
 from kinms_core.settings import apply_overrides, load_settings
 
 TUTORIAL_TRUTH = {"pa": 270.0, "inc": 45.0, "vflat": 200.0, "rturn": 2.0, "scalerad": 5.0}
@@ -101,11 +102,10 @@ def test_bad_parameter_settings_name_the_parameter(parameters, match):
         load_settings({"parameters": parameters}).resolved(guesses, bounds)
 
 
-def test_all_fixed_is_an_error():
+def test_all_fixed_is_an_error_when_the_settings_are_loaded():
     names = load_settings().spec.parameter_names
-    settings = load_settings({"parameters": {n: {"guess": 1.0, "fixed": True} for n in names}})
-    with pytest.raises(ValueError, match="every parameter is fixed"):
-        settings.resolved({}, {})
+    with pytest.raises(SettingsError, match="every parameter is fixed"):
+        load_settings({"parameters": {n: {"guess": 1.0, "fixed": True} for n in names}})
 
 
 def test_auto_takes_the_data_guesses_and_clips_them_into_user_bounds():
