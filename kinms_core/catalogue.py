@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -329,9 +330,10 @@ def make_catalogue_after_failure(
     ``onerror`` handler calls): ``results_dir/catalogue.csv`` and ``.fits``.
 
     A galaxy whose job crashed has no status file, so the workflow's catalogue rule cannot run; here it becomes a
-    ``failed`` row naming its log. Nothing is written when the catalogue exists and every galaxy has both statuses
-    (the failure was elsewhere and the catalogue rule made it), nor when this fails too (that is logged): the run
-    has failed already, and its own error is the one to report.
+    ``failed`` row naming its log. The files are dated before the sheet, so that the next run makes them again.
+    Nothing is written when the catalogue exists and every galaxy has both statuses (the failure was elsewhere and
+    the catalogue rule made it), nor when this fails too (that is logged): the run has failed already, and its own
+    error is the one to report.
 
     Returns
     -------
@@ -350,6 +352,12 @@ def make_catalogue_after_failure(
         frame = make_catalogue(
             sheet, results_dir, csv_path, results_dir / "catalogue.fits", settings=settings, mocks=mocks
         )
+        # Dated just before the sheet, so that the next run sees the catalogue out of date and makes it again,
+        # redoing the crashed jobs on the way: Snakemake does not remake a missing intermediate file (a crashed
+        # galaxy's status.json) when the file that needs it looks up to date.
+        stamp = Path(sheet).stat().st_mtime - 1.0
+        for path in (csv_path, results_dir / "catalogue.fits"):
+            os.utime(path, (stamp, stamp))
     except Exception as exc:  # reported, not raised: the run's first error is what the user must see
         log.error("the catalogue of the finished galaxies could not be written: %s", exc)
         return None

@@ -14,6 +14,7 @@ import pytest
 from conftest import chain_steps, tutorial_params
 
 from kinms_core import ObsPars, model_cube, write_cube
+from kinms_core.errors import SettingsError
 from kinms_core.fit import ChainFile, fit_galaxy
 from kinms_core.likelihood import (
     FitData,
@@ -22,7 +23,6 @@ from kinms_core.likelihood import (
     parameters_to_sampling,
     sampling_to_parameters,
 )
-from kinms_core.errors import SettingsError
 from kinms_core.settings import apply_overrides, load_settings
 
 TUTORIAL_TRUTH = {"pa": 270.0, "inc": 45.0, "vflat": 200.0, "rturn": 2.0, "scalerad": 5.0}

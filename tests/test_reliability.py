@@ -299,6 +299,8 @@ def test_catalogue_after_a_crash_is_made_from_what_exists(tmp_path):
     assert list(written["status"]) == ["ok", "failed"]
     assert "crashed" in written.loc["b", "error"] and "logs/fit/b.log" in written.loc["b", "error"]
     assert (results / "catalogue.fits").exists()
+    # out of date for the next run, which must redo b's fit and then the catalogue
+    assert (results / "catalogue.csv").stat().st_mtime < (tmp_path / "sheet.csv").stat().st_mtime
     # once every galaxy has its statuses and the catalogue exists, a later failure elsewhere leaves it alone
     write_status(results / "b" / "fit", "fit", "b", "no emission")
     make_catalogue(tmp_path / "sheet.csv", results, results / "catalogue.csv")
