@@ -87,10 +87,3 @@ rule provenance:
             mocks=config["mocks"],
             workflow_dir=workflow.basedir,
         )
-
-
-def write_partial_catalogue():
-    """The catalogue of a run in which some job failed (kinms_core.catalogue.make_catalogue_after_failure)."""
-    make_catalogue_after_failure(
-        config["galaxies"], RESULTS, settings=FIT_SETTINGS, mocks=config["mocks"]
-    )

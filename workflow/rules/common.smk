@@ -162,3 +162,10 @@ def all_outputs():
     for name in PLOT_FILES:
         outputs += galaxy_files("plots", name)
     return outputs
+
+
+def write_partial_catalogue():
+    """The catalogue of a run in which some job failed (kinms_core.catalogue.make_catalogue_after_failure)."""
+    make_catalogue_after_failure(
+        config["galaxies"], RESULTS, settings=FIT_SETTINGS, mocks=config["mocks"]
+    )
