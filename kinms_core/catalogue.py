@@ -28,7 +28,7 @@ from astropy.table import MaskedColumn, Table
 
 from .errors import CorruptFileError
 from .parametric import unit_of
-from .safe_files import atomic_path, read_json_object
+from .safe_files import atomic_path, read_json_object, refuse_overwrite
 
 __all__ = [
     "DIAGNOSTICS",
@@ -302,6 +302,8 @@ def make_catalogue(
     from .simulate import read_mock_table
     from .survey import galaxy_truths, read_sheet, sheet_row
 
+    settings_file = settings if isinstance(settings, (str, Path)) else None
+    refuse_overwrite([sheet, mocks, settings_file], [p for p in (csv_path, fits_path) if p is not None])
     params = list(load_settings(settings).spec.parameter_names)
     table = read_sheet(sheet)
     mock_rows: dict[str, dict[str, Any]] = {}

@@ -9,7 +9,6 @@ the new one, never a truncated one.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -20,8 +19,6 @@ from typing import Any
 from .errors import CorruptFileError, OverwriteError
 
 __all__ = ["atomic_path", "read_json_object", "refuse_overwrite", "write_json_atomic", "write_text_atomic"]
-
-log = logging.getLogger(__name__)
 
 
 def _fsync(path: Path) -> None:

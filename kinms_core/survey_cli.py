@@ -20,8 +20,10 @@ SURVEY_PLOT_FILES = ("recovery.png", "pulls.png", "distributions.png")
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
+    from .safe_files import refuse_overwrite
     from .simulate import simulate_survey_row
 
+    refuse_overwrite([args.table], [args.output])
     path = simulate_survey_row(args.table, args.galaxy, args.output)
     print(f"{args.galaxy}: mock cube written to {path}")
     return 0

@@ -97,6 +97,17 @@ def test_fit_refuses_to_write_over_its_input(galaxy, tmp_path, name):
     assert cube.read_bytes() == before
 
 
+def test_catalogue_and_simulate_refuse_to_write_over_their_inputs(tmp_path):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("galaxy,cube\na,a.fits\n")
+    result = cli("catalogue", "--sheet", str(sheet), "--results", str(tmp_path), "-o", str(sheet))
+    assert_one_line_error(result, 2, "would destroy the input")
+    assert sheet.read_text() == "galaxy,cube\na,a.fits\n"
+    result = cli("simulate", "--table", str(sheet), "--galaxy", "a", "-o", str(sheet))
+    assert_one_line_error(result, 2, "would destroy the input")
+    assert sheet.read_text() == "galaxy,cube\na,a.fits\n"
+
+
 def test_fit_refuses_to_write_over_its_prepared_folder(galaxy, tmp_path):
     prepared = tmp_path / "prepared"
     shutil.copytree(galaxy["prepared"], prepared)
