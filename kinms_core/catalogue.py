@@ -22,9 +22,9 @@ NaN for missing floats, a null (TNULL) for a missing ``n_detected`` and False fo
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,10 @@ import numpy as np
 import pandas as pd
 from astropy.table import MaskedColumn, Table
 
+from .errors import CorruptFileError
 from .parametric import unit_of
 from .quality import FLAGS, raised
+from .safe_files import atomic_path, read_json_object, refuse_overwrite
 
 __all__ = [
     "DIAGNOSTICS",
@@ -44,6 +46,7 @@ __all__ = [
     "catalogue_units",
     "collect_entry",
     "make_catalogue",
+    "make_catalogue_after_failure",
     "parameter_columns",
     "write_catalogue",
 ]
@@ -69,17 +72,31 @@ DIAGNOSTICS = {
 }
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_json(path: Path, log_file: str) -> dict[str, Any] | None:
+    """A stage's JSON file, None when it does not exist.
+
+    Raises
+    ------
+    CorruptFileError
+        It cannot be read, or is not a JSON object (the message names the stage's log).
+    """
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}): run the galaxy's stage again") from exc
+        return read_json_object(path, remedy=f"see {log_file} and run the galaxy's stage again")
+    except OSError as exc:
+        raise CorruptFileError(f"{path} cannot be read ({exc}): see {log_file} and run the stage again") from exc
+
+
+def _failed(galaxy: str, error: str) -> dict[str, Any]:
+    return {"galaxy": galaxy, "status": "failed", "error": error, "summary": None}
 
 
 def collect_entry(galaxy: str, results_dir: str | Path) -> dict[str, Any]:
     """What the catalogue needs of one galaxy, read from ``results_dir/<galaxy>/{prepare,fit}``.
+
+    Whatever is missing or unreadable (a job that crashed or was killed, a file cut short) makes the galaxy a
+    ``failed`` entry whose error names the file and the stage's log, so one galaxy never stops the catalogue.
 
     Returns
     -------
@@ -89,27 +106,31 @@ def collect_entry(galaxy: str, results_dir: str | Path) -> dict[str, Any]:
     """
     base = Path(results_dir) / galaxy
     for stage in ("prepare", "fit"):
-        status = _read_json(base / stage / "status.json")
+        log_file = f"logs/{stage}/{galaxy}.log"
+        try:
+            status = _read_json(base / stage / "status.json", log_file)
+        except CorruptFileError as exc:
+            return _failed(galaxy, f"{stage}: {exc}")
         if status is None:
-            return {
-                "galaxy": galaxy,
-                "status": "failed",
-                "error": f"{stage}: no {base / stage / 'status.json'}: the stage did not run or crashed "
-                f"(see logs/{stage}/{galaxy}.log)",
-                "summary": None,
-            }
+            return _failed(
+                galaxy,
+                f"{stage}: no {base / stage / 'status.json'}: the stage did not run or crashed (see {log_file})",
+            )
         if status.get("status") != "ok":
             message = status.get("error") or "failed without a message"
-            return {"galaxy": galaxy, "status": "failed", "error": f"{stage}: {message}", "summary": None}
-    summary = _read_json(base / "fit" / "summary.json")
+            return _failed(galaxy, f"{stage}: {message}")
+    try:
+        summary = _read_json(base / "fit" / "summary.json", f"logs/fit/{galaxy}.log")
+    except CorruptFileError as exc:
+        return _failed(galaxy, f"fit: {exc}")
     if summary is None:
-        return {
-            "galaxy": galaxy,
-            "status": "failed",
-            "error": f"fit: status ok but {base / 'fit' / 'summary.json'} is missing: run the fit again",
-            "summary": None,
-        }
-    prepared = _read_json(base / "prepare" / "prepare.json") or {}
+        return _failed(galaxy, f"fit: status ok but {base / 'fit' / 'summary.json'} is missing: run the fit again")
+    if not isinstance(summary.get("parameters"), dict):
+        return _failed(galaxy, f"fit: {base / 'fit' / 'summary.json'} holds no parameters: run the fit again")
+    try:
+        prepared = _read_json(base / "prepare" / "prepare.json", f"logs/prepare/{galaxy}.log") or {}
+    except CorruptFileError:
+        prepared = {}
     summary.setdefault("flags", {})["other_sources"] = bool(prepared.get("other_sources"))
     return {"galaxy": galaxy, "status": "ok", "error": "", "summary": summary}
 
@@ -282,15 +303,15 @@ def write_catalogue(df: pd.DataFrame, csv_path: str | Path, fits_path: str | Pat
     """
     paths = []
     csv_path = Path(csv_path)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(csv_path, index=False, float_format="%.10g")
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.10g")
     paths.append(csv_path)
     if fits_path is not None:
         fits_path = Path(fits_path)
-        fits_path.parent.mkdir(parents=True, exist_ok=True)
         table = _fits_table(df)
         table.meta["EXTNAME"] = "CATALOGUE"
-        table.write(fits_path, format="fits", overwrite=True)
+        with atomic_path(fits_path) as tmp:
+            table.write(tmp, format="fits")
         paths.append(fits_path)
     n_ok = int((df["status"] == "ok").sum())
     log.info(
@@ -328,6 +349,8 @@ def make_catalogue(
     from .simulate import read_mock_table
     from .survey import galaxy_truths, read_sheet, sheet_row
 
+    settings_file = settings if isinstance(settings, (str, Path)) else None
+    refuse_overwrite([sheet, mocks, settings_file], [p for p in (csv_path, fits_path) if p is not None])
     params = list(load_settings(settings).spec.parameter_names)
     table = read_sheet(sheet)
     mock_rows: dict[str, dict[str, Any]] = {}
@@ -342,4 +365,58 @@ def make_catalogue(
             truths[galaxy] = truth
     frame = build_catalogue(entries, params=params, truths=truths)
     write_catalogue(frame, csv_path, fits_path)
+    return frame
+
+
+def make_catalogue_after_failure(
+    sheet: str | Path,
+    results_dir: str | Path,
+    *,
+    settings: str | Path | Mapping[str, Any] | None = None,
+    mocks: str | Path | None = None,
+) -> pd.DataFrame | None:
+    """The catalogue of a survey run in which some job failed, made from whatever exists (what the workflow's
+    ``onerror`` handler calls): ``results_dir/catalogue.csv`` and ``.fits``.
+
+    A galaxy whose job crashed has no status file, so the workflow's catalogue rule cannot run; here it becomes a
+    ``failed`` row naming its log. The files are dated before the sheet, so that the next run makes them again.
+    Nothing is written when the catalogue exists and every galaxy has both statuses (the failure was elsewhere and
+    the catalogue rule made it), nor when this fails too (that is logged): the run has failed already, and its own
+    error is the one to report.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The catalogue written, or None.
+    """
+    from .survey import read_sheet
+
+    results_dir = Path(results_dir)
+    csv_path = results_dir / "catalogue.csv"
+    try:
+        galaxies = list(read_sheet(sheet)["galaxy"].astype(str))
+        statuses = [results_dir / g / stage / "status.json" for g in galaxies for stage in ("prepare", "fit")]
+        if csv_path.exists() and all(path.exists() for path in statuses):
+            return None
+        frame = make_catalogue(
+            sheet, results_dir, csv_path, results_dir / "catalogue.fits", settings=settings, mocks=mocks
+        )
+        # Dated just before the sheet, so that the next run sees the catalogue out of date and makes it again,
+        # redoing the crashed jobs on the way: Snakemake does not remake a missing intermediate file (a crashed
+        # galaxy's status.json) when the file that needs it looks up to date.
+        stamp = Path(sheet).stat().st_mtime - 1.0
+        for path in (csv_path, results_dir / "catalogue.fits"):
+            os.utime(path, (stamp, stamp))
+    except Exception as exc:  # reported, not raised: the run's first error is what the user must see
+        log.error("the catalogue of the finished galaxies could not be written: %s", exc)
+        return None
+    n_failed = int((frame["status"] != "ok").sum())
+    log.error(
+        "some jobs failed: catalogue of %d galaxies (%d ok, %d failed) written to %s from what exists; rerun to "
+        "redo the failed jobs",
+        len(frame),
+        len(frame) - n_failed,
+        n_failed,
+        csv_path,
+    )
     return frame

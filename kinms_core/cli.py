@@ -1,10 +1,18 @@
-"""The ``kinms-core`` command: one console entry point, one subcommand per task."""
+"""The ``kinms-core`` command: one console entry point, one subcommand per task.
+
+Errors it can foresee (a bad input, settings or command line: :class:`~kinms_core.errors.InputError`; a file that
+cannot be read or written: :class:`OSError`) print one line naming the problem; ``--debug`` adds their traceback.
+Anything else is a bug and prints its traceback. Exit codes: 0 done (also when a failure was recorded with
+``--record-failure``), 1 a file-system error or a bug, 2 a bad input or command line, 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+
+from .errors import InputError
 
 __all__ = ["main"]
 
@@ -13,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(prog="kinms-core", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="also show the traceback of foreseen errors")
     sub = parser.add_subparsers(dest="command", required=True)
     for register in _REGISTRY:
         register(sub)
@@ -166,11 +175,21 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    log = logging.getLogger("kinms-core")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        logging.getLogger("kinms-core").error("%s", exc)
+    except InputError as exc:
+        log.error("%s", exc, exc_info=args.debug)
         return 2
+    except OSError as exc:  # unreadable or unwritable files, a full disk, a name too long: the system's words
+        log.error("%s", exc, exc_info=args.debug)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception:
+        log.critical("unexpected error: a bug in kinms-core; please report it with this traceback", exc_info=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,15 +13,20 @@ that caught those before keep working.
 from __future__ import annotations
 
 __all__ = [
+    "CorruptFileError",
     "CubeError",
+    "ImplausibleDataError",
     "InputError",
     "KinmsCoreError",
     "MissingInputError",
     "ModelOutsideCubeError",
     "NoBeamError",
     "NoEmissionError",
+    "OverwriteError",
     "RestFrequencyError",
     "SettingsError",
+    "StageFailedError",
+    "UsageError",
 ]
 
 
@@ -59,3 +64,25 @@ class SettingsError(InputError):
 
 class ModelOutsideCubeError(InputError):
     """The model's emission falls entirely outside the cube (a trial centre or velocity far off the data)."""
+
+
+class ImplausibleDataError(CubeError):
+    """The cube reads, but its values cannot be a continuum-subtracted line cube: blank sentinels such as 1e30,
+    emission detected nearly everywhere (continuum left in), first guesses no galaxy could have."""
+
+
+class CorruptFileError(InputError):
+    """A file that an earlier stage wrote (status, prepared folder, fit products) is unreadable or not what that
+    stage writes: the message names the stage to run again."""
+
+
+class StageFailedError(InputError):
+    """An earlier stage recorded this galaxy's failure, so this stage cannot run (the message passes it on)."""
+
+
+class UsageError(InputError):
+    """The command asks for something impossible: an output folder that is a file, a path too long, ..."""
+
+
+class OverwriteError(UsageError):
+    """An output would be written over one of the inputs."""

@@ -25,11 +25,13 @@ import numpy as np
 from scipy.optimize import minimize
 from tqdm import tqdm
 
+from .errors import InputError, SettingsError
 from .fitsio import obspars_header, obspars_wcs, write_cube
 from .likelihood import FitData, LogPosterior, parameters_to_sampling, sampling_to_parameters
 from .quality import fit_flags, raised
+from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
 from .sandwich import ErrorModel, adjust_samples, error_model
-from .settings import FitSettings, Parameter
+from .settings import FitSettings, Parameter, walker_count
 
 __all__ = ["ChainFile", "FitResult", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
 
@@ -268,13 +270,14 @@ def fit_galaxy(
     options = settings.options
     parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
     posterior = _make_posterior(fit_data, parameters, settings)
-    ndim, nwalkers = len(posterior.free), options.nwalkers
+    ndim = len(posterior.free)
+    nwalkers = walker_count(options, ndim)
     if nwalkers < 2 * ndim:
-        raise ValueError(f"fit.nwalkers ({nwalkers}) must be at least twice the free parameters ({ndim})")
+        raise SettingsError(f"fit.nwalkers ({nwalkers}) must be at least twice the free parameters ({ndim})")
     fingerprint = _fingerprint(fit_data, parameters, settings)
 
     map_path = outdir / MAP_FILE
-    saved = json.loads(map_path.read_text()) if map_path.exists() else {}
+    saved = _saved_start(map_path)
     if saved.get("fingerprint") == fingerprint:
         best, optimiser_calls = np.array(saved["theta"]), int(saved["evaluations"])
         errors = ErrorModel.from_dict(saved["error_model"]) if saved.get("error_model") else None
@@ -287,7 +290,7 @@ def fit_galaxy(
         errors = _error_model(fit_data, posterior, best) if options.errors == "robust" else None
         record = {"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls}
         record["error_model"] = errors.to_dict() if errors is not None else None
-        map_path.write_text(json.dumps(record))
+        write_json_atomic(map_path, record)
     log.info("%s: start %s", fit_data.galaxy, _format(posterior.free_names, best))
     temperature = errors.temperature if errors is not None else 1.0
     posterior.temperature = temperature
@@ -349,7 +352,7 @@ def fit_galaxy(
     summary["optimiser_evaluations"] = optimiser_calls
     summary["runtime_s"] = time.perf_counter() - start_time
     summary["resumed"] = resumed
-    (outdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(outdir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     log.info(
         "%s: %s after %d steps (tau %.0f), acceptance %.2f, reduced chi2 %.2f, %.0f s; flags: %s",
         fit_data.galaxy,
@@ -379,6 +382,17 @@ def _error_model(fit_data: FitData, posterior: LogPosterior, best: np.ndarray) -
         beam_fwhm_pixels=op.beam[0] / op.cellsize,
         beam_area_pixels=op.beam_area_pixels,
     )
+
+
+def _saved_start(map_path: Path) -> dict[str, Any]:
+    """The optimiser's saved start, or nothing when there is none or it cannot be read (then it is made again)."""
+    if not map_path.exists():
+        return {}
+    try:
+        return read_json_object(map_path, remedy="optimising again")
+    except InputError as exc:
+        log.warning("%s", exc)
+        return {}
 
 
 def _format(names: list[str], theta: np.ndarray) -> str:
@@ -463,7 +477,7 @@ def _summarise(
         "errors": options.errors,
         "likelihood": _likelihood_record(posterior, options, errors),
         "beam_pixels": fit_data.obspars.beam_area_pixels,
-        "nwalkers": options.nwalkers,
+        "nwalkers": int(backend.shape[0]),
         "seed": options.seed,
         "ra": float(centre.ra.deg),
         "dec": float(centre.dec.deg),
@@ -523,11 +537,5 @@ def _write_products(
     history = [f"kinms_core {software_versions()['kinms_core']} best fit (posterior medians) of {fit_data.galaxy}"]
     write_cube(outdir / MODEL_FILE, model, header=header, history=history)
     write_cube(outdir / RESIDUAL_FILE, fit_data.data - model, header=header, history=["data minus " + history[0]])
-    np.savetxt(
-        outdir / POSTERIOR_FILE,
-        samples,
-        delimiter=",",
-        header=",".join(posterior.free_names),
-        comments="",
-        fmt="%.10g",
-    )
+    with atomic_path(outdir / POSTERIOR_FILE) as tmp:
+        np.savetxt(tmp, samples, delimiter=",", header=",".join(posterior.free_names), comments="", fmt="%.10g")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .status import read_status, run_stage, write_status
+from .errors import OverwriteError, UsageError
+from .status import clear_status, read_status, run_stage, write_status
 
-__all__ = ["parse_assignments", "register_fit", "register_plot"]
+__all__ = ["output_folder", "parse_assignments", "register_fit", "register_plot"]
 
 log = logging.getLogger(__name__)
 
@@ -20,17 +22,32 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"{option} {item!r}: give KEY=VALUE")
+            raise UsageError(f"{option} {item!r}: give KEY=VALUE")
         out[key.strip()] = value.strip()
     return out
 
 
-def _run_fit(args: argparse.Namespace) -> int:
-    from .galaxy import fit_prepared
-    from .prepare import prepare_cube
+def output_folder(path: str | Path, option: str = "-o") -> Path:
+    """The output folder a command was given, refused with a clear message when it is an existing file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is an existing file: give a folder (it is made if needed)")
+    return path
 
-    outdir = Path(args.outdir)
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from .galaxy import FIT_FILES, fit_prepared
+    from .prepare import prepare_cube
+    from .safe_files import refuse_overwrite
+
+    outdir = output_folder(args.outdir)
     source = Path(args.input)
+    refuse_overwrite([source, args.settings], [outdir / name for name in FIT_FILES])
+    if source.is_dir() and outdir.is_dir() and os.path.samefile(source, outdir):
+        raise OverwriteError(
+            f"-o {outdir} is the prepared folder: the fit's status.json would replace the prepare stage's; give "
+            "another output folder"
+        )
     galaxy = args.galaxy or (source.stem if source.is_file() else source.resolve().parent.name)
     overrides = parse_assignments(args.override, "--override")
     if source.is_dir():
@@ -70,12 +87,22 @@ def _run_fit(args: argparse.Namespace) -> int:
     if args.plots and code == 0:
         from .galaxy import plot_galaxy
 
-        truths = {k: float(v) for k, v in parse_assignments(args.truth, "--truth").items()}
-        plot_galaxy(outdir, prepared, outdir / "plots", galaxy=galaxy, truths=truths)
+        plot_galaxy(outdir, prepared, outdir / "plots", galaxy=galaxy, truths=_truths(args.truth))
     status = read_status(outdir)
     if status["status"] == "ok":
         log.info("%s: fit written to %s", galaxy, outdir)
     return code
+
+
+def _truths(items: list[str] | None) -> dict[str, float]:
+    """``--truth PARAM=VALUE`` options as numbers."""
+    truths = {}
+    for key, value in parse_assignments(items, "--truth").items():
+        try:
+            truths[key] = float(value)
+        except ValueError:
+            raise UsageError(f"--truth {key}={value!r}: give a number") from None
+    return truths
 
 
 def register_fit(sub: argparse._SubParsersAction) -> None:
@@ -115,8 +142,8 @@ def _run_plot(args: argparse.Namespace) -> int:
     from .galaxy import plot_galaxy
 
     galaxy = args.galaxy or Path(args.fit_dir).resolve().parent.name
-    truths = {k: float(v) for k, v in parse_assignments(args.truth, "--truth").items()}
-    plot_galaxy(args.fit_dir, args.prepared, args.outdir, galaxy=galaxy, truths=truths)
+    truths = _truths(args.truth)
+    plot_galaxy(args.fit_dir, args.prepared, output_folder(args.outdir), galaxy=galaxy, truths=truths)
     return 0
 
 
@@ -134,8 +161,10 @@ def register_plot(sub: argparse._SubParsersAction) -> None:
 def prepare_with_status(args: argparse.Namespace, prepare: Callable[[], object]) -> int:
     """Run the prepare stage with a status file (used by ``kinms-core prepare --record-failure``)."""
     galaxy = args.galaxy or Path(args.cube).stem
+    output_folder(args.outdir)
     if args.record_failure or args.galaxy:
         return run_stage("prepare", galaxy, args.outdir, prepare, record_failure=args.record_failure)
+    clear_status(args.outdir)
     prepare()
     write_status(args.outdir, "prepare", galaxy)
     return 0

@@ -10,6 +10,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from .obspars import ObsPars
+from .safe_files import atomic_path
 
 __all__ = ["obspars_header", "obspars_wcs", "write_cube"]
 
@@ -84,7 +85,7 @@ def write_cube(
     history
         Lines added as HISTORY cards.
     overwrite
-        Replace an existing file.
+        Replace an existing file (atomically: a reader never sees half of it).
     """
     cube = np.asarray(cube)
     if cube.ndim != 3:
@@ -101,7 +102,9 @@ def write_cube(
         header["HISTORY"] = line
     hdu = fits.PrimaryHDU(data=cube.astype(np.float32), header=header)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    hdu.writeto(path, overwrite=overwrite, output_verify="fix")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
+    with atomic_path(path) as tmp:
+        hdu.writeto(tmp, output_verify="fix")
     log.debug("wrote %s %s", path, cube.shape)
     return path

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import errno
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,18 +12,22 @@ import emcee
 import numpy as np
 from astropy.io import fits
 
-from .fit import CHAIN_FILE, MODEL_FILE, POSTERIOR_FILE, SUMMARY_FILE, fit_galaxy
+from .errors import CorruptFileError, StageFailedError
+from .fit import CHAIN_FILE, MAP_FILE, MODEL_FILE, POSTERIOR_FILE, RESIDUAL_FILE, SUMMARY_FILE, fit_galaxy
 from .likelihood import FitData, sampling_to_parameters
 from .plots import plot_corner, plot_diagnostics, plot_failure, plot_traces
-from .prepare import load_prepared
+from .prepare import PREPARED_FILES, load_prepared
+from .safe_files import read_json_object, refuse_overwrite
 from .settings import apply_overrides, load_settings
-from .status import read_status
+from .status import STATUS_FILE, read_status
 
-__all__ = ["PLOT_FILES", "fit_prepared", "load_fit_data", "plot_galaxy"]
+__all__ = ["FIT_FILES", "PLOT_FILES", "fit_prepared", "load_fit_data", "plot_galaxy"]
 
 log = logging.getLogger(__name__)
 
 PLOT_FILES = ("diagnostics.png", "corner.png", "traces.png")
+#: The files a fit folder holds (plots aside).
+FIT_FILES = (SUMMARY_FILE, CHAIN_FILE, MAP_FILE, MODEL_FILE, RESIDUAL_FILE, POSTERIOR_FILE, STATUS_FILE)
 
 
 def load_fit_data(prepared_dir: str | Path, galaxy: str | None = None) -> FitData:
@@ -58,12 +62,20 @@ def fit_prepared(
 
     Raises
     ------
-    ValueError
-        When the prepare stage recorded a failure (its message is passed on), or on bad settings.
+    StageFailedError
+        When the prepare stage recorded a failure (its message is passed on).
+    SettingsError
+        On bad settings.
+    OverwriteError
+        When ``outdir`` would receive a fit file over an input (the prepared files or the settings file).
     """
+    fit_outputs = [Path(outdir) / name for name in FIT_FILES]
+    refuse_overwrite([Path(prepared_dir) / name for name in PREPARED_FILES], fit_outputs)
+    if isinstance(settings, (str, Path)):
+        refuse_overwrite([settings], fit_outputs)
     status = read_status(prepared_dir)
     if status["status"] != "ok":
-        raise ValueError(status["error"] or f"{prepared_dir}: the prepare stage failed")
+        raise StageFailedError(status["error"] or f"{prepared_dir}: the prepare stage failed")
     if isinstance(settings, (str, Path)):
         raw = load_settings(settings).raw
     else:
@@ -73,6 +85,24 @@ def fit_prepared(
     fit_settings = load_settings(raw)
     fit_data = load_fit_data(prepared_dir, galaxy)
     return fit_galaxy(fit_data, fit_settings, outdir, processes=processes, progress=progress)
+
+
+def _read_chain(path: Path) -> np.ndarray:
+    """The stored chain ``(steps, walkers, ndim)`` of a fit.
+
+    Raises
+    ------
+    CorruptFileError
+        The file is not an emcee HDF5 chain (truncated, or not written by a fit).
+    """
+    if not path.exists():
+        raise CorruptFileError(f"{path} is missing: fit the galaxy again")
+    try:
+        return emcee.backends.HDFBackend(str(path), read_only=True).get_chain()
+    except (OSError, KeyError, AttributeError) as exc:
+        if isinstance(exc, OSError) and (exc.errno in (errno.EAGAIN, errno.EACCES) or "lock" in str(exc)):
+            raise  # held by a running fit or not readable by us: nothing wrong with the file itself
+        raise CorruptFileError(f"{path} cannot be read as a fit's chain ({exc}): fit the galaxy again") from exc
 
 
 def plot_galaxy(
@@ -93,7 +123,7 @@ def plot_galaxy(
                 for name in PLOT_FILES
             ]
     fit_dir = Path(fit_dir)
-    summary = json.loads((fit_dir / SUMMARY_FILE).read_text())
+    summary = read_json_object(fit_dir / SUMMARY_FILE, remedy="fit the galaxy again")
     values = {name: entry["median"] for name, entry in summary["parameters"].items()}
     fit_data = load_fit_data(prepared_dir, galaxy)
     with fits.open(fit_dir / MODEL_FILE) as hdul:
@@ -119,7 +149,7 @@ def plot_galaxy(
     truth_list = [None if truths is None else truths.get(name) for name in free]
     samples = np.loadtxt(fit_dir / POSTERIOR_FILE, delimiter=",", skiprows=1, ndmin=2)
     paths.append(plot_corner(samples, free, outdir / "corner.png", truths=truth_list, title=galaxy))
-    chain = emcee.backends.HDFBackend(str(fit_dir / CHAIN_FILE), read_only=True).get_chain()
+    chain = _read_chain(fit_dir / CHAIN_FILE)
     chain = sampling_to_parameters(chain, free)
     paths.append(
         plot_traces(chain, free, outdir / "traces.png", burn_in=summary["burn_in"], truths=truth_list, title=galaxy)

@@ -25,6 +25,7 @@ import math
 import numpy as np
 from scipy.optimize import least_squares
 
+from .errors import NoEmissionError
 from .ingest import Cube
 
 __all__ = ["GUESS_KEYS", "data_bounds", "first_guesses"]
@@ -54,7 +55,7 @@ def _masked(cube: Cube, mask: np.ndarray) -> np.ndarray:
         raise ValueError(f"{cube.name}: mask shape {mask.shape} does not match the cube's {data.shape}")
     out = np.where(mask & np.isfinite(data), data, 0.0)
     if not np.any(out > 0):
-        raise ValueError(f"{cube.name}: the mask holds no positive emission, so no guesses can be made")
+        raise NoEmissionError(f"{cube.name}: the mask holds no positive emission, so no guesses can be made")
     return out
 
 

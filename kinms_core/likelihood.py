@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ModelOutsideCubeError
+from .errors import CubeError, InputError, ModelOutsideCubeError
 from .obspars import ObsPars
 from .parametric import GalaxyModel, ModelSpec
 from .settings import Parameter
@@ -99,9 +99,9 @@ class FitData:
         if self.data.shape != self.obspars.shape:
             raise ValueError(f"{self.galaxy}: data shape {self.data.shape} differs from obspars {self.obspars.shape}")
         if not (np.isfinite(self.rms) and self.rms > 0):
-            raise ValueError(f"{self.galaxy}: rms must be a positive finite noise level, got {self.rms!r}")
+            raise InputError(f"{self.galaxy}: rms must be a positive finite noise level, got {self.rms!r}")
         if not np.isfinite(self.data).any():
-            raise ValueError(f"{self.galaxy}: the data cube holds no finite voxel")
+            raise CubeError(f"{self.galaxy}: the data cube holds no finite voxel")
         if self.noise is not None:
             try:
                 noise = np.broadcast_to(np.asarray(self.noise, dtype=float), self.data.shape)
@@ -111,7 +111,7 @@ class FitData:
                 ) from exc
             finite = np.isfinite(self.data)
             if not (np.all(np.isfinite(noise[finite])) and np.all(noise[finite] > 0)):
-                raise ValueError(f"{self.galaxy}: the noise must be positive and finite wherever the data are")
+                raise InputError(f"{self.galaxy}: the noise must be positive and finite wherever the data are")
             self.noise = np.asarray(self.noise, dtype=float)
 
     @property
@@ -201,7 +201,7 @@ class LogPosterior:
         surface = None
         if spec.surface_brightness == "data":
             if fit_data.mask is None:
-                raise ValueError(f"{fit_data.galaxy}: model.surface_brightness data needs the signal mask")
+                raise InputError(f"{fit_data.galaxy}: model.surface_brightness data needs the signal mask")
             surface = surface_map(fit_data.data, fit_data.mask, fit_data.obspars)
         self.model = GalaxyModel(
             fit_data.obspars, spec, n_clouds=n_clouds, seed=seed, max_offset=max_offset, surface=surface

@@ -10,7 +10,6 @@ with channel index (``dv > 0``).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -193,14 +192,25 @@ class ObsPars:
         return cls(**values)
 
     def to_json(self, path: str | Path) -> None:
-        """Write as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        """Write as JSON (atomically)."""
+        from .safe_files import write_json_atomic
+
+        write_json_atomic(path, self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, path: str | Path) -> ObsPars:
-        """Read from JSON written by :meth:`to_json`."""
+        """Read from JSON written by :meth:`to_json`.
+
+        Raises
+        ------
+        CorruptFileError
+            The file is not a JSON object of ObsPars fields (a truncated or foreign file).
+        """
+        from .errors import CorruptFileError
+        from .safe_files import read_json_object
+
+        data = read_json_object(path, remedy="write it again (kinms-core prepare remakes obspars.json)")
         try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptFileError(f"{path} does not hold valid obspars ({exc}): write it again") from exc

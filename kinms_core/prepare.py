@@ -26,11 +26,14 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from .errors import CorruptFileError, MissingInputError
 from .fitsio import write_cube
 from .guesses import data_bounds, first_guesses
 from .ingest import DEFAULT_MAX_VOXELS, Cube, read_cube
 from .noise import NoiseModel, noise_model, separate_sources, signal_mask
 from .obspars import ObsPars
+from .safe_files import atomic_path, read_json_object, refuse_overwrite, write_text_atomic
+from .sanity import check_cube_values, check_guesses
 from .trim import trim_cube
 
 __all__ = ["PREPARED_FILES", "Prepared", "load_prepared", "prepare_cube"]
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 #: The files :func:`prepare_cube` always writes (and ``noise.fits`` when the noise varies).
 PREPARED_FILES = ("cube.fits", "mask.fits", "obspars.json", "prepare.json")
 NOISE_FILE = "noise.fits"
+#: Every file a prepared folder may hold: the stage's status too.
+_OUTPUTS = (*PREPARED_FILES, NOISE_FILE, "status.json")
 
 
 def _plain(value: Any) -> Any:
@@ -97,8 +102,10 @@ def prepare_cube(
     """
     path = Path(path)
     outdir = Path(outdir)
+    refuse_overwrite([path], [outdir / name for name in _OUTPUTS])
     cube = read_cube(path, restfreq=restfreq, beam=beam, max_voxels=max_voxels, velocity_convention=velocity_convention)
     noise, mask = noise_and_mask(cube.data, cube.obspars, n_sigma=n_sigma, source=str(path))
+    check_cube_values(cube.data, noise.rms, mask, source=str(path))
     mask, others = _other_sources(cube, mask, noise)
     n_detected = int(mask.sum())
     original = cube.obspars
@@ -106,6 +113,7 @@ def prepare_cube(
     del cube, mask
     noise = noise.window(*info.slices)
     guesses = first_guesses(trimmed, trimmed.mask, noise.rms)
+    check_guesses(guesses, source=str(path))
     bounds = data_bounds(trimmed, guesses)
     return _write_prepared(
         outdir, path, trimmed, info.to_dict(), original, noise, n_detected, n_sigma, guesses, bounds, others
@@ -162,9 +170,8 @@ def _write_prepared(
     mask_header = trimmed.header.copy()
     mask_header["BUNIT"] = ""
     mask_header["BTYPE"] = "Mask"
-    fits.PrimaryHDU(data=trimmed.mask.astype(np.uint8), header=mask_header).writeto(
-        outdir / "mask.fits", overwrite=True, output_verify="fix"
-    )
+    with atomic_path(outdir / "mask.fits") as tmp:
+        fits.PrimaryHDU(data=trimmed.mask.astype(np.uint8), header=mask_header).writeto(tmp, output_verify="fix")
     noise_path = outdir / NOISE_FILE
     if noise.kind == "map":
         noise_header = trimmed.header.copy()
@@ -192,7 +199,7 @@ def _write_prepared(
             "files": list(PREPARED_FILES) + ([NOISE_FILE] if noise.kind == "map" else []),
         }
     )
-    (outdir / "prepare.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(outdir / "prepare.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     log.info(
         "%s: prepared in %s (%s noise, rms %.3g Jy/beam, %d voxels detected)",
         path,
@@ -266,22 +273,22 @@ def load_prepared(outdir: str | Path) -> Prepared:
 
     Raises
     ------
-    FileNotFoundError
+    MissingInputError
         A file is missing (the message says which and how to make it).
-    ValueError
+    CorruptFileError
         The files disagree with each other or are not what :func:`prepare_cube` writes.
     """
     outdir = Path(outdir)
     missing = [name for name in PREPARED_FILES if not (outdir / name).exists()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{outdir}: no prepared cube (missing {', '.join(missing)}): run `kinms-core trim CUBE -o {outdir}` "
             "(or kinms_core.prepare.prepare_cube) first"
         )
-    try:
-        info = json.loads((outdir / "prepare.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{outdir / 'prepare.json'} is not valid JSON ({exc}): prepare the cube again") from exc
+    info = read_json_object(outdir / "prepare.json", remedy="prepare the cube again")
+    lacking = [key for key in ("rms", "n_detected", "guesses", "bounds") if key not in info]
+    if lacking:
+        raise CorruptFileError(f"{outdir / 'prepare.json'} lacks {lacking}: prepare the cube again")
     obspars = ObsPars.from_json(outdir / "obspars.json")
     with fits.open(outdir / "cube.fits") as hdul:
         header = hdul[0].header.copy()
@@ -289,7 +296,7 @@ def load_prepared(outdir: str | Path) -> Prepared:
     with fits.open(outdir / "mask.fits") as hdul:
         mask = np.array(hdul[0].data) > 0
     if data.shape != obspars.shape or mask.shape != obspars.shape:
-        raise ValueError(
+        raise CorruptFileError(
             f"{outdir}: cube.fits {data.shape}, mask.fits {mask.shape} and obspars.json {obspars.shape} disagree: "
             "prepare the cube again"
         )

@@ -6,9 +6,10 @@ catalogue's ``flag_<name>`` columns. A raised flag does not make the fit fail: i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from .sanity import chi2_is_extreme
 
 __all__ = ["FLAGS", "fit_flags", "raised"]
 
@@ -18,7 +19,7 @@ FLAGS = {
     "at_bound": "a free parameter's 16th-84th percentile range touches one of its bounds",
     "guess_far": "the posterior of pa, inc or vsys lies far from the first guess (a wrong start or a second mode)",
     "mismatch": "the residual in the galaxy's region has over twice the noise's variance: the model misses structure",
-    "chi2_extreme": "the reduced chi-square is far from 1 (below 0.3 or above 3): check the noise or the data",
+    "chi2_extreme": "the reduced chi-square is far from 1 (kinms_core.sanity.CHI2_REDUCED_RANGE): check the noise",
     "other_sources": "faint detections apart from the galaxy were blanked before the fit",
 }
 
@@ -30,7 +31,6 @@ _FAR_ABSOLUTE = {"pa": 30.0, "inc": 20.0}
 _FAR_CHANNELS = 2.0
 # Residual variance over noise variance (whitened, in the galaxy's region) above which the model misses structure.
 _MISMATCH_RATIO = 2.0
-_CHI2_RANGE = (0.3, 3.0)
 
 
 def _touches_bound(entry: Mapping[str, Any]) -> bool:
@@ -90,7 +90,7 @@ def fit_flags(
             _far_from_guess(name, free[name], channel_width) for name in ("pa", "inc", "vsys") if name in free
         ),
         "mismatch": bool(mismatch),
-        "chi2_extreme": not (math.isfinite(chi2_reduced) and _CHI2_RANGE[0] <= chi2_reduced <= _CHI2_RANGE[1]),
+        "chi2_extreme": chi2_is_extreme(chi2_reduced),
     }
 
 

@@ -31,9 +31,11 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .errors import MissingInputError, SettingsError
 from .parametric import DISPERSIONS, MOTIONS, ROTATION_CURVES, SURFACE_BRIGHTNESS, WARPS, ModelSpec
 
 __all__ = [
+    "DEFAULT_WALKERS",
     "OVERRIDE_FIELDS",
     "SETTINGS_SCHEMA",
     "FitOptions",
@@ -41,11 +43,17 @@ __all__ = [
     "Parameter",
     "apply_overrides",
     "load_settings",
+    "walker_count",
 ]
 
 # Cloudlets of a fit's model: its Monte-Carlo error (0.6% relative L2 on the tutorial cube, half of KinMS's default)
 # is far below a cube's noise, and it costs half of the 2^17 of a stand-alone model (benchmarks/model_speed.py).
 FIT_CLOUDS = 2**15
+# Most cloudlets a fit may ask for: every cloudlet costs tens of bytes in each worker process, and far fewer already
+# make the model's Monte-Carlo noise negligible; more is a typo (1e10) that would exhaust the machine's memory.
+MAX_CLOUDS = 2**24
+# Most walkers: the ensemble's cost grows with them and emcee needs only a few times the free parameters.
+MAX_WALKERS = 4096
 
 _NUMBER_OR_AUTO = {"oneOf": [{"type": "number"}, {"const": "auto"}]}
 
@@ -65,7 +73,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                 "dispersion": {"enum": sorted(DISPERSIONS), "default": "constant"},
                 "motions": {"enum": sorted(MOTIONS), "default": "none"},
                 "ring_radii": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2},
-                "n_clouds": {"type": "integer", "minimum": 1024, "default": FIT_CLOUDS},
+                "n_clouds": {"type": "integer", "minimum": 1024, "maximum": MAX_CLOUDS, "default": FIT_CLOUDS},
             },
         },
         "parameters": {
@@ -101,7 +109,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                 "errors": {"enum": ["robust", "scaled"]},
                 "chi2_correction": {"enum": ["detected", "all", "none"]},
                 "noise_correlation": {"enum": ["beam", "none"]},
-                "nwalkers": {"type": "integer", "minimum": 4},
+                "nwalkers": {"type": "integer", "minimum": 4, "maximum": MAX_WALKERS},
                 "max_steps": {"type": "integer", "minimum": 1},
                 "min_steps": {"type": "integer", "minimum": 0},
                 "seed": {"type": "integer", "minimum": 0},
@@ -120,6 +128,16 @@ SETTINGS_SCHEMA: dict[str, Any] = {
 OVERRIDE_FIELDS = ("guess", "min", "max", "fixed")
 
 
+#: Walkers of a fit of up to 11 free parameters (tutorial fit: 24 walkers converge in 27k evaluations, 32 need 32k;
+#: benchmarks/fit_speed.py); larger models get two more than twice their free parameters.
+DEFAULT_WALKERS = 24
+
+
+def walker_count(options: FitOptions, n_free: int) -> int:
+    """The number of walkers of a fit with ``n_free`` free parameters: ``fit.nwalkers``, or the default."""
+    return options.nwalkers if options.nwalkers is not None else max(DEFAULT_WALKERS, 2 * n_free + 2)
+
+
 @dataclass(frozen=True)
 class FitOptions:
     """Sampler settings (``fit:`` in YAML).
@@ -133,7 +151,8 @@ class FitOptions:
     errors: str = "robust"
     chi2_correction: str = "detected"
     noise_correlation: str = "beam"
-    nwalkers: int = 24  # tutorial fit: 24 walkers converge in 27k evaluations, 32 need 32k (benchmarks/fit_speed.py)
+    # None: DEFAULT_WALKERS, or two more than twice the free parameters for the larger model families
+    nwalkers: int | None = None
     max_steps: int = 5000
     min_steps: int = 0
     seed: int = 1
@@ -162,9 +181,9 @@ class Parameter:
         """Replace ``auto`` by the data's guesses and bounds; check the result."""
         guess = guesses.get(self.name) if self.guess == "auto" else self.guess
         if guess is None:
-            raise ValueError(f"parameters.{self.name}.guess is auto but the data gave no value: set a number")
+            raise SettingsError(f"parameters.{self.name}.guess is auto but the data gave no value: set a number")
         if not math.isfinite(float(guess)):
-            raise ValueError(f"parameters.{self.name}.guess must be finite, got {guess!r}")
+            raise SettingsError(f"parameters.{self.name}.guess must be finite, got {guess!r}")
         guess = float(guess)
         if self.fixed:  # a fixed parameter needs no bounds
             return Parameter(self.name, guess, guess, guess, True, self.prior)
@@ -172,18 +191,20 @@ class Parameter:
         high = bounds.get(self.name, (None, None))[1] if self.max == "auto" else self.max
         for label, value in (("min", low), ("max", high)):
             if value is None:
-                raise ValueError(f"parameters.{self.name}.{label} is auto but the data gave no value: set a number")
+                raise SettingsError(f"parameters.{self.name}.{label} is auto but the data gave no value: set a number")
             if not math.isfinite(float(value)):
-                raise ValueError(f"parameters.{self.name}.{label} must be finite, got {value!r}")
+                raise SettingsError(f"parameters.{self.name}.{label} must be finite, got {value!r}")
         low, high = float(low), float(high)
         if low >= high:
-            raise ValueError(f"parameters.{self.name}: min ({low:g}) must be below max ({high:g})")
+            raise SettingsError(f"parameters.{self.name}: min ({low:g}) must be below max ({high:g})")
         if not low <= guess <= high:
             if self.guess != "auto":
-                raise ValueError(f"parameters.{self.name}.guess {guess:g} lies outside its bounds [{low:g}, {high:g}]")
+                raise SettingsError(
+                    f"parameters.{self.name}.guess {guess:g} lies outside its bounds [{low:g}, {high:g}]"
+                )
             guess = min(max(guess, low), high)  # a data-derived guess outside the bounds is clipped into them
         if self.prior is not None and not self.prior[1] > 0:
-            raise ValueError(f"parameters.{self.name}.prior gaussian width must be positive, got {self.prior[1]}")
+            raise SettingsError(f"parameters.{self.name}.prior gaussian width must be positive, got {self.prior[1]}")
         return Parameter(self.name, guess, low, high, False, self.prior)
 
 
@@ -202,7 +223,7 @@ class FitSettings:
         guesses, bounds = _family_guesses(self.spec, guesses, bounds)
         out = [self.parameters[name].resolve(guesses, bounds) for name in self.spec.parameter_names]
         if all(p.fixed for p in out):
-            raise ValueError("every parameter is fixed: free at least one (parameters.<name>.fixed: false)")
+            raise SettingsError("every parameter is fixed: free at least one (parameters.<name>.fixed: false)")
         return out
 
 
@@ -248,9 +269,51 @@ def _family_guesses(
     return guesses, bounds
 
 
+# JSON Schema counts 8.0 as an integer; Python does not (emcee refuses a float number of walkers), so settings that
+# must be integers must be written as integers.
+_TYPE_CHECKER = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+)
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPE_CHECKER)
+
+
 def _format_error(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     return f"settings key {where}: {error.message}"
+
+
+def _check_known_before_fitting(parameters: Mapping[str, Parameter], options: FitOptions) -> None:
+    """What can be checked without the data: numeric bounds in order, numeric guesses inside numeric bounds, and
+    enough walkers for the free parameters (``auto`` values are checked when the data give them)."""
+    problems = []
+    for p in parameters.values():
+        numbers = {label: getattr(p, label) for label in ("guess", "min", "max") if getattr(p, label) != "auto"}
+        bad = [label for label, value in numbers.items() if not math.isfinite(float(value))]
+        if bad:
+            problems.append(f"parameters.{p.name}.{bad[0]} must be finite, got {numbers[bad[0]]!r}")
+            continue
+        if p.fixed:
+            continue
+        if "min" in numbers and "max" in numbers and not numbers["min"] < numbers["max"]:
+            problems.append(f"parameters.{p.name}: min ({numbers['min']:g}) must be below max ({numbers['max']:g})")
+        elif "guess" in numbers:
+            low, high = numbers.get("min", -math.inf), numbers.get("max", math.inf)
+            if not low <= numbers["guess"] <= high:
+                problems.append(
+                    f"parameters.{p.name}.guess {numbers['guess']:g} lies outside its bounds [{low:g}, {high:g}]"
+                )
+        if p.prior is not None and not p.prior[1] > 0:
+            problems.append(f"parameters.{p.name}.prior gaussian width must be positive, got {p.prior[1]}")
+    n_free = sum(not p.fixed for p in parameters.values())
+    if n_free == 0:
+        problems.append("every parameter is fixed: free at least one (parameters.<name>.fixed: false)")
+    elif options.nwalkers is not None and options.nwalkers < 2 * n_free:
+        problems.append(
+            f"fit.nwalkers ({options.nwalkers}) must be at least twice the free parameters ({n_free}): raise it to "
+            f"{2 * n_free} or fix some parameters"
+        )
+    if problems:
+        raise SettingsError("; ".join(problems))
 
 
 def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSettings:
@@ -258,8 +321,12 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
 
     Raises
     ------
-    ValueError
-        On unknown keys, wrong types, unknown parameter names or a bad prior, naming the key.
+    SettingsError
+        On unknown keys, wrong types (a float where an integer is needed), values out of range, unknown parameter
+        names, a bad prior, and what is wrong before any data are seen: ``min >= max``, a guess outside its
+        bounds, fewer walkers than twice the free parameters; naming the key.
+    MissingInputError
+        The settings file does not exist.
     """
     if source is None:
         raw: dict[str, Any] = {}
@@ -268,16 +335,16 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
     else:
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"settings file {path} does not exist")
+            raise MissingInputError(f"settings file {path} does not exist")
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ValueError(f"settings file {path} is not valid YAML: {exc}") from exc
+            raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc
         if not isinstance(raw, dict):
-            raise ValueError(f"settings file {path} must hold a mapping with model/parameters/fit keys")
-    errors = sorted(jsonschema.Draft202012Validator(SETTINGS_SCHEMA).iter_errors(raw), key=lambda e: e.path)
+            raise SettingsError(f"settings file {path} must hold a mapping with model/parameters/fit keys")
+    errors = sorted(_Validator(SETTINGS_SCHEMA).iter_errors(raw), key=lambda e: e.path)
     if errors:
-        raise ValueError("; ".join(_format_error(e) for e in errors))
+        raise SettingsError("; ".join(_format_error(e) for e in errors))
 
     model = raw.get("model", {})
     try:
@@ -290,12 +357,12 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
             motions=model.get("motions", "none"),
         )
     except ValueError as exc:
-        raise ValueError(f"settings key {exc}") from exc
+        raise SettingsError(f"settings key {exc}") from exc
     names = spec.parameter_names
     given = raw.get("parameters", {}) or {}
     unknown = sorted(set(given) - set(names))
     if unknown:
-        raise ValueError(
+        raise SettingsError(
             f"settings key parameters: unknown parameter(s) {unknown} for a {spec.surface_brightness} disc with a "
             f"{spec.rotation_curve} rotation curve; known: {list(names)}"
         )
@@ -307,10 +374,11 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
     options = FitOptions(**raw.get("fit", {}))
     scaling = sorted({"chi2_correction", "noise_correlation"} & set(raw.get("fit", {})))
     if options.errors == "robust" and scaling:
-        raise ValueError(
+        raise SettingsError(
             f"settings key fit.{scaling[0]} applies only with fit.errors: scaled (fixed inflation factors); the "
             "default, fit.errors: robust, measures the noise correlation and the model mismatch from the data"
         )
+    _check_known_before_fitting(parameters, options)
     return FitSettings(
         spec=spec,
         parameters=parameters,
@@ -333,12 +401,12 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
             continue
         name, _, field_name = str(key).rpartition("_")
         if field_name not in OVERRIDE_FIELDS or not name:
-            raise ValueError(f"override {key!r} is not of the form <parameter>_<{'|'.join(OVERRIDE_FIELDS)}>")
+            raise SettingsError(f"override {key!r} is not of the form <parameter>_<{'|'.join(OVERRIDE_FIELDS)}>")
         entry = dict(params.get(name, {}))
         if field_name == "fixed":
             text = str(value).strip().lower()
             if text not in ("true", "false", "yes", "no", "1", "0", "1.0", "0.0"):
-                raise ValueError(f"override {key}={value!r}: give true or false")
+                raise SettingsError(f"override {key}={value!r}: give true or false")
             entry["fixed"] = text in ("true", "yes", "1", "1.0")
         elif isinstance(value, str) and value.strip().lower() == "auto":
             entry[field_name] = "auto"
@@ -346,6 +414,6 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
             try:
                 entry[field_name] = float(value)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"override {key}={value!r}: give a number or auto") from exc
+                raise SettingsError(f"override {key}={value!r}: give a number or auto") from exc
         params[name] = entry
     return out

@@ -35,10 +35,12 @@ import pandas as pd
 from astropy.io import fits
 
 from .beam import FWHM_TO_SIGMA
+from .errors import MissingInputError, SettingsError
 from .fitsio import obspars_header
 from .model import model_cube
 from .obspars import ObsPars
 from .parametric import radius_grid
+from .safe_files import atomic_path
 from .survey import is_missing
 
 __all__ = [
@@ -98,7 +100,7 @@ def _as_bool(name: str, value: Any) -> bool:
         return True
     if text in ("false", "no", "0", "0.0"):
         return False
-    raise ValueError(f"mock column {name}={value!r}: give true or false")
+    raise SettingsError(f"mock column {name}={value!r}: give true or false")
 
 
 def mock_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,17 +108,17 @@ def mock_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises
     ------
-    ValueError
+    SettingsError
         Naming the galaxy and the column: unknown or missing columns, non-numbers, values out of range.
     """
     galaxy = row.get("galaxy")
     label = f"mock {galaxy!r}" if not is_missing(galaxy) else "mock row"
     unknown = sorted(set(row) - set(MOCK_COLUMNS))
     if unknown:
-        raise ValueError(f"{label}: unknown column(s) {unknown}; known columns are {list(MOCK_COLUMNS)}")
+        raise SettingsError(f"{label}: unknown column(s) {unknown}; known columns are {list(MOCK_COLUMNS)}")
     missing = [name for name in _REQUIRED if is_missing(row.get(name))]
     if missing:
-        raise ValueError(f"{label}: missing value(s) for {missing}")
+        raise SettingsError(f"{label}: missing value(s) for {missing}")
     out: dict[str, Any] = {}
     for name in MOCK_COLUMNS:
         value = row.get(name)
@@ -125,7 +127,7 @@ def mock_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("nx", "ny", "nv", "n_clouds"):
         value = float(out[name])
         if value != int(value) or value < 1:
-            raise ValueError(f"{label}: {name} must be a positive integer, got {out[name]!r}")
+            raise SettingsError(f"{label}: {name} must be a positive integer, got {out[name]!r}")
         out[name] = int(value)
     floats = ("cellsize", "dv", "bmaj", "bpa", "ra", "dec", "flux", "pa", "inc", "xc", "yc", "vsys", "sigma")
     floats += ("scalerad", "vflat", "rturn", "rms", "restfreq")
@@ -135,26 +137,26 @@ def mock_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
         try:
             out[name] = float(out[name])
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{label}: {name} must be a number, got {out[name]!r}") from exc
+            raise SettingsError(f"{label}: {name} must be a number, got {out[name]!r}") from exc
         if not math.isfinite(out[name]):
-            raise ValueError(f"{label}: {name} must be finite, got {out[name]!r}")
+            raise SettingsError(f"{label}: {name} must be finite, got {out[name]!r}")
     for name in ("cellsize", "dv", "bmaj", "flux", "scalerad", "rturn", "restfreq"):
         if out[name] <= 0:
-            raise ValueError(f"{label}: {name} must be positive, got {out[name]!r}")
+            raise SettingsError(f"{label}: {name} must be positive, got {out[name]!r}")
     if out["rms"] < 0 or out["sigma"] < 0 or out["vflat"] < 0:
-        raise ValueError(f"{label}: rms, sigma and vflat must not be negative")
+        raise SettingsError(f"{label}: rms, sigma and vflat must not be negative")
     if not 0.0 <= out["inc"] <= 90.0:
-        raise ValueError(f"{label}: inc must lie in [0, 90] degrees, got {out['inc']!r}")
+        raise SettingsError(f"{label}: inc must lie in [0, 90] degrees, got {out['inc']!r}")
     if out["bmin"] is None:
         out["bmin"] = out["bmaj"]
     out["correlated"] = _as_bool("correlated", out["correlated"])
     out["format"] = str(out["format"]).strip().lower()
     if out["format"] not in FORMATS:
-        raise ValueError(f"{label}: format {out['format']!r} is unknown; choose one of {list(FORMATS)}")
+        raise SettingsError(f"{label}: format {out['format']!r} is unknown; choose one of {list(FORMATS)}")
     if out["seed"] is not None:
         seed = float(out["seed"])
         if seed != int(seed) or seed < 0:
-            raise ValueError(f"{label}: seed must be a non-negative integer, got {out['seed']!r}")
+            raise SettingsError(f"{label}: seed must be a non-negative integer, got {out['seed']!r}")
         out["seed"] = int(seed)
     return out
 
@@ -186,7 +188,7 @@ def beam_correlated_noise(obspars: ObsPars, rms: float, rng: np.random.Generator
     deviation is exactly ``rms``. Channels stay independent.
     """
     if not (math.isfinite(rms) and rms >= 0):
-        raise ValueError(f"rms must be a non-negative noise level (Jy/beam), got {rms!r}")
+        raise SettingsError(f"rms must be a non-negative noise level (Jy/beam), got {rms!r}")
     bmaj, bmin, bpa = obspars.beam
     s_maj = bmaj / math.sqrt(2.0) * FWHM_TO_SIGMA / obspars.cellsize
     s_min = bmin / math.sqrt(2.0) * FWHM_TO_SIGMA / obspars.cellsize
@@ -263,7 +265,7 @@ def simulate_cube(row: Mapping[str, Any], path: str | Path, *, seed: int) -> Pat
 
     Raises
     ------
-    ValueError
+    SettingsError
         On an unknown or missing column or a bad value (naming the galaxy and the column), or a model that falls
         outside its cube.
     """
@@ -307,7 +309,8 @@ def simulate_cube(row: Mapping[str, Any], path: str | Path, *, seed: int) -> Pat
         data = data[np.newaxis]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fits.PrimaryHDU(data=data, header=header).writeto(path, overwrite=True, output_verify="fix")
+    with atomic_path(path) as tmp:
+        fits.PrimaryHDU(data=data, header=header).writeto(tmp, output_verify="fix")
     log.info(
         "%s: wrote %s %s (%s, peak %.3g Jy/beam, rms %.3g, %s noise)",
         r["galaxy"],
@@ -326,27 +329,27 @@ def read_mock_table(path: str | Path) -> pd.DataFrame:
 
     Raises
     ------
-    FileNotFoundError
+    MissingInputError
         The table does not exist.
-    ValueError
+    SettingsError
         A row is bad (the message names it), a name repeats, or the table has no ``galaxy`` column.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"mock table {path} does not exist: check `mocks:` in the config")
+        raise MissingInputError(f"mock table {path} does not exist: check `mocks:` in the config")
     table = pd.read_csv(path, comment="#", skipinitialspace=True, dtype={"galaxy": str, "format": str})
     table.columns = [str(c).strip() for c in table.columns]
     if "galaxy" not in table.columns:
-        raise ValueError(f"mock table {path} has no 'galaxy' column")
+        raise SettingsError(f"mock table {path} has no 'galaxy' column")
     table["galaxy"] = table["galaxy"].str.strip()
     repeated = sorted(table["galaxy"][table["galaxy"].duplicated()].unique())
     if repeated:
-        raise ValueError(f"mock table {path}: galaxy name(s) {repeated} appear more than once; names must be unique")
+        raise SettingsError(f"mock table {path}: galaxy name(s) {repeated} appear more than once; names must be unique")
     for record in table.to_dict("records"):
         try:
             mock_parameters(record)
         except ValueError as exc:
-            raise ValueError(f"mock table {path}: {exc}") from exc
+            raise SettingsError(f"mock table {path}: {exc}") from exc
     return table
 
 
@@ -364,7 +367,9 @@ def simulate_survey_row(table_path: str | Path, galaxy: str, out_path: str | Pat
     table = read_mock_table(table_path)
     rows = table[table["galaxy"] == galaxy]
     if rows.empty:
-        raise ValueError(f"galaxy {galaxy!r} is not in the mock table {table_path}; it holds {sorted(table['galaxy'])}")
+        raise SettingsError(
+            f"galaxy {galaxy!r} is not in the mock table {table_path}; it holds {sorted(table['galaxy'])}"
+        )
     row = {k: v for k, v in rows.iloc[0].to_dict().items()}
     seed = mock_parameters(row)["seed"]
     return simulate_cube(row, out_path, seed=_stable_seed(galaxy) if seed is None else seed)

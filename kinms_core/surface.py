@@ -13,6 +13,7 @@ import numpy as np
 from scipy import signal
 
 from .beam import gaussian_psf
+from .errors import NoEmissionError
 from .obspars import ObsPars
 
 __all__ = ["DECONVOLUTION_ITERATIONS", "surface_map"]
@@ -35,7 +36,7 @@ def surface_map(
     emission = np.where(np.asarray(mask, dtype=bool), np.nan_to_num(np.asarray(data, dtype=float)), 0.0)
     image = np.clip(emission, 0.0, None).sum(axis=0)
     if not image.max() > 0:
-        raise ValueError("the signal mask holds no positive emission: no surface-brightness map can be made")
+        raise NoEmissionError("the signal mask holds no positive emission: no surface-brightness map can be made")
     psf = gaussian_psf(obspars.beam, obspars.cellsize)
     psf /= psf.sum()
     mirrored = psf[::-1, ::-1]

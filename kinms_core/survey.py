@@ -5,7 +5,8 @@ The galaxies sheet is a CSV file (``#`` comment lines allowed), one row per gala
 ========================  ===========================================================================================
 column                    meaning
 ========================  ===========================================================================================
-``galaxy``                unique name, letters, digits, ``_`` and ``-`` only (it names the galaxy's folder)
+``galaxy``                unique name (also ignoring case), letters, digits, ``_`` and ``-``, starting with a
+                          letter or digit, at most 64 characters (it names the galaxy's folder)
 ``cube``                  path of the FITS cube, relative to the working directory
 ``restfreq``              rest frequency in Hz (optional: overrides the header's; needed for a FREQ axis without one)
 ``bmaj, bmin, bpa``       beam in arcsec, arcsec, deg (optional: overrides the header's; ``bmin`` defaults to
@@ -36,12 +37,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from .errors import MissingInputError, SettingsError
+from .safe_files import write_json_atomic, write_text_atomic
 from .settings import OVERRIDE_FIELDS, load_settings
 
 __all__ = [
     "GALAXY_PATTERN",
     "RESERVED_NAMES",
     "SETTINGS_KEYS",
+    "check_galaxy_settings",
     "check_sheet",
     "clean_row",
     "cube_arguments",
@@ -58,8 +62,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Galaxy names: they become folder names and Snakemake wildcards.
-GALAXY_PATTERN = r"^[A-Za-z0-9_-]+$"
+#: Galaxy names: they become folder names, Snakemake wildcards and command-line values, so they start with a letter
+#: or digit (a leading '-' would read as an option, e.g. ``-h``) and are short enough for any file system.
+GALAXY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+#: Longest cube path accepted (the usual PATH_MAX), and longest part of one (NAME_MAX).
+MAX_PATH_LENGTH = 4096
+MAX_NAME_LENGTH = 255
 #: Names of survey-level folders under the results folder, which no galaxy may take.
 RESERVED_NAMES = ("mocks", "survey", "benchmarks", "logs")
 #: The config keys that are fit settings (kinms_core.settings).
@@ -102,24 +110,24 @@ def read_sheet(path: str | Path) -> pd.DataFrame:
 
     Raises
     ------
-    FileNotFoundError
+    MissingInputError
         The sheet does not exist.
-    ValueError
+    SettingsError
         It is empty or lacks the ``galaxy`` or ``cube`` column.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"galaxies sheet {path} does not exist: check `galaxies:` in the config")
+        raise MissingInputError(f"galaxies sheet {path} does not exist: check `galaxies:` in the config")
     try:
         sheet = pd.read_csv(path, comment="#", skipinitialspace=True, dtype={"galaxy": str, "cube": str})
     except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"galaxies sheet {path} is empty: give a header line and one row per galaxy") from exc
+        raise SettingsError(f"galaxies sheet {path} is empty: give a header line and one row per galaxy") from exc
     sheet.columns = [str(c).strip() for c in sheet.columns]
     missing = [c for c in ("galaxy", "cube") if c not in sheet.columns]
     if missing:
-        raise ValueError(f"galaxies sheet {path} lacks the column(s) {missing}: every row needs a galaxy and a cube")
+        raise SettingsError(f"galaxies sheet {path} lacks the column(s) {missing}: every row needs a galaxy and a cube")
     if sheet.empty:
-        raise ValueError(f"galaxies sheet {path} has no galaxies")
+        raise SettingsError(f"galaxies sheet {path} has no galaxies")
     for column in sheet.columns:
         if column in ("galaxy", "cube"):
             sheet[column] = sheet[column].map(lambda v: v.strip() if isinstance(v, str) else v)
@@ -137,48 +145,103 @@ def _column_parameter(column: str) -> tuple[str, str] | None:
 
 
 def check_sheet(sheet: pd.DataFrame, parameters: Sequence[str], *, source: str = "galaxies sheet") -> None:
-    """Check what a JSON schema cannot: unique names, reserved names, and that override and truth columns name
-    parameters of the configured model.
+    """Check what a JSON schema cannot: names safe as folders and command-line values, unique also when case is
+    ignored (as on macOS and Windows file systems), not reserved; cube paths usable on the command line; and that
+    override and truth columns name parameters of the configured model.
 
     Raises
     ------
-    ValueError
+    SettingsError
         Naming the row, column or galaxy and what to change.
     """
     names = sheet["galaxy"].astype(str)
     bad = [n for n in names if not re.match(GALAXY_PATTERN, n)]
     if bad:
-        raise ValueError(f"{source}: galaxy name(s) {bad} may hold only letters, digits, '_' and '-'")
+        raise SettingsError(
+            f"{source}: galaxy name(s) {bad} may hold only letters, digits, '_' and '-', start with a letter or digit "
+            "and have at most 64 characters"
+        )
     repeated = sorted(names[names.duplicated()].unique())
     if repeated:
-        raise ValueError(f"{source}: galaxy name(s) {repeated} appear more than once; every galaxy needs its own name")
-    reserved = sorted(set(names) & set(RESERVED_NAMES))
+        raise SettingsError(
+            f"{source}: galaxy name(s) {repeated} appear more than once; every galaxy needs its own name"
+        )
+    folded = names.str.casefold()
+    clashes = sorted(names[folded.duplicated(keep=False)])
+    if clashes:
+        raise SettingsError(
+            f"{source}: galaxy names {clashes} differ only in case, which many file systems do not tell apart; "
+            "rename them"
+        )
+    reserved = sorted(n for n in names if n.casefold() in RESERVED_NAMES)
     if reserved:
-        raise ValueError(f"{source}: galaxy name(s) {reserved} are reserved for survey folders; rename them")
+        raise SettingsError(f"{source}: galaxy name(s) {reserved} are reserved for survey folders; rename them")
     known = set(parameters)
     for column in sheet.columns:
         if column in ("galaxy", "cube", *_READING_COLUMNS):
             continue
         parsed = _column_parameter(column)
         if parsed is None:
-            raise ValueError(
+            raise SettingsError(
                 f"{source}: unknown column {column!r}; columns are galaxy, cube, {', '.join(_READING_COLUMNS)}, "
                 f"<param>_<{'|'.join(OVERRIDE_FIELDS)}|true>"
             )
         if parsed[0] not in known:
-            raise ValueError(
+            raise SettingsError(
                 f"{source}: column {column!r} names parameter {parsed[0]!r}, which the configured model does not "
                 f"have; its parameters are {list(parameters)}"
             )
     if "bmaj" not in sheet.columns and any(c in sheet.columns for c in ("bmin", "bpa")):
-        raise ValueError(f"{source}: bmin/bpa columns need a bmaj column (arcsec)")
+        raise SettingsError(f"{source}: bmin/bpa columns need a bmaj column (arcsec)")
+    for galaxy, cube in zip(names, sheet["cube"], strict=True):
+        problem = _cube_path_problem(cube)
+        if problem:
+            raise SettingsError(f"{source}: galaxy {galaxy!r}: cube {cube!r} {problem}")
+
+
+def _cube_path_problem(cube: Any) -> str:
+    """What makes a sheet's cube path unusable, or ''."""
+    if is_missing(cube):
+        return "is empty: give the FITS file's path"
+    text = str(cube)
+    if text.startswith("-"):
+        return f"starts with '-', which reads as an option: write it as ./{text}"
+    if any(ord(c) < 32 for c in text):
+        return "holds a control character (a line break or tab): fix the sheet"
+    if len(text) > MAX_PATH_LENGTH or any(len(part) > MAX_NAME_LENGTH for part in Path(text).parts):
+        return f"is too long for a file system (at most {MAX_NAME_LENGTH} characters per folder or file name)"
+    return ""
+
+
+def check_galaxy_settings(sheet: pd.DataFrame, settings: Mapping[str, Any], *, source: str = "galaxies sheet") -> None:
+    """Check every galaxy's fit settings (the survey's, with the row's overrides) before any job runs, so that a
+    bound in the wrong order, a guess outside its bounds or too few walkers is reported once, naming the galaxy,
+    rather than at fit time.
+
+    Raises
+    ------
+    SettingsError
+        One line per galaxy whose settings are wrong.
+    """
+    from .settings import apply_overrides
+
+    problems = []
+    for galaxy in sheet["galaxy"].astype(str):
+        try:
+            load_settings(apply_overrides(settings, galaxy_overrides(sheet_row(sheet, galaxy))))
+        except SettingsError as exc:
+            problems.append(f"galaxy {galaxy!r}: {exc}")
+    if problems:
+        raise SettingsError(
+            f"{source}: wrong fit settings (the config's with the row's overrides):\n  " + "\n  ".join(problems)
+        )
 
 
 def sheet_row(sheet: pd.DataFrame, galaxy: str) -> dict[str, Any]:
     """The sheet's row of ``galaxy`` as a dict without empty cells."""
     rows = sheet[sheet["galaxy"] == galaxy]
     if rows.empty:
-        raise ValueError(f"galaxy {galaxy!r} is not in the galaxies sheet")
+        raise SettingsError(f"galaxy {galaxy!r} is not in the galaxies sheet")
     return clean_row(rows.iloc[0].to_dict())
 
 
@@ -200,7 +263,7 @@ def cube_arguments(row: Mapping[str, Any]) -> list[str]:
         bpa = 0.0 if is_missing(row.get("bpa")) else float(row["bpa"])
         args += ["--beam", _number(bmaj), _number(bmin), _number(bpa)]
     elif not is_missing(row.get("bmin")) or not is_missing(row.get("bpa")):
-        raise ValueError(f"galaxy {row.get('galaxy')!r}: bmin/bpa given without bmaj; give the whole beam")
+        raise SettingsError(f"galaxy {row.get('galaxy')!r}: bmin/bpa given without bmaj; give the whole beam")
     if not is_missing(row.get("velocity_convention")):
         args += ["--velocity-convention", str(row["velocity_convention"]).strip()]
     return args
@@ -262,11 +325,8 @@ def fit_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 def write_settings(settings: Mapping[str, Any], path: str | Path) -> Path:
     """Write validated fit settings as YAML (the file ``kinms-core fit --settings`` reads)."""
     load_settings(settings)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "# fit settings of the survey (written from the config by the workflow)\n"
-    path.write_text(text + yaml.safe_dump(json.loads(json.dumps(dict(settings))), sort_keys=False))
-    return path
+    return write_text_atomic(path, text + yaml.safe_dump(json.loads(json.dumps(dict(settings))), sort_keys=False))
 
 
 def software_versions() -> dict[str, str]:
@@ -324,8 +384,6 @@ def write_provenance(
         "sheet": {"path": str(sheet), "rows": _records(sheet)},
         "mocks": {"path": str(mocks), "rows": _records(mocks)} if mocks else None,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path = write_json_atomic(path, record, indent=2)
     log.info("wrote %s", path)
     return path

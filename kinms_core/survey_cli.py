@@ -9,6 +9,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from .errors import MissingInputError, UsageError
+
 __all__ = ["SURVEY_PLOT_FILES", "register", "register_catalogue", "register_simulate", "register_survey_plots"]
 
 log = logging.getLogger(__name__)
@@ -18,8 +20,10 @@ SURVEY_PLOT_FILES = ("recovery.png", "pulls.png", "distributions.png")
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
+    from .safe_files import refuse_overwrite
     from .simulate import simulate_survey_row
 
+    refuse_overwrite([args.table], [args.output])
     path = simulate_survey_row(args.table, args.galaxy, args.output)
     print(f"{args.galaxy}: mock cube written to {path}")
     return 0
@@ -74,11 +78,11 @@ def _run_survey_plots(args: argparse.Namespace) -> int:
 
     path = Path(args.catalogue)
     if not path.is_file():
-        raise FileNotFoundError(f"catalogue {path} does not exist: run `kinms-core catalogue` first")
+        raise MissingInputError(f"catalogue {path} does not exist: run `kinms-core catalogue` first")
     cat = pd.read_csv(path, dtype={"galaxy": str, "status": str, "error": str}, keep_default_na=True)
     params = [c for c in cat.columns if f"{c}_lo" in cat.columns and f"{c}_hi" in cat.columns]
     if not params:
-        raise ValueError(f"catalogue {path} has no parameter columns (p, p_lo, p_hi): is it a kinms-core catalogue?")
+        raise UsageError(f"catalogue {path} has no parameter columns (p, p_lo, p_hi): is it a kinms-core catalogue?")
     outdir = Path(args.outdir)
     plot_recovery(cat, params, outdir / "recovery.png")
     plot_pulls(cat, params, outdir / "pulls.png")

@@ -77,4 +77,36 @@ def write_bad_inputs(folder: Path) -> dict[str, tuple[str, str]]:
     header.extend(_header())
     enormous.write_bytes(header.tostring().encode() + b"\0" * 2880)
     cases["enormous"] = (str(enormous), "voxels")
+
+    # A galaxy with one voxel at 1e30 (an old blank sentinel): without a check it is "detected" and fitted.
+    galaxy = galaxy_cube()
+    sentinel = folder / "sentinel.fits"
+    with_sentinel = galaxy + noise
+    with_sentinel[8, 10, 12] = 1e30
+    write_cube(sentinel, with_sentinel, GRID)
+    cases["sentinel_1e30"] = (str(sentinel), "sentinel")
+
+    # The same galaxy with its continuum left in: every voxel lifted by 20 times the noise is "detected".
+    continuum = folder / "continuum.fits"
+    write_cube(continuum, galaxy + noise + 0.02, GRID)
+    cases["continuum"] = (str(continuum), "continuum")
     return cases
+
+
+def galaxy_cube() -> np.ndarray:
+    """A small disc on :data:`GRID` (no noise): exponential, arctan rotation curve, inclined 60 degrees."""
+    from kinms_core import model_cube
+
+    rad = np.arange(0.0, 40.0, 0.5)
+    return model_cube(
+        GRID,
+        n_clouds=2**14,
+        seed=1,
+        inc=60.0,
+        pa=120.0,
+        sb_rad=rad,
+        sb_prof=np.exp(-rad / 6.0),
+        vel_rad=rad,
+        vel_prof=180.0 * 2.0 / np.pi * np.arctan(rad / 3.0),
+        int_flux=20.0,
+    ).astype(np.float32)

@@ -14,6 +14,7 @@ import pytest
 from conftest import chain_steps, tutorial_params
 
 from kinms_core import ObsPars, model_cube, write_cube
+from kinms_core.errors import SettingsError
 from kinms_core.fit import ChainFile, fit_galaxy
 from kinms_core.galaxy import fit_prepared
 from kinms_core.likelihood import (
@@ -106,11 +107,10 @@ def test_bad_parameter_settings_name_the_parameter(parameters, match):
         load_settings({"parameters": parameters}).resolved(guesses, bounds)
 
 
-def test_all_fixed_is_an_error():
+def test_all_fixed_is_an_error_when_the_settings_are_loaded():
     names = load_settings().spec.parameter_names
-    settings = load_settings({"parameters": {n: {"guess": 1.0, "fixed": True} for n in names}})
-    with pytest.raises(ValueError, match="every parameter is fixed"):
-        settings.resolved({}, {})
+    with pytest.raises(SettingsError, match="every parameter is fixed"):
+        load_settings({"parameters": {n: {"guess": 1.0, "fixed": True} for n in names}})
 
 
 def test_auto_takes_the_data_guesses_and_clips_them_into_user_bounds():

@@ -1,5 +1,6 @@
-"""The Snakemake workflow: dry-run DAGs of the demo and of bad sheets and configs, and a tiny real survey with a bad
-cube, a crashing job, reruns that do nothing and a changed row that reruns only its galaxy.
+"""The Snakemake workflow: dry-run DAGs of the demo and of bad sheets and configs, a user's config that inherits
+nothing from the demo's, and a tiny real survey with bad cubes, a crashing job (the catalogue is still made), reruns
+that do nothing and a changed row that reruns only its galaxy.
 
 Each test works in a temporary folder with its own config (``--configfile``, ``--directory``) and the repository's
 Snakefile (``-s``).
@@ -8,6 +9,7 @@ Snakefile (``-s``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -126,6 +128,19 @@ def write_config(tmp_path: Path, sheet: str, **extra) -> Path:
         ("galaxy,cube\na,a.fits\n", {"fit": {"nwalkers": "many"}}, ["settings key fit.nwalkers"]),
         ("galaxy,cube\na,a.fits\n", {"parameters": {"incl": {"min": 5}}}, ["unknown parameter(s) ['incl']"]),
         ("galaxy,cube\na,a.fits\n", {"simulate": True}, ["simulate: true needs the mock table"]),
+        # names that would read as options, or clash on case-insensitive file systems; a cube path that is an option
+        ("galaxy,cube\n-h,a.fits\n", {}, ["row 1 (galaxy '-h')", "starting with a letter or digit"]),
+        ("galaxy,cube\n--help,a.fits\n", {}, ["row 1 (galaxy '--help')", "does not match"]),
+        ("galaxy,cube\nNGC1,a.fits\nngc1,b.fits\n", {}, ["['NGC1', 'ngc1'] differ only in case"]),
+        ("galaxy,cube\na,-x.fits\n", {}, ["row 1 (galaxy 'a'): cube: '-x.fits' does not match", "./-name"]),
+        # settings wrong before any data are seen: found now, not at fit time in every galaxy (the other such errors
+        # are tested on kinms_core.settings in test_reliability.py)
+        ("galaxy,cube\na,a.fits\n", {"fit": {"nwalkers": 8.0}}, ["settings key fit.nwalkers: 8.0 is not of type"]),
+        (
+            "galaxy,cube,inc_guess\na,a.fits,50\nb,b.fits,95\n",
+            {"parameters": {"inc": {"max": 89}}},
+            ["galaxy 'b': parameters.inc.guess 95 lies outside its bounds"],
+        ),
     ],
 )
 def test_bad_sheet_or_config_stops_before_any_job_with_a_clear_message(tmp_path, sheet, extra, messages):
@@ -134,6 +149,36 @@ def test_bad_sheet_or_config_stops_before_any_job_with_a_clear_message(tmp_path,
     assert result.returncode != 0
     for message in messages:
         assert message in result.output, result.output
+
+
+def test_config_with_only_galaxies_gets_library_defaults_not_the_demos(tmp_path):
+    """A user's --configfile replaces the demo's config: what it does not say comes from the library."""
+    from kinms_core.settings import FIT_CLOUDS, FitOptions, load_settings
+
+    shutil.copytree(REPO / "config", tmp_path / "config")  # the demo's config where the Snakefile looks for it
+    (tmp_path / "galaxies.csv").write_text("galaxy,cube\nmine,mine.fits\n")
+    configfile = tmp_path / "mine.yaml"
+    configfile.write_text("galaxies: galaxies.csv\n")
+    targets = ("results/survey/settings.yaml", "results/survey/provenance.json")
+    # (targets last: the --configfile option takes every word up to the next option)
+    result = snakemake(tmp_path, "--cores", "1", "--workflow-profile", "none", *targets, configfile=configfile)
+    assert result.returncode == 0, result.output
+    settings = load_settings(tmp_path / "results" / "survey" / "settings.yaml")
+    assert settings.options == FitOptions() and settings.n_clouds == FIT_CLOUDS
+    config = json.loads((tmp_path / "results" / "survey" / "provenance.json").read_text())["config"]
+    assert config == {
+        "galaxies": "galaxies.csv",
+        "mocks": None,
+        "simulate": False,
+        "results": "results",
+        "model": {},
+        "parameters": {},
+        "fit": {},
+    }
+    # and the demo, run without --configfile, still gets its own settings
+    demo = snakemake(tmp_path, "-n", "--workflow-profile", "none")
+    assert demo.returncode == 0, demo.output
+    assert ("simulate", "tutorial") in planned_jobs(demo.output)
 
 
 def test_missing_cube_is_planned_as_a_failure_not_a_stop(tmp_path):
@@ -158,7 +203,18 @@ alpha,results/mocks/alpha.fits
 beta,results/mocks/beta.fits
 ghost,nowhere/ghost.fits
 broken,broken.fits
+sentinel,sentinel.fits
+continuum,continuum.fits
+selfie,results/selfie/prepare/cube.fits
 """
+# what the catalogue says of each bad galaxy
+TINY_FAILURES = {
+    "ghost": "ghost.fits",
+    "broken": "broken.fits",
+    "sentinel": "blank values written as numbers",
+    "continuum": "continuum left in the cube",
+    "selfie": "would destroy the input",
+}
 
 TINY_CONFIG = {
     "galaxies": "galaxies.csv",
@@ -183,11 +239,22 @@ exec "{real}" "$@"
 
 @pytest.fixture(scope="module")
 def tiny_survey(tmp_path_factory):
-    """Two tiny mocks, a missing cube and a broken file; the first run has beta's fit crash."""
+    """Two tiny mocks; a missing cube, a broken file, a 1e30 sentinel, a continuum left in, a cube that its own
+    prepare stage would overwrite; the first run has beta's fit crash."""
+    from bad_inputs import GRID, galaxy_cube
+
+    from kinms_core import write_cube
+
     work = tmp_path_factory.mktemp("survey")
     (work / "mocks.csv").write_text(TINY_MOCKS)
     (work / "galaxies.csv").write_text(TINY_SHEET)
     (work / "broken.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)  # a truncated header
+    disc = galaxy_cube() + np.random.default_rng(1).normal(size=GRID.shape).astype(np.float32) * 1e-3
+    write_cube(work / "continuum.fits", disc + 0.02, GRID)
+    disc[8, 10, 12] = 1e30
+    write_cube(work / "sentinel.fits", disc, GRID)
+    disc[8, 10, 12] = 0.0
+    selfie = write_cube(work / "results" / "selfie" / "prepare" / "cube.fits", disc, GRID).read_bytes()
     configfile = work / "config.yaml"
     configfile.write_text(yaml.safe_dump(TINY_CONFIG))
     shim = work / "shim"
@@ -203,6 +270,8 @@ def tiny_survey(tmp_path_factory):
     after_crash = {
         "beta_log": (work / "logs" / "fit" / "beta.log").read_text(),
         "files": {str(p.relative_to(work)) for p in (work / "results").rglob("*") if p.is_file()},
+        "catalogue": pd.read_csv(work / "results" / "catalogue.csv", keep_default_na=False),
+        "selfie": selfie,
     }
     finished = snakemake(work, *args, configfile=configfile)
     print(f"tiny survey: first run {time.perf_counter() - start:.0f}s for both runs")
@@ -223,11 +292,16 @@ def test_crash_fails_only_that_galaxy_and_keep_going_finishes_the_rest(tiny_surv
     assert "Error in rule fit" in crashed.output and "logs/fit/beta.log" in crashed.output
     assert "RuntimeError: simulated bug while fitting beta" in after["beta_log"]
     # the other galaxies were finished: alpha's plots, and the failures recorded for the bad cubes
-    for galaxy in ("alpha", "ghost", "broken"):
+    for galaxy in ("alpha", *TINY_FAILURES):
         for name in ("diagnostics.png", "corner.png", "traces.png"):
             assert f"results/{galaxy}/plots/{name}" in after["files"]
     assert "results/beta/fit/status.json" not in after["files"]
-    assert "results/catalogue.csv" not in after["files"]  # it needs every galaxy
+    # the crash did not block the catalogue: made from what exists, beta a failed row that names its log
+    cat = after["catalogue"].set_index("galaxy")
+    assert list(cat.index) == ["alpha", "beta", *TINY_FAILURES]
+    assert cat.loc["alpha", "status"] == "ok"
+    assert cat.loc["beta", "status"] == "failed" and "logs/fit/beta.log" in cat.loc["beta", "error"]
+    assert "crashed" in crashed.output or "some jobs failed" in crashed.output
 
 
 @pytest.mark.slow
@@ -237,7 +311,7 @@ def test_tiny_survey_catalogue(tiny_survey):
     # the second run only redid beta (its fit had crashed) and the survey-level jobs, not alpha
     assert per_galaxy(planned_jobs(finished.output)) == {("fit", "beta"), ("plots", "beta")}
     cat = pd.read_csv(work / "results" / "catalogue.csv", keep_default_na=True)
-    assert list(cat["galaxy"]) == ["alpha", "beta", "ghost", "broken"]
+    assert list(cat["galaxy"]) == ["alpha", "beta", *TINY_FAILURES]
     params = ["flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "scalerad", "vflat", "rturn"]
     expected = ["galaxy", "status", "error"] + [c for p in params for c in (p, f"{p}_lo", f"{p}_hi")]
     expected += ["chi2_reduced", "n_detected", "rms", "acceptance", "tau_max", "converged", "runtime_s", "ra", "dec"]
@@ -252,11 +326,14 @@ def test_tiny_survey_catalogue(tiny_survey):
         assert abs(ok.loc[galaxy, "pa"] - ok.loc[galaxy, "pa_true"]) < 10
         assert abs(ok.loc[galaxy, "vsys"] - ok.loc[galaxy, "vsys_true"]) < 30
         assert ok.loc[galaxy, "pa_lo"] <= ok.loc[galaxy, "pa"] <= ok.loc[galaxy, "pa_hi"]
-    failed = cat.set_index("galaxy").loc[["ghost", "broken"]]
+    failed = cat.set_index("galaxy").loc[list(TINY_FAILURES)]
     assert (failed["status"] == "failed").all()
     assert failed["pa"].isna().all()
-    assert failed.loc["ghost", "error"].startswith("prepare: ") and "ghost.fits" in failed.loc["ghost", "error"]
-    assert failed.loc["broken", "error"].startswith("prepare: ")
+    for galaxy, words in TINY_FAILURES.items():
+        assert failed.loc[galaxy, "error"].startswith("prepare: "), galaxy
+        assert words in failed.loc[galaxy, "error"], (galaxy, failed.loc[galaxy, "error"])
+    # the cube that its prepare stage would have overwritten is intact
+    assert (work / "results" / "selfie" / "prepare" / "cube.fits").read_bytes() == tiny_survey["after_crash"]["selfie"]
     for name in ("catalogue.fits", "survey/recovery.png", "survey/pulls.png", "survey/distributions.png"):
         assert (work / "results" / name).exists(), name
     provenance = (work / "results" / "survey" / "provenance.json").read_text()

@@ -10,6 +10,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from kinms_core import survey
+from kinms_core.catalogue import make_catalogue_after_failure
 from kinms_core.galaxy import PLOT_FILES
 from kinms_core.settings import load_settings
 from kinms_core.simulate import read_mock_table
@@ -57,6 +58,9 @@ checked(
     SHEET, "../schemas/sheet.schema.yaml", f"the galaxies sheet {config['galaxies']}"
 )
 survey.check_sheet(SHEET, PARAMETERS, source=config["galaxies"])
+# Every galaxy's settings (the config's with its row's overrides), so that a wrong bound or too few walkers stops the
+# run now, once, rather than failing each galaxy's fit.
+survey.check_galaxy_settings(SHEET, FIT_SETTINGS, source=config["galaxies"])
 GALAXIES = list(SHEET["galaxy"])
 
 
@@ -158,3 +162,10 @@ def all_outputs():
     for name in PLOT_FILES:
         outputs += galaxy_files("plots", name)
     return outputs
+
+
+def write_partial_catalogue():
+    """The catalogue of a run in which some job failed (kinms_core.catalogue.make_catalogue_after_failure)."""
+    make_catalogue_after_failure(
+        config["galaxies"], RESULTS, settings=FIT_SETTINGS, mocks=config["mocks"]
+    )
