@@ -15,7 +15,7 @@ import multiprocessing
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,19 @@ from tqdm import tqdm
 
 from .errors import InputError, SettingsError
 from .fitsio import obspars_header, obspars_wcs, write_cube
-from .likelihood import FitData, LogPosterior, parameters_to_sampling, sampling_to_parameters
+from .likelihood import (
+    MODEL_NOISE_CHI2_PER_BEAM,
+    FitData,
+    LogPosterior,
+    enough_clouds,
+    offset_reach,
+    parameters_to_sampling,
+    sampling_to_parameters,
+)
 from .quality import fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
 from .sandwich import ErrorModel, adjust_samples, error_model
-from .settings import FitSettings, Parameter, walker_count
+from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
 
 __all__ = ["ChainFile", "FitResult", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
 
@@ -269,6 +277,17 @@ def fit_galaxy(
     outdir.mkdir(parents=True, exist_ok=True)
     options = settings.options
     parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
+    model_noise = None
+    if settings.n_clouds is None:
+        n_clouds, model_noise = enough_clouds(
+            fit_data,
+            settings.spec,
+            {p.name: p.guess for p in parameters},
+            start=FIT_CLOUDS,
+            seed=options.seed,
+            max_offset=offset_reach(parameters),
+        )
+        settings = replace(settings, n_clouds=n_clouds)
     posterior = _make_posterior(fit_data, parameters, settings)
     ndim = len(posterior.free)
     nwalkers = walker_count(options, ndim)
@@ -347,6 +366,9 @@ def fit_galaxy(
             pool.join()
 
     summary, samples = _summarise(fit_data, posterior, backend, tau, converged, best, options, errors)
+    summary["model_noise_chi2"] = model_noise
+    limit = MODEL_NOISE_CHI2_PER_BEAM * max(fit_data.obspars.beam_area_pixels, 1.0)
+    summary["flags"]["model_noise"] = model_noise is not None and model_noise > limit
     _write_products(fit_data, posterior, summary, samples, outdir)
     summary["evaluations"] = int(optimiser_calls + nwalkers * backend.iteration)
     summary["optimiser_evaluations"] = optimiser_calls
@@ -469,6 +491,7 @@ def _summarise(
         "chi2_reduced": chi2 / max(posterior.n_voxels - n_free, 1),
         "model": posterior.model.spec.label,
         "n_free": n_free,
+        "n_clouds": posterior.model.cube_model.n_clouds,
         **_information_criterion(posterior, map_theta, errors),
         "n_voxels": posterior.n_voxels,
         "n_detected": int(fit_data.n_detected),

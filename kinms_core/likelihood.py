@@ -8,6 +8,7 @@ the sandwich error model (:mod:`kinms_core.sandwich`), ``scaled`` inflates the R
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,19 @@ from .parametric import GalaxyModel, ModelSpec
 from .settings import Parameter
 from .surface import surface_map
 
-__all__ = ["FitData", "LogPosterior", "inflated_rms", "parameters_to_sampling", "sampling_to_parameters"]
+__all__ = [
+    "MODEL_NOISE_CHI2_PER_BEAM",
+    "FitData",
+    "LogPosterior",
+    "enough_clouds",
+    "inflated_rms",
+    "model_noise_chi2",
+    "offset_reach",
+    "parameters_to_sampling",
+    "sampling_to_parameters",
+]
+
+log = logging.getLogger(__name__)
 
 
 def _projected(names: Sequence[str]) -> tuple[int | None, list[int]]:
@@ -155,6 +168,70 @@ def inflated_rms(
     return float(rms * scale * (2.0 * n) ** 0.25)
 
 
+#: The model's Monte-Carlo noise, as the chi-square it adds over the galaxy's voxels, must stay below this many times
+#: the beam's area in pixels (about twice the chain's temperature, which is about half the beam's area for
+#: beam-correlated noise): the model is a histogram of cloudlets, and with too few of them the log-likelihood is rough
+#: on the scale of the posterior (steps of a nat and more as cloudlets cross pixel and channel edges), which stalls
+#: the sampler and spoils the error model's finite differences.
+MODEL_NOISE_CHI2_PER_BEAM = 0.25
+#: Most cloudlets :func:`enough_clouds` will choose.
+MAX_AUTO_CLOUDS = 2**18
+
+
+def model_noise_chi2(model_a: GalaxyModel, model_b: GalaxyModel, values: dict[str, float], noise: np.ndarray) -> float:
+    """The chi-square that one model's Monte-Carlo noise adds, over the voxels where the model is above half the
+    noise: half the summed squared difference of two models with independent cloudlets, in units of the noise."""
+    cube_a, cube_b = model_a.cube(values), model_b.cube(values)
+    signal = np.abs(cube_a) > 0.5 * noise
+    return float(0.5 * np.sum(((cube_a - cube_b)[signal] / noise[signal]) ** 2))
+
+
+def enough_clouds(
+    fit_data: FitData, spec: ModelSpec, values: dict[str, float], *, start: int, seed: int, max_offset: float = 0.0
+) -> tuple[int, float]:
+    """The fewest cloudlets, from ``start`` up by doubling to :data:`MAX_AUTO_CLOUDS`, whose Monte-Carlo noise at
+    ``values`` adds less than :data:`MODEL_NOISE_CHI2_PER_BEAM` beam areas to the chi-square (a bright, finely
+    sampled cube needs more than a faint, coarse one). Returns ``(n_clouds, that chi-square)``."""
+    surface = _surface(fit_data, spec)
+    noise = np.asarray(fit_data.noise_cube)
+    limit = MODEL_NOISE_CHI2_PER_BEAM * max(fit_data.obspars.beam_area_pixels, 1.0)
+    n = start
+    while True:
+        models = [
+            GalaxyModel(fit_data.obspars, spec, n_clouds=n, seed=s, max_offset=max_offset, surface=surface)
+            for s in (seed, seed + 1)
+        ]
+        chi2 = model_noise_chi2(*models, values, noise)
+        log.info("%s: %d cloudlets add %.3g to the chi-square (limit %.3g)", fit_data.galaxy, n, chi2, limit)
+        if chi2 <= limit or n >= MAX_AUTO_CLOUDS:
+            if chi2 > limit:
+                log.warning(
+                    "%s: even %d cloudlets leave Monte-Carlo noise of chi-square %.3g (limit %.3g): the fit may mix "
+                    "slowly; flagged model_noise",
+                    fit_data.galaxy,
+                    n,
+                    chi2,
+                    limit,
+                )
+            return n, chi2
+        n *= 2
+
+
+def offset_reach(parameters: Sequence[Parameter]) -> float:
+    """The largest centre offset (arcsec) a fit may try: the model's radius grid reaches that much further."""
+    reach = [max(abs(p.min), abs(p.max), abs(p.guess)) for p in parameters if p.name in ("xc", "yc")]
+    return max(reach, default=0.0)
+
+
+def _surface(fit_data: FitData, spec: ModelSpec) -> np.ndarray | None:
+    """The emission's map for the ``data`` surface brightness, else None."""
+    if spec.surface_brightness != "data":
+        return None
+    if fit_data.mask is None:
+        raise InputError(f"{fit_data.galaxy}: model.surface_brightness data needs the signal mask")
+    return surface_map(fit_data.data, fit_data.mask, fit_data.obspars)
+
+
 class LogPosterior:
     """``log p(theta | data)`` over the free parameters: uniform priors inside bounds, optional Gaussian priors.
 
@@ -197,14 +274,15 @@ class LogPosterior:
         self.guess = np.array([self.parameters[i].guess for i in self.free], dtype=float)
         self._template = np.array([p.guess for p in self.parameters], dtype=float)
         self._priors = [(k, p.prior) for k, p in enumerate(self.parameters[i] for i in self.free) if p.prior]
-        max_offset = max(abs(self._bound(n)) for n in ("xc", "yc")) if {"xc", "yc"} <= set(self.names) else 0.0
-        surface = None
-        if spec.surface_brightness == "data":
-            if fit_data.mask is None:
-                raise InputError(f"{fit_data.galaxy}: model.surface_brightness data needs the signal mask")
-            surface = surface_map(fit_data.data, fit_data.mask, fit_data.obspars)
+        max_offset = offset_reach(self.parameters)
+        self.max_offset = max_offset
         self.model = GalaxyModel(
-            fit_data.obspars, spec, n_clouds=n_clouds, seed=seed, max_offset=max_offset, surface=surface
+            fit_data.obspars,
+            spec,
+            n_clouds=n_clouds,
+            seed=seed,
+            max_offset=max_offset,
+            surface=_surface(fit_data, spec),
         )
         finite = np.isfinite(fit_data.data)
         self.n_voxels = int(finite.sum())
@@ -229,10 +307,6 @@ class LogPosterior:
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
         self.temperature = float(temperature)
-
-    def _bound(self, name: str) -> float:
-        p = self.parameters[self.names.index(name)]
-        return max(abs(p.min), abs(p.max), abs(p.guess))
 
     def values(self, theta: Sequence[float]) -> dict[str, float]:
         """All parameter values (fixed ones included) for free-parameter vector ``theta``."""

@@ -14,6 +14,8 @@ A galaxy is a set of families, one per aspect (:class:`ModelSpec`); each family 
   vrot_K`` in km/s at fixed radii, interpolated linearly, rising linearly from zero inside the first ring);
 - warp: ``none`` or ``linear`` (``pa_grad``, ``inc_grad``: degrees per arcsec of radius, so ``pa(r) = pa + pa_grad
   r``);
+- thickness: ``thin`` or ``exponential`` (``z0``, the exponential scale height in arcsec: a thick disc looks
+  rounder than a thin one at the same inclination);
 - dispersion: ``constant`` or ``linear`` (``sigma_grad``, km/s per arcsec: ``sigma(r) = max(sigma + sigma_grad r,
   0)``);
 - non-circular motions: ``none``, ``radial`` (``vrad`` km/s at every radius, KinMS's ``pure_radial`` sign: the line
@@ -39,6 +41,7 @@ __all__ = [
     "MOTIONS",
     "ROTATION_CURVES",
     "SURFACE_BRIGHTNESS",
+    "THICKNESS",
     "WARPS",
     "GalaxyModel",
     "ModelSpec",
@@ -58,6 +61,7 @@ SURFACE_BRIGHTNESS = {
 }
 ROTATION_CURVES = {"arctan": ("vflat", "rturn"), "rings": ()}
 WARPS = {"none": (), "linear": ("pa_grad", "inc_grad")}
+THICKNESS = {"thin": (), "exponential": ("z0",)}
 DISPERSIONS = {"constant": (), "linear": ("sigma_grad",)}
 MOTIONS = {"none": (), "radial": ("vrad",), "bisymmetric": ("v2t", "v2r", "phib")}
 
@@ -78,6 +82,7 @@ UNITS = {
     "ring_fraction": "",
     "vflat": "km/s",
     "rturn": "arcsec",
+    "z0": "arcsec",
     "pa_grad": "deg/arcsec",
     "inc_grad": "deg/arcsec",
     "sigma_grad": "km/s/arcsec",
@@ -95,7 +100,7 @@ def unit_of(name: str) -> str:
 
 def all_parameter_names() -> tuple[str, ...]:
     """Every parameter name of every family (``vrot_k`` for rings not included: they are numbered)."""
-    families = (SURFACE_BRIGHTNESS, ROTATION_CURVES, WARPS, DISPERSIONS, MOTIONS)
+    families = (SURFACE_BRIGHTNESS, ROTATION_CURVES, WARPS, THICKNESS, DISPERSIONS, MOTIONS)
     names = list(GEOMETRY_PARAMETERS)
     for family in families:
         for parameters in family.values():
@@ -107,6 +112,7 @@ _FAMILIES = {
     "surface_brightness": SURFACE_BRIGHTNESS,
     "rotation_curve": ROTATION_CURVES,
     "warp": WARPS,
+    "thickness": THICKNESS,
     "dispersion": DISPERSIONS,
     "motions": MOTIONS,
 }
@@ -120,6 +126,7 @@ class ModelSpec:
     rotation_curve: str = "arctan"
     ring_radii: tuple[float, ...] = ()
     warp: str = "none"
+    thickness: str = "thin"
     dispersion: str = "constant"
     motions: str = "none"
 
@@ -131,10 +138,10 @@ class ModelSpec:
         if self.rotation_curve == "rings":
             if len(radii) < 2 or any(r <= 0 for r in radii) or any(np.diff(radii) <= 0):
                 raise ValueError("model.ring_radii must be at least two increasing positive radii (arcsec) for rings")
-        if self.surface_brightness == "data" and self.warp != "none":
+        if self.surface_brightness == "data" and (self.warp != "none" or self.thickness != "thin"):
             raise ValueError(
-                "model.surface_brightness data cannot go with a warp: sky-fixed cloudlets are deprojected with one "
-                "PA and inclination"
+                "model.surface_brightness data cannot go with a warp or a thickness: sky-fixed cloudlets are "
+                "deprojected into one thin plane"
             )
         object.__setattr__(self, "ring_radii", radii)
 
@@ -144,7 +151,7 @@ class ModelSpec:
         rc = ROTATION_CURVES[self.rotation_curve]
         if self.rotation_curve == "rings":
             rc = tuple(f"vrot_{k + 1}" for k in range(len(self.ring_radii)))
-        extra = WARPS[self.warp] + DISPERSIONS[self.dispersion] + MOTIONS[self.motions]
+        extra = WARPS[self.warp] + THICKNESS[self.thickness] + DISPERSIONS[self.dispersion] + MOTIONS[self.motions]
         return GEOMETRY_PARAMETERS + SURFACE_BRIGHTNESS[self.surface_brightness] + rc + extra
 
     @property
@@ -152,7 +159,7 @@ class ModelSpec:
         """A short name of the families that differ from the default, e.g. ``data+radial`` or ``warp+sigma_linear``
         (``default`` when none does)."""
         defaults = ModelSpec()
-        names = {"warp": "warp", "dispersion": "sigma_linear"}
+        names = {"warp": "warp", "thickness": "thick", "dispersion": "sigma_linear"}
         parts = [
             names.get(key, getattr(self, key)) for key in _FAMILIES if getattr(self, key) != getattr(defaults, key)
         ]
@@ -306,7 +313,8 @@ class GalaxyModel:
         if self.sky_clouds is not None:
             return self.cube_model.sky_cube(self.sky_clouds, inc=p["inc"], pa=p["pa"], **common)
         pa, inc = self.geometry(p) if self.spec.warp != "none" else (p["pa"], p["inc"])
-        return self.cube_model.cube(inc=inc, pa=pa, sb_rad=self.radius, sb_prof=sb, **common)
+        thick = p["z0"] if self.spec.thickness == "exponential" else 0.0
+        return self.cube_model.cube(inc=inc, pa=pa, sb_rad=self.radius, sb_prof=sb, disk_thick=thick, **common)
 
     def values(self, theta: Sequence[float]) -> dict[str, float]:
         """Map a vector in :attr:`names` order to a dict."""

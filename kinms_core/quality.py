@@ -21,6 +21,7 @@ FLAGS = {
     "mismatch": "the residual in the galaxy's region has over twice the noise's variance: the model misses structure",
     "chi2_extreme": "the reduced chi-square is far from 1 (kinms_core.sanity.CHI2_REDUCED_RANGE): check the noise",
     "other_sources": "faint detections apart from the galaxy were blanked before the fit",
+    "model_noise": "the model's Monte-Carlo noise stayed rough with the most cloudlets allowed: slow mixing",
 }
 
 # How close (fraction of the bound's width) a percentile must come to a bound to touch it.

@@ -32,7 +32,7 @@ import jsonschema
 import yaml
 
 from .errors import MissingInputError, SettingsError
-from .parametric import DISPERSIONS, MOTIONS, ROTATION_CURVES, SURFACE_BRIGHTNESS, WARPS, ModelSpec
+from .parametric import DISPERSIONS, MOTIONS, ROTATION_CURVES, SURFACE_BRIGHTNESS, THICKNESS, WARPS, ModelSpec
 
 __all__ = [
     "DEFAULT_WALKERS",
@@ -70,10 +70,11 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                 "surface_brightness": {"enum": sorted(SURFACE_BRIGHTNESS), "default": "exponential"},
                 "rotation_curve": {"enum": sorted(ROTATION_CURVES), "default": "arctan"},
                 "warp": {"enum": sorted(WARPS), "default": "none"},
+                "thickness": {"enum": sorted(THICKNESS), "default": "thin"},
                 "dispersion": {"enum": sorted(DISPERSIONS), "default": "constant"},
                 "motions": {"enum": sorted(MOTIONS), "default": "none"},
                 "ring_radii": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2},
-                "n_clouds": {"type": "integer", "minimum": 1024, "maximum": MAX_CLOUDS, "default": FIT_CLOUDS},
+                "n_clouds": {"oneOf": [{"type": "integer", "minimum": 1024, "maximum": MAX_CLOUDS}, {"const": "auto"}]},
             },
         },
         "parameters": {
@@ -215,7 +216,8 @@ class FitSettings:
     spec: ModelSpec
     parameters: dict[str, Parameter]
     options: FitOptions
-    n_clouds: int = FIT_CLOUDS
+    # None: chosen from the data (kinms_core.likelihood.enough_clouds), starting at FIT_CLOUDS
+    n_clouds: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def resolved(self, guesses: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]) -> list[Parameter]:
@@ -244,6 +246,8 @@ def _family_guesses(
             ("reff", 1.678 * h, (low, half_cube)),
             ("sersic_n", 1.0, (0.3, 8.0)),
             ("hole_radius", 0.5 * h, (0.0, half_cube)),
+            # up to a disc as thick as it is wide
+            ("z0", 0.1 * h, (0.0, 2.0 * h)),
             # a warp of up to 45 degrees, a dispersion change of up to its whole range, over half the cube
             ("pa_grad", 0.0, (-45.0 / half_cube, 45.0 / half_cube)),
             ("inc_grad", 0.0, (-45.0 / half_cube, 45.0 / half_cube)),
@@ -353,6 +357,7 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
             rotation_curve=model.get("rotation_curve", "arctan"),
             ring_radii=tuple(model.get("ring_radii", ())),
             warp=model.get("warp", "none"),
+            thickness=model.get("thickness", "thin"),
             dispersion=model.get("dispersion", "constant"),
             motions=model.get("motions", "none"),
         )
@@ -383,7 +388,7 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
         spec=spec,
         parameters=parameters,
         options=options,
-        n_clouds=int(model.get("n_clouds", FIT_CLOUDS)),
+        n_clouds=None if model.get("n_clouds", "auto") == "auto" else int(model["n_clouds"]),
         raw=raw,
     )
 

@@ -16,6 +16,7 @@ from kinms_core.parametric import (
     DISPERSIONS,
     MOTIONS,
     SURFACE_BRIGHTNESS,
+    THICKNESS,
     WARPS,
     GalaxyModel,
     ModelSpec,
@@ -53,6 +54,7 @@ def test_every_parameter_has_a_unit_and_a_sheet_column():
     "model",
     [{"surface_brightness": s} for s in SURFACE_BRIGHTNESS if s != "data"]
     + [{"warp": w} for w in WARPS]
+    + [{"thickness": t} for t in THICKNESS]
     + [{"dispersion": d} for d in DISPERSIONS]
     + [{"motions": m} for m in MOTIONS],
 )
@@ -75,6 +77,7 @@ def test_families_reduce_to_the_default_where_their_parameters_vanish():
     zero = {
         ModelSpec(warp="linear"): {"pa_grad": 0.0, "inc_grad": 0.0},
         ModelSpec(dispersion="linear"): {"sigma_grad": 0.0},
+        ModelSpec(thickness="exponential"): {"z0": 0.0},
         ModelSpec(motions="radial"): {"vrad": 0.0},
         ModelSpec(motions="bisymmetric"): {"v2t": 0.0, "v2r": 0.0, "phib": 30.0},
         ModelSpec(surface_brightness="exponential_hole"): {"hole_radius": 0.0},
@@ -96,6 +99,7 @@ def test_non_circular_families_change_the_cube():
     assert _rel(_cube(ModelSpec(motions="radial"), vrad=30.0), default) > 0.1
     assert _rel(_cube(ModelSpec(warp="linear"), pa_grad=2.0, inc_grad=0.0), default) > 0.1
     assert _rel(_cube(ModelSpec(dispersion="linear"), sigma_grad=2.0), default) > 0.1
+    assert _rel(_cube(ModelSpec(thickness="exponential"), z0=2.0), default) > 0.1
     model = GalaxyModel(OP, ModelSpec(warp="linear"), n_clouds=2**10)
     pa, inc = model.geometry({**BASE, "pa_grad": 2.0, "inc_grad": 1.0}, np.array([0.0, 10.0, 50.0]))
     np.testing.assert_allclose(pa, [120.0, 140.0, 220.0])
@@ -119,5 +123,5 @@ def test_surface_from_the_data_reproduces_its_galaxy_only_with_its_geometry():
 
 
 def test_data_surface_brightness_cannot_be_warped():
-    with pytest.raises(ValueError, match="cannot go with a warp"):
+    with pytest.raises(ValueError, match="cannot go with a warp or a thickness"):
         load_settings({"model": {"surface_brightness": "data", "warp": "linear"}})
