@@ -490,6 +490,7 @@ def _summarise(
         "chi2": chi2,
         "chi2_reduced": chi2 / max(posterior.n_voxels - n_free, 1),
         "model": posterior.model.spec.label,
+        "spec": asdict(posterior.model.spec),
         "n_free": n_free,
         "n_clouds": posterior.model.cube_model.n_clouds,
         **_information_criterion(posterior, map_theta, errors),

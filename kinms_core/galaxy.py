@@ -15,8 +15,10 @@ from astropy.io import fits
 from .errors import CorruptFileError, StageFailedError
 from .fit import CHAIN_FILE, MAP_FILE, MODEL_FILE, POSTERIOR_FILE, RESIDUAL_FILE, SUMMARY_FILE, fit_galaxy
 from .likelihood import FitData, sampling_to_parameters
+from .parametric import ModelSpec
 from .plots import plot_corner, plot_diagnostics, plot_failure, plot_traces
 from .prepare import PREPARED_FILES, load_prepared
+from .profile_plots import plot_profiles
 from .safe_files import read_json_object, refuse_overwrite
 from .settings import apply_overrides, load_settings
 from .status import STATUS_FILE, read_status
@@ -25,7 +27,7 @@ __all__ = ["FIT_FILES", "PLOT_FILES", "fit_prepared", "load_fit_data", "plot_gal
 
 log = logging.getLogger(__name__)
 
-PLOT_FILES = ("diagnostics.png", "corner.png", "traces.png")
+PLOT_FILES = ("diagnostics.png", "corner.png", "traces.png", "rotation.png")
 #: The files a fit folder holds (plots aside).
 FIT_FILES = (SUMMARY_FILE, CHAIN_FILE, MAP_FILE, MODEL_FILE, RESIDUAL_FILE, POSTERIOR_FILE, STATUS_FILE)
 
@@ -113,7 +115,8 @@ def plot_galaxy(
     galaxy: str,
     truths: Mapping[str, float] | None = None,
 ) -> list[Path]:
-    """Diagnostic, corner and trace plots of a fitted galaxy; placeholder figures stating the failure otherwise."""
+    """Diagnostic, corner, trace and rotation-curve plots of a fitted galaxy; placeholder figures stating the failure
+    otherwise."""
     outdir = Path(outdir)
     for stage, folder in (("prepare", prepared_dir), ("fit", fit_dir)):
         status = read_status(folder)
@@ -154,4 +157,9 @@ def plot_galaxy(
     paths.append(
         plot_traces(chain, free, outdir / "traces.png", burn_in=summary["burn_in"], truths=truth_list, title=galaxy)
     )
+    spec = ModelSpec(**summary.get("spec", {}))
+    every = {name: np.full(samples.shape[0], entry["median"]) for name, entry in summary["parameters"].items()}
+    every.update({name: samples[:, k] for k, name in enumerate(free)})
+    radius = np.linspace(0.0, 0.5 * max(op.nx, op.ny) * op.cellsize, 200)
+    paths.append(plot_profiles(every, spec, radius, outdir / "rotation.png", title=galaxy, beam=op.beam[0]))
     return paths

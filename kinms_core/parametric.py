@@ -46,6 +46,9 @@ __all__ = [
     "GalaxyModel",
     "ModelSpec",
     "all_parameter_names",
+    "dispersion_profile",
+    "geometry_profile",
+    "rotation_curve",
     "radius_grid",
     "unit_of",
 ]
@@ -210,6 +213,32 @@ def surface_profile(kind: str, p: Mapping[str, float], r: np.ndarray) -> np.ndar
     raise ValueError(f"surface brightness {kind!r} has no radial profile")
 
 
+def rotation_curve(spec: ModelSpec, p: Mapping[str, float], r: np.ndarray) -> np.ndarray:
+    """Circular velocity (km/s) of the model's rotation-curve family at radii ``r`` (arcsec)."""
+    r = np.asarray(r, dtype=float)
+    if spec.rotation_curve == "arctan":
+        return p["vflat"] * 2.0 / np.pi * np.arctan(r / max(p["rturn"], 1e-6))
+    radii = np.concatenate([[0.0], spec.ring_radii])
+    speeds = np.concatenate([[0.0], [p[f"vrot_{k + 1}"] for k in range(len(spec.ring_radii))]])
+    return np.interp(r, radii, speeds)
+
+
+def geometry_profile(spec: ModelSpec, p: Mapping[str, float], r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position angle and inclination (degrees) at radii ``r``: constant unless warped; the inclination is kept
+    within [0, 90]."""
+    r = np.asarray(r, dtype=float)
+    if spec.warp == "linear":
+        return p["pa"] + p["pa_grad"] * r, np.clip(p["inc"] + p["inc_grad"] * r, 0.0, 90.0)
+    return np.full(r.shape, float(p["pa"])), np.full(r.shape, float(p["inc"]))
+
+
+def dispersion_profile(spec: ModelSpec, p: Mapping[str, float], r: np.ndarray) -> np.ndarray:
+    """Gas velocity dispersion (km/s) at radii ``r``, never negative."""
+    r = np.asarray(r, dtype=float)
+    grad = p["sigma_grad"] if spec.dispersion == "linear" else 0.0
+    return np.clip(p["sigma"] + grad * r, 0.0, None)
+
+
 class GalaxyModel:
     """Named parameters -> model cube on a fixed grid, reusing one :class:`CubeModel`.
 
@@ -256,26 +285,15 @@ class GalaxyModel:
 
     def rotation(self, p: Mapping[str, float], r: np.ndarray | None = None) -> np.ndarray:
         """Circular velocity (km/s) at radii ``r`` (default :attr:`radius`)."""
-        r = self.radius if r is None else np.asarray(r, dtype=float)
-        if self.spec.rotation_curve == "arctan":
-            return p["vflat"] * 2.0 / np.pi * np.arctan(r / max(p["rturn"], 1e-6))
-        radii = np.concatenate([[0.0], self.spec.ring_radii])
-        speeds = np.concatenate([[0.0], [p[f"vrot_{k + 1}"] for k in range(len(self.spec.ring_radii))]])
-        return np.interp(r, radii, speeds)
+        return rotation_curve(self.spec, p, self.radius if r is None else r)
 
     def geometry(self, p: Mapping[str, float], r: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Position angle and inclination (degrees) at radii ``r`` (default :attr:`radius`); constant unless warped.
-        The inclination is kept within [0, 90]."""
-        r = self.radius if r is None else np.asarray(r, dtype=float)
-        if self.spec.warp == "linear":
-            return p["pa"] + p["pa_grad"] * r, np.clip(p["inc"] + p["inc_grad"] * r, 0.0, 90.0)
-        return np.full(r.shape, float(p["pa"])), np.full(r.shape, float(p["inc"]))
+        """Position angle and inclination (degrees) at radii ``r`` (default :attr:`radius`)."""
+        return geometry_profile(self.spec, p, self.radius if r is None else r)
 
     def dispersion(self, p: Mapping[str, float], r: np.ndarray | None = None) -> np.ndarray:
-        """Gas velocity dispersion (km/s) at radii ``r`` (default :attr:`radius`), never negative."""
-        r = self.radius if r is None else np.asarray(r, dtype=float)
-        grad = p["sigma_grad"] if self.spec.dispersion == "linear" else 0.0
-        return np.clip(p["sigma"] + grad * r, 0.0, None)
+        """Gas velocity dispersion (km/s) at radii ``r`` (default :attr:`radius`)."""
+        return dispersion_profile(self.spec, p, self.radius if r is None else r)
 
     def profiles(self, p: Mapping[str, float]) -> tuple[np.ndarray | None, np.ndarray]:
         """Surface brightness (None for ``data``) and circular velocity on :attr:`radius`."""

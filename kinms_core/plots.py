@@ -26,7 +26,7 @@ from scipy.ndimage import gaussian_filter, label, maximum
 from .moments import major_axis_direction, moment0, moment1, pv_diagram, spectrum
 from .obspars import ObsPars
 
-__all__ = ["DPI", "beam_ellipse", "plot_corner", "plot_diagnostics", "plot_traces", "signal_mask"]
+__all__ = ["DPI", "beam_ellipse", "plot_corner", "plot_diagnostics", "plot_traces", "save_figure", "signal_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -450,7 +450,7 @@ def plot_diagnostics(
         subtitle += f"; rms {rms_used:.3g} {bright_unit}"
     heading = f"{galaxy}\n" if galaxy else ""
     fig.suptitle(heading + subtitle, fontsize="large" if galaxy else "medium")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _slit_inside(obspars: ObsPars, centre: tuple[float, float], pa: float, offsets: np.ndarray) -> np.ndarray:
@@ -460,7 +460,8 @@ def _slit_inside(obspars: ObsPars, centre: tuple[float, float], pa: float, offse
     return (xs >= -0.5) & (xs <= obspars.nx - 0.5) & (ys >= -0.5) & (ys <= obspars.ny - 0.5)
 
 
-def _save(fig: Figure, path: str | Path, **kwargs: object) -> Path:
+def save_figure(fig: Figure, path: str | Path, **kwargs: object) -> Path:
+    """Write a figure (its folder made), log it and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, **kwargs)
@@ -537,7 +538,7 @@ def plot_corner(
         ax.set_title(_quantile_title(name, column), fontsize=10)
     if title:
         fig.suptitle(title, fontsize=14)
-    return _save(fig, path, bbox_inches="tight")
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def _quantile_title(label: str, values: np.ndarray) -> str:
@@ -610,7 +611,7 @@ def plot_traces(
         axes[0].legend(loc="upper right", fontsize="small", ncols=3, framealpha=0.8)
     heading = f"{title}: " if title else ""
     fig.suptitle(f"{heading}{nwalkers} walkers, {nsteps} steps, burn-in {burn_in}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_failure(path: str | Path, galaxy: str, stage: str, message: str) -> Path:
@@ -623,4 +624,4 @@ def plot_failure(path: str | Path, galaxy: str, stage: str, message: str) -> Pat
     wrapped = "\n".join(textwrap.wrap(message, 90)[:12])
     ax.text(0.02, 0.95, f"{galaxy}: {stage} failed", fontsize=14, weight="bold", va="top", transform=ax.transAxes)
     ax.text(0.02, 0.75, wrapped, fontsize=9, va="top", family="monospace", transform=ax.transAxes)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .plots import DPI
+from .plots import save_figure
 
 __all__ = ["plot_distributions", "plot_pulls", "plot_recovery", "pulls"]
 
@@ -51,15 +51,7 @@ def _message_figure(path: str | Path, title: str, message: str) -> Path:
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, wrap=True, transform=ax.transAxes)
     fig.suptitle(title)
     log.warning("%s: %s", title, message)
-    return _save(fig, path)
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    log.info("wrote %s", path)
-    return path
+    return save_figure(fig, path)
 
 
 def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
@@ -177,7 +169,7 @@ def plot_recovery(cat: pd.DataFrame, params: Sequence[str], path: str | Path) ->
         ax_res.tick_params(direction="in", top=True, right=True)
         ax.legend(loc="upper left", frameon=False, fontsize="small")
     fig.suptitle(f"{title}: {len(ok)} ok galaxies of {len(cat)}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pulls(cat: pd.DataFrame, params: Sequence[str], path: str | Path) -> Path:
@@ -229,7 +221,7 @@ def plot_pulls(cat: pd.DataFrame, params: Sequence[str], path: str | Path) -> Pa
     ax.legend(loc="upper right", fontsize="small", frameon=False)
     ax.tick_params(direction="in", top=True, right=True)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_distributions(cat: pd.DataFrame, params: Sequence[str], path: str | Path) -> Path:
@@ -286,4 +278,4 @@ def plot_distributions(cat: pd.DataFrame, params: Sequence[str], path: str | Pat
     for ax in axes[len(present) :]:
         ax.axis("off")
     fig.suptitle(f"{title}: {len(ok)} ok galaxies of {len(cat)}")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -261,3 +261,22 @@ def test_kinms_plotter_on_xyv_cubes(tmp_path, monkeypatch):
     assert out.suffix == ".pdf" and out.stat().st_size > 0
     with pytest.raises(ValueError, match="give"):
         KinMS_plotter(cube, 32.0, 24.0, 400.0, 1.0, 20.0, 4.0)
+
+
+def test_rotation_figure_shows_each_varying_profile_with_its_band(tmp_path):
+    from kinms_core.parametric import ModelSpec
+    from kinms_core.profile_plots import plot_profiles, profile_samples
+
+    rng = np.random.default_rng(2)
+    n = 500
+    samples = {"vflat": 200 + 5 * rng.standard_normal(n), "rturn": np.full(n, 2.0), "pa": np.full(n, 100.0)}
+    samples |= {"inc": np.full(n, 50.0), "pa_grad": 1.0 + 0.1 * rng.standard_normal(n), "inc_grad": np.zeros(n)}
+    samples |= {"sigma": np.full(n, 10.0)}
+    radius = np.linspace(0, 30, 61)
+    profiles = profile_samples(samples, ModelSpec(warp="linear"), radius)
+    assert set(profiles) == {"rotation", "pa", "inc"}  # no dispersion panel: it is constant
+    assert np.median(profiles["pa"][:, -1]) == pytest.approx(130.0, abs=1.0)  # 100 + 1 deg/arcsec x 30"
+    band = np.percentile(profiles["rotation"][:, -1], [16, 84])
+    assert 8.0 < band[1] - band[0] < 12.0  # vflat's 1-sigma of 5 km/s, nearly all of it at 30"
+    path = plot_profiles(samples, ModelSpec(warp="linear"), radius, tmp_path / "rotation.png", title="G", beam=4.0)
+    assert path.stat().st_size > 10_000

@@ -293,7 +293,7 @@ def test_crash_fails_only_that_galaxy_and_keep_going_finishes_the_rest(tiny_surv
     assert "RuntimeError: simulated bug while fitting beta" in after["beta_log"]
     # the other galaxies were finished: alpha's plots, and the failures recorded for the bad cubes
     for galaxy in ("alpha", *TINY_FAILURES):
-        for name in ("diagnostics.png", "corner.png", "traces.png"):
+        for name in ("diagnostics.png", "corner.png", "traces.png", "rotation.png"):
             assert f"results/{galaxy}/plots/{name}" in after["files"]
     assert "results/beta/fit/status.json" not in after["files"]
     # the crash did not block the catalogue: made from what exists, beta a failed row that names its log

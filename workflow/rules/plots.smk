@@ -26,6 +26,13 @@ rule plots:
             subcategory="{galaxy}",
             labels={"galaxy": "{galaxy}", "figure": "traces"},
         ),
+        rotation=report(
+            os.path.join(RESULTS, "{galaxy}", "plots", "rotation.png"),
+            caption="../report/rotation.rst",
+            category="Galaxies",
+            subcategory="{galaxy}",
+            labels={"galaxy": "{galaxy}", "figure": "rotation"},
+        ),
     log:
         "logs/plots/{galaxy}.log",
     conda:
