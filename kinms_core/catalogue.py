@@ -92,8 +92,14 @@ def _failed(galaxy: str, error: str) -> dict[str, Any]:
     return {"galaxy": galaxy, "status": "failed", "error": error, "summary": None}
 
 
-def collect_entry(galaxy: str, results_dir: str | Path) -> dict[str, Any]:
-    """What the catalogue needs of one galaxy, read from ``results_dir/<galaxy>/{prepare,fit}``.
+def family_folder(family: str) -> str:
+    """Where a galaxy's fit with an extra model family lives, relative to its results folder."""
+    return f"families/{family}"
+
+
+def collect_entry(galaxy: str, results_dir: str | Path, fit_folder: str = "fit") -> dict[str, Any]:
+    """What the catalogue needs of one galaxy's fit, read from ``results_dir/<galaxy>/prepare`` and
+    ``results_dir/<galaxy>/<fit_folder>`` (``fit``, or :func:`family_folder` for an extra model family).
 
     Whatever is missing or unreadable (a job that crashed or was killed, a file cut short) makes the galaxy a
     ``failed`` entry whose error names the file and the stage's log, so one galaxy never stops the catalogue.
@@ -105,28 +111,30 @@ def collect_entry(galaxy: str, results_dir: str | Path) -> dict[str, Any]:
         (the fit's ``summary.json``, or None when it failed).
     """
     base = Path(results_dir) / galaxy
-    for stage in ("prepare", "fit"):
-        log_file = f"logs/{stage}/{galaxy}.log"
+    fit_log = "logs/fit" if fit_folder == "fit" else f"logs/{fit_folder}"
+    for stage, folder, log_dir in (("prepare", "prepare", "logs/prepare"), ("fit", fit_folder, fit_log)):
+        log_file = f"{log_dir}/{galaxy}.log"
         try:
-            status = _read_json(base / stage / "status.json", log_file)
+            status = _read_json(base / folder / "status.json", log_file)
         except CorruptFileError as exc:
             return _failed(galaxy, f"{stage}: {exc}")
         if status is None:
             return _failed(
                 galaxy,
-                f"{stage}: no {base / stage / 'status.json'}: the stage did not run or crashed (see {log_file})",
+                f"{stage}: no {base / folder / 'status.json'}: the stage did not run or crashed (see {log_file})",
             )
         if status.get("status") != "ok":
             message = status.get("error") or "failed without a message"
             return _failed(galaxy, f"{stage}: {message}")
+    summary_path = base / fit_folder / "summary.json"
     try:
-        summary = _read_json(base / "fit" / "summary.json", f"logs/fit/{galaxy}.log")
+        summary = _read_json(summary_path, f"{fit_log}/{galaxy}.log")
     except CorruptFileError as exc:
         return _failed(galaxy, f"fit: {exc}")
     if summary is None:
-        return _failed(galaxy, f"fit: status ok but {base / 'fit' / 'summary.json'} is missing: run the fit again")
+        return _failed(galaxy, f"fit: status ok but {summary_path} is missing: run the fit again")
     if not isinstance(summary.get("parameters"), dict):
-        return _failed(galaxy, f"fit: {base / 'fit' / 'summary.json'} holds no parameters: run the fit again")
+        return _failed(galaxy, f"fit: {summary_path} holds no parameters: run the fit again")
     try:
         prepared = _read_json(base / "prepare" / "prepare.json", f"logs/prepare/{galaxy}.log") or {}
     except CorruptFileError:
@@ -207,6 +215,8 @@ def build_catalogue(
             else:
                 row[name] = _float(value)
         row.update(_modelling(summary) if ok else dict.fromkeys((*MODELLING, "flags", *FLAG_COLUMNS)))
+        if entry.get("model"):  # the family's name, also for a failed fit
+            row["model"] = str(entry["model"])
         for p in truth_params:
             row[f"{p}_true"] = _float(galaxy_truths.get(p))
         rows.append(row)
@@ -328,6 +338,7 @@ def make_catalogue(
     *,
     settings: str | Path | Mapping[str, Any] | None = None,
     mocks: str | Path | None = None,
+    families: Mapping[str, str | Path | Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """The survey catalogue from the galaxies sheet and the results folder (what ``kinms-core catalogue`` does).
 
@@ -344,14 +355,22 @@ def make_catalogue(
         default model (exponential disc, arctan rotation curve).
     mocks
         The mock table (:mod:`kinms_core.simulate`), whose values are the true values of its galaxies.
+    families
+        Extra model families fitted to every galaxy: name -> their settings; each adds a row per galaxy (its
+        ``model`` column is the name) from ``<galaxy>/families/<name>``, and its parameters to the columns.
     """
     from .settings import load_settings
     from .simulate import read_mock_table
     from .survey import galaxy_truths, read_sheet, sheet_row
 
-    settings_file = settings if isinstance(settings, (str, Path)) else None
-    refuse_overwrite([sheet, mocks, settings_file], [p for p in (csv_path, fits_path) if p is not None])
-    params = list(load_settings(settings).spec.parameter_names)
+    families = dict(families or {})
+    inputs = [sheet, mocks, settings, *families.values()]
+    files = [p for p in inputs if isinstance(p, (str, Path))]
+    refuse_overwrite(files, [p for p in (csv_path, fits_path) if p is not None])
+    spec = load_settings(settings).spec
+    params = list(spec.parameter_names)
+    for family_settings in families.values():
+        params += [name for name in load_settings(family_settings).spec.parameter_names if name not in params]
     table = read_sheet(sheet)
     mock_rows: dict[str, dict[str, Any]] = {}
     if mocks:
@@ -359,7 +378,9 @@ def make_catalogue(
         mock_rows = {str(r["galaxy"]): r for r in mock_table.to_dict("records")}
     entries, truths = [], {}
     for galaxy in table["galaxy"].astype(str):
-        entries.append(collect_entry(galaxy, results_dir))
+        entries.append({**collect_entry(galaxy, results_dir), "model": spec.label})
+        for family in families:
+            entries.append({**collect_entry(galaxy, results_dir, family_folder(family)), "model": family})
         truth = galaxy_truths(sheet_row(table, galaxy), mock_rows.get(galaxy), params)
         if truth:
             truths[galaxy] = truth
@@ -374,6 +395,7 @@ def make_catalogue_after_failure(
     *,
     settings: str | Path | Mapping[str, Any] | None = None,
     mocks: str | Path | None = None,
+    families: Mapping[str, str | Path | Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame | None:
     """The catalogue of a survey run in which some job failed, made from whatever exists (what the workflow's
     ``onerror`` handler calls): ``results_dir/catalogue.csv`` and ``.fits``.
@@ -399,7 +421,13 @@ def make_catalogue_after_failure(
         if csv_path.exists() and all(path.exists() for path in statuses):
             return None
         frame = make_catalogue(
-            sheet, results_dir, csv_path, results_dir / "catalogue.fits", settings=settings, mocks=mocks
+            sheet,
+            results_dir,
+            csv_path,
+            results_dir / "catalogue.fits",
+            settings=settings,
+            mocks=mocks,
+            families=families,
         )
         # Dated just before the sheet, so that the next run sees the catalogue out of date and makes it again,
         # redoing the crashed jobs on the way: Snakemake does not remake a missing intermediate file (a crashed

@@ -49,6 +49,7 @@ __all__ = [
     "check_sheet",
     "clean_row",
     "cube_arguments",
+    "family_settings",
     "fit_settings",
     "galaxy_overrides",
     "galaxy_truths",
@@ -320,6 +321,25 @@ def fit_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     raw = {key: config[key] for key in SETTINGS_KEYS if config.get(key) is not None}
     load_settings(raw)
     return json.loads(json.dumps(raw))
+
+
+def family_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The fit settings of each extra model family of a survey config (``families: {name: {model keys}}``): the
+    survey's settings with ``model`` changed by the family's keys, and only the ``parameters`` entries that the
+    family's model has. Each is checked by :func:`kinms_core.settings.load_settings` (errors name the family)."""
+    base = fit_settings(config)
+    out = {}
+    for name, model in (config.get("families") or {}).items():
+        raw = json.loads(json.dumps(base))
+        raw["model"] = {**raw.get("model", {}), **dict(model or {})}
+        try:
+            names = load_settings({"model": raw["model"]}).spec.parameter_names
+            raw["parameters"] = {k: v for k, v in (raw.get("parameters") or {}).items() if k in names}
+            load_settings(raw)
+        except ValueError as exc:
+            raise SettingsError(f"families.{name}: {exc}") from exc
+        out[name] = raw
+    return out
 
 
 def write_settings(settings: Mapping[str, Any], path: str | Path) -> Path:

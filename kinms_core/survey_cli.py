@@ -45,22 +45,28 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
 
 def _run_catalogue(args: argparse.Namespace) -> int:
     from .catalogue import make_catalogue
+    from .fit_cli import parse_assignments
 
-    frame = make_catalogue(args.sheet, args.results, args.output, args.fits, settings=args.settings, mocks=args.mocks)
+    families = parse_assignments(args.family, "--family")
+    frame = make_catalogue(
+        args.sheet, args.results, args.output, args.fits, settings=args.settings, mocks=args.mocks, families=families
+    )
     n_ok = int((frame["status"] == "ok").sum())
-    print(f"catalogue: {len(frame)} galaxies ({n_ok} ok, {len(frame) - n_ok} failed) -> {args.output}")
+    print(f"catalogue: {len(frame)} fits ({n_ok} ok, {len(frame) - n_ok} failed) -> {args.output}")
     for _, row in frame[frame["status"] != "ok"].iterrows():
-        print(f"  {row['galaxy']}: {row['error']}")
+        print(f"  {row['galaxy']} ({row['model']}): {row['error']}")
     return 0
 
 
 def register_catalogue(sub: argparse._SubParsersAction) -> None:
-    """Add ``catalogue --sheet S --results DIR -o CSV [--fits FITS] [--settings S.yaml] [--mocks T]``."""
+    """Add ``catalogue --sheet S --results DIR -o CSV [--fits FITS] [--settings S.yaml] [--mocks T]
+    [--family NAME=S.yaml ...]``."""
     p = sub.add_parser(
         "catalogue",
         help="collect every galaxy's fit (or failure) into the survey catalogue (CSV and FITS)",
-        description="One row per galaxy of the sheet: status, error, median and 16th/84th percentiles of every "
-        "parameter, diagnostics, and true values where the sheet or the mock table has them.",
+        description="One row per galaxy of the sheet and model family: status, error, median and 16th/84th "
+        "percentiles of every parameter, diagnostics, model comparison (BIC), quality flags, and true values where "
+        "the sheet or the mock table has them.",
     )
     p.add_argument("--sheet", required=True, help="galaxies sheet (CSV)")
     p.add_argument("--results", required=True, help="folder with <galaxy>/prepare and <galaxy>/fit")
@@ -68,6 +74,12 @@ def register_catalogue(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fits", default=None, help="catalogue FITS table with units")
     p.add_argument("--settings", default=None, help="the survey's fit settings YAML (gives the model's parameters)")
     p.add_argument("--mocks", default=None, help="mock table whose values are its galaxies' true values")
+    p.add_argument(
+        "--family",
+        action="append",
+        metavar="NAME=SETTINGS.yaml",
+        help="an extra model family fitted to every galaxy in <galaxy>/families/NAME (repeat for more)",
+    )
     p.set_defaults(func=_run_catalogue)
 
 

@@ -349,3 +349,29 @@ def test_make_catalogue_from_sheet_and_mock_table(tmp_path):
     assert list(df["status"]) == ["ok", "failed"]
     assert df["inc_true"][0] == 55.0 and df["flux_true"][1] == 12.0 and np.isnan(df["inc_true"][1])
     assert (tmp_path / "c.fits").exists()
+
+
+def test_catalogue_has_a_row_per_galaxy_and_model_family(tmp_path):
+    results = tmp_path / "results"
+    for folder in ("prepare", "fit", "families/radial"):
+        write_status(results / "g1" / folder, folder.split("/")[0], "g1")
+    (results / "g1" / "fit" / "summary.json").write_text(json.dumps(fake_summary("g1")))
+    radial = fake_summary("g1")
+    radial["parameters"]["vrad"] = {"median": -12.0, "p16": -14.0, "p84": -10.0, "map": -12.0, "fixed": False}
+    radial |= {"model": "radial", "bic": 1200.0}
+    (results / "g1" / "families" / "radial" / "summary.json").write_text(json.dumps(radial))
+    (tmp_path / "sheet.csv").write_text("galaxy,cube\ng1,g1.fits\ng2,g2.fits\n")
+    settings = {"radial": {"model": {"motions": "radial"}}}
+    df = make_catalogue(tmp_path / "sheet.csv", results, tmp_path / "c.csv", families=settings)
+    assert list(zip(df["galaxy"], df["model"], df["status"], strict=True)) == [
+        ("g1", "default", "ok"),  # the survey's model, named by its families
+        ("g1", "radial", "ok"),
+        ("g2", "default", "failed"),
+        ("g2", "radial", "failed"),
+    ]
+    assert df["vrad"][1] == -12.0 and np.isnan(df["vrad"][0])  # the family's parameter is a column of its own
+    assert df["bic"][1] == 1200.0 and "g2/prepare/status.json" in df["error"][3]
+    # a family whose fit is missing says where it looked
+    (results / "g1" / "families" / "radial" / "status.json").unlink()
+    df = make_catalogue(tmp_path / "sheet.csv", results, tmp_path / "c.csv", families=settings)
+    assert "g1/families/radial/status.json" in df["error"][1] and "logs/families/radial/g1.log" in df["error"][1]

@@ -3,8 +3,10 @@ rule catalogue:
     input:
         prepared=galaxy_files("prepare", "status.json"),
         fits=galaxy_files("fit", "status.json"),
+        families=family_files(),
         sheet=config["galaxies"],
         settings=rules.fit_settings.output.settings,
+        family_settings=expand(rules.family_settings.output.settings, family=FAMILIES),
         mocks=mock_table(),
     output:
         csv=report(
@@ -26,9 +28,10 @@ rule catalogue:
         mocks=lambda wildcards, input: (
             shlex.join(["--mocks", *input.mocks]) if input.mocks else ""
         ),
+        families=family_args,
     shell:
         "kinms-core catalogue --sheet {input.sheet:q} --results {params.results:q} -o {output.csv:q}"
-        " --fits {output.fits:q} --settings {input.settings:q} {params.mocks} > {log} 2>&1"
+        " --fits {output.fits:q} --settings {input.settings:q} {params.mocks} {params.families} > {log} 2>&1"
 
 
 rule survey_plots:

@@ -51,6 +51,8 @@ checked(config, "../schemas/config.schema.yaml", "the config")
 RESULTS = os.path.normpath(config["results"])
 # The fit settings part of the config, checked by the library (its errors name the key).
 FIT_SETTINGS = survey.fit_settings(config)
+# Extra model families fitted to every galaxy (config families:), each with its own settings file.
+FAMILIES = survey.family_settings(config)
 PARAMETERS = list(load_settings(FIT_SETTINGS).spec.parameter_names)
 
 SHEET = survey.read_sheet(config["galaxies"])
@@ -66,6 +68,7 @@ GALAXIES = list(SHEET["galaxy"])
 
 wildcard_constraints:
     galaxy=survey.GALAXY_PATTERN.strip("^$"),
+    family="|".join(FAMILIES) or "(?!)",
 
 
 MOCKS = read_mock_table(config["mocks"]) if config["mocks"] else None
@@ -164,8 +167,30 @@ def all_outputs():
     return outputs
 
 
+def family_files():
+    """The status of every galaxy's fit with every extra model family."""
+    return [
+        os.path.join(RESULTS, galaxy, "families", family, "status.json")
+        for galaxy in GALAXIES
+        for family in FAMILIES
+    ]
+
+
+def family_args(wildcards, input):
+    """--family NAME=SETTINGS for kinms-core catalogue (shell-quoted)."""
+    return shlex.join(
+        arg
+        for family, path in zip(FAMILIES, input.family_settings)
+        for arg in ("--family", f"{family}={path}")
+    )
+
+
 def write_partial_catalogue():
     """The catalogue of a run in which some job failed (kinms_core.catalogue.make_catalogue_after_failure)."""
     make_catalogue_after_failure(
-        config["galaxies"], RESULTS, settings=FIT_SETTINGS, mocks=config["mocks"]
+        config["galaxies"],
+        RESULTS,
+        settings=FIT_SETTINGS,
+        mocks=config["mocks"],
+        families=FAMILIES,
     )

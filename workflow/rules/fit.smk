@@ -37,3 +37,41 @@ rule fit:
     shell:
         "kinms-core fit {params.prepared:q} --settings {input.settings:q} -o {params.outdir:q} --threads {threads}"
         " --galaxy {wildcards.galaxy} --record-failure --no-progress --no-plots {params.overrides} > {log} 2>&1"
+
+
+rule family_settings:
+    """The fit settings of one extra model family (config families:), as the YAML file its fits read."""
+    output:
+        settings=os.path.join(RESULTS, "survey", "settings_{family}.yaml"),
+    log:
+        "logs/family_settings/{family}.log",
+    localrule: True
+    params:
+        settings=lambda wildcards: FAMILIES[wildcards.family],
+    run:
+        survey.write_settings(params.settings, output.settings)
+
+
+rule fit_family:
+    """Fit one galaxy with an extra model family, for the catalogue's model comparison; its plots go beside it.
+    Resumable and recorded as the main fit is."""
+    input:
+        prepared=rules.prepare.output.status,
+        settings=rules.family_settings.output.settings,
+    output:
+        status=os.path.join(RESULTS, "{galaxy}", "families", "{family}", "status.json"),
+    log:
+        "logs/families/{family}/{galaxy}.log",
+    conda:
+        "../envs/kinms.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+    params:
+        overrides=override_args,
+        prepared=lambda wildcards, input: os.path.dirname(input.prepared),
+        outdir=lambda wildcards, output: os.path.dirname(output.status),
+    shell:
+        "kinms-core fit {params.prepared:q} --settings {input.settings:q} -o {params.outdir:q} --threads {threads}"
+        " --galaxy {wildcards.galaxy} --record-failure --no-progress {params.overrides} > {log} 2>&1"
