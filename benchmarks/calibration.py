@@ -51,8 +51,18 @@ log = logging.getLogger("calibration")
 
 
 def make_mocks(n: int, seed: int, outdir: Path) -> pd.DataFrame:
-    """Write the mocks that are not there yet; returns the truth table."""
-    specs = [mismatched_mocks.draw_spec(index, seed) for index in range(n)]
+    """Write the mocks that are not there yet; returns the truth table. The specs (each needs one model run) are
+    kept in specs_seed<seed>.json, so a resumed run does not draw them again."""
+    cache = outdir / f"specs_seed{seed}.json"
+    known = json.loads(cache.read_text()) if cache.exists() else []
+    specs = [
+        mismatched_mocks.MockSpec.from_dict(known[index])
+        if index < len(known)
+        else mismatched_mocks.draw_spec(index, seed)
+        for index in range(n)
+    ]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps([spec.to_dict() for spec in specs]))
     mock_dir = outdir / "mocks"
     mock_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
