@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import fft
 from scipy.integrate import cumulative_trapezoid
 from scipy.special import ndtri
 from scipy.stats import qmc
@@ -32,7 +33,7 @@ from .beam import BeamConvolver, gaussian_psf
 from .errors import ModelOutsideCubeError
 from .obspars import ObsPars
 
-__all__ = ["DEFAULT_CLOUDS", "Bisymmetric", "CubeModel", "SkyClouds", "model_cube"]
+__all__ = ["DEFAULT_CLOUDS", "Bisymmetric", "CubeModel", "SkyClouds", "analytic_spread", "model_cube"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,16 @@ def _at_radius(profile: np.ndarray, radius: np.ndarray, r: np.ndarray) -> np.nda
     if profile.size == 1:
         return float(profile[0])
     return np.interp(r, radius, profile)
+
+
+def analytic_spread(gas_sigma: ArrayLike, dv: float) -> float | None:
+    """The dispersion to apply as an exact spectral convolution instead of random cloudlet velocities: a constant
+    ``gas_sigma`` of at least a channel (then the difference between the channel shares' shapes is negligible), else
+    None. Random velocities over several channels are most of a finely sampled cube's Monte-Carlo noise."""
+    values = np.atleast_1d(np.asarray(gas_sigma, dtype=float))
+    if values.size != 1 or not np.isfinite(values[0]) or values[0] < dv:
+        return None
+    return float(values[0])
 
 
 @dataclass(frozen=True)
@@ -331,8 +342,16 @@ class CubeModel:
         *,
         phase_cent: tuple[float, float] = (0.0, 0.0),
         v_offset: float = 0.0,
+        spread: float | None = None,
     ) -> np.ndarray:
-        """Cloudlet counts per voxel, ``(nv, ny, nx)``, binning to the nearest pixel and channel."""
+        """Cloudlet counts per voxel, ``(nv, ny, nx)``, binning to the nearest pixel and channel.
+
+        With ``spread`` (km/s), each cloudlet is instead shared between its two nearest channels and the counts are
+        convolved along the spectral axis with a Gaussian, together of dispersion ``spread`` (see
+        :func:`analytic_spread`): the expected cube of cloudlets with Gaussian random velocities, without their
+        Monte-Carlo noise."""
+        if spread is not None:
+            return self._spread_counts(x_sky, y_sky, los_vel, phase_cent, v_offset, spread)
         op = self.obspars
         phase_cent = np.asarray(phase_cent, dtype=float)
         if phase_cent.shape != (2,) or not np.all(np.isfinite(phase_cent)):
@@ -346,6 +365,40 @@ class CubeModel:
         flat = ((iv[inside] * op.ny + iy[inside]) * op.nx + ix[inside]).astype(np.intp)
         counts = np.bincount(flat, minlength=op.nv * op.ny * op.nx).astype(float)
         return counts.reshape(op.shape)
+
+    def _spread_counts(
+        self,
+        x_sky: np.ndarray,
+        y_sky: np.ndarray,
+        los_vel: np.ndarray,
+        phase_cent: tuple[float, float],
+        v_offset: float,
+        spread: float,
+    ) -> np.ndarray:
+        op = self.obspars
+        # The linear share between two channels has a variance of dv^2 / 6 against the nearest channel's dv^2 / 12,
+        # which is the one KinMS's (and the expected cube's) binning adds: the Gaussian makes up the rest.
+        sigma = math.sqrt(max(spread**2 - op.dv**2 / 12.0, 0.0)) / op.dv
+        pad = int(math.ceil(4.0 * sigma)) + 2  # cloudlets just outside the band spread into it
+        ix = np.rint(x_sky / op.cellsize + (op.nx / 2.0 + phase_cent[0] / op.cellsize))
+        iy = np.rint(y_sky / op.cellsize + (op.ny / 2.0 + phase_cent[1] / op.cellsize))
+        fv = los_vel / op.dv + (op.nv / 2.0 + v_offset / op.dv + pad)
+        lower = np.floor(fv)
+        upper_share = fv - lower
+        length = op.nv + 2 * pad
+        inside = (ix >= 0) & (ix < op.nx) & (iy >= 0) & (iy < op.ny) & (lower >= 0) & (lower < length - 1)
+        flat = ((lower[inside] * op.ny + iy[inside]) * op.nx + ix[inside]).astype(np.intp)
+        share = upper_share[inside]
+        size = length * op.ny * op.nx
+        counts = np.bincount(flat, weights=1.0 - share, minlength=size)
+        counts += np.bincount(flat + op.ny * op.nx, weights=share, minlength=size)
+        counts = counts.reshape(length, op.ny, op.nx)
+        # Gaussian along the spectral axis through the FFT, long enough that nothing wraps into the band
+        n_fft = fft.next_fast_len(length + 2 * pad)
+        frequency = np.fft.rfftfreq(n_fft)
+        kernel = np.exp(-2.0 * (np.pi * sigma * frequency) ** 2)
+        smoothed = fft.irfft(fft.rfft(counts, n=n_fft, axis=0) * kernel[:, None, None], n=n_fft, axis=0)
+        return np.ascontiguousarray(smoothed[pad : pad + op.nv])
 
     def cube(
         self,
@@ -396,6 +449,7 @@ class CubeModel:
         """
         if not (np.isfinite(int_flux) and int_flux > 0):
             raise ValueError(f"int_flux must be a positive finite flux (Jy km/s), got {int_flux!r}")
+        spread = analytic_spread(gas_sigma, self.obspars.dv)
         x_sky, y_sky, los_vel = self.cloudlets(
             inc=inc,
             pa=pa,
@@ -403,12 +457,12 @@ class CubeModel:
             sb_prof=sb_prof,
             vel_rad=vel_rad,
             vel_prof=vel_prof,
-            gas_sigma=gas_sigma,
+            gas_sigma=0.0 if spread else gas_sigma,
             disk_thick=disk_thick,
             radial_vel=radial_vel,
             bisymmetric=bisymmetric,
         )
-        counts = self.clean_counts(x_sky, y_sky, los_vel, phase_cent=phase_cent, v_offset=v_offset)
+        counts = self.clean_counts(x_sky, y_sky, los_vel, phase_cent=phase_cent, v_offset=v_offset, spread=spread)
         return self._finish(counts, int_flux, clean)
 
     def sky_cube(
@@ -440,6 +494,9 @@ class CubeModel:
         vel_rad = _radius_grid("vel_rad", vel_rad)
         vel_prof = np.atleast_1d(np.asarray(vel_prof, dtype=float))
         gas_sigma = _profile("gas_sigma", gas_sigma, vel_rad, "vel_rad")
+        spread = analytic_spread(gas_sigma, self.obspars.dv)
+        if spread:
+            gas_sigma = np.zeros(1)
         # Inverse of the projection in :meth:`cloudlets` about the kinematic centre.
         dx, dy = clouds.x - phase_cent[0], clouds.y - phase_cent[1]
         pa_rad, inc_rad = math.radians(pa), math.radians(inc)
@@ -462,7 +519,7 @@ class CubeModel:
             _profile("radial_vel", radial_vel, vel_rad, "vel_rad"),
             bisymmetric,
         )
-        counts = self.clean_counts(clouds.x, clouds.y, los_vel, v_offset=v_offset)
+        counts = self.clean_counts(clouds.x, clouds.y, los_vel, v_offset=v_offset, spread=spread)
         return self._finish(counts, int_flux, clean)
 
     def _finish(self, counts: np.ndarray, int_flux: float, clean: bool) -> np.ndarray:

@@ -62,6 +62,11 @@ CONFIGS = {
         beam=(4.0, 4.0, 0.0),
         params=dict(inc=50.0, pa=60.0, sb_prof=EXP5, bisymmetric=Bisymmetric(v2t=30.0, v2r=20.0, phib=35.0)),
     ),
+    "fine_channels_dispersion_spread_exactly": dict(
+        grid=(48, 48, 60, 1.0, 5.0),
+        beam=(4.0, 3.0, 0.0),
+        params=dict(inc=70.0, pa=300.0, gas_sigma=12.0, sb_prof=EXP5, v_offset=-7.0),
+    ),
     "odd_sizes": dict(
         grid=(63, 61, 21, 1.0, 25.0), beam=(4.5, 4.5, 0.0), params=dict(inc=50.0, pa=100.0, sb_prof=EXP5)
     ),
