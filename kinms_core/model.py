@@ -387,18 +387,26 @@ class CubeModel:
         upper_share = fv - lower
         length = op.nv + 2 * pad
         inside = (ix >= 0) & (ix < op.nx) & (iy >= 0) & (iy < op.ny) & (lower >= 0) & (lower < length - 1)
-        flat = ((lower[inside] * op.ny + iy[inside]) * op.nx + ix[inside]).astype(np.intp)
-        share = upper_share[inside]
-        size = length * op.ny * op.nx
+        out = np.zeros(op.shape)
+        if not inside.any():
+            return out
+        ix, iy, lower, share = ix[inside], iy[inside], lower[inside], upper_share[inside]
+        # Only the sky box that holds cloudlets is convolved (a thin edge-on disc fills a fraction of the cube).
+        x0, y0 = int(ix.min()), int(iy.min())
+        bx, by = int(ix.max()) - x0 + 1, int(iy.max()) - y0 + 1
+        flat = ((lower * by + (iy - y0)) * bx + (ix - x0)).astype(np.intp)
+        size = length * by * bx
         counts = np.bincount(flat, weights=1.0 - share, minlength=size)
-        counts += np.bincount(flat + op.ny * op.nx, weights=share, minlength=size)
-        counts = counts.reshape(length, op.ny, op.nx)
+        counts += np.bincount(flat + by * bx, weights=share, minlength=size)
         # Gaussian along the spectral axis through the FFT, long enough that nothing wraps into the band
         n_fft = fft.next_fast_len(length + 2 * pad)
         frequency = np.fft.rfftfreq(n_fft)
         kernel = np.exp(-2.0 * (np.pi * sigma * frequency) ** 2)
-        smoothed = fft.irfft(fft.rfft(counts, n=n_fft, axis=0) * kernel[:, None, None], n=n_fft, axis=0)
-        return np.ascontiguousarray(smoothed[pad : pad + op.nv])
+        spectrum = fft.rfft(counts.reshape(length, by, bx), n=n_fft, axis=0)
+        spectrum *= kernel[:, None, None]
+        smoothed = fft.irfft(spectrum, n=n_fft, axis=0)
+        out[:, y0 : y0 + by, x0 : x0 + bx] = smoothed[pad : pad + op.nv]
+        return out
 
     def cube(
         self,

@@ -205,12 +205,10 @@ def test_tutorial_fit_recovers_the_truth_with_honest_errors(tutorial_data, tmp_p
 
 
 # ------------------------------------------------------------------------------------------------ resume
-@pytest.fixture(scope="module")
-def small_cube(tmp_path_factory):
-    """A small mock cube on disk (32x32x16, 2"/pixel)."""
-    path = tmp_path_factory.mktemp("cube") / "small.fits"
+def small_galaxy(**obspars: object) -> tuple[ObsPars, np.ndarray]:
+    """A small noiseless mock (32x32x16, 2"/pixel, beam 6"x5") and its grid."""
     rad = np.arange(0, 40, 0.5)
-    op = ObsPars(nx=32, ny=32, nv=16, cellsize=2.0, dv=25.0, beam=(6.0, 5.0, 20.0), ra=30.0, dec=-10.0, v_start=800)
+    op = ObsPars(nx=32, ny=32, nv=16, cellsize=2.0, dv=25.0, beam=(6.0, 5.0, 20.0), v_start=800, **obspars)
     cube = model_cube(
         op,
         n_clouds=2**15,
@@ -224,6 +222,14 @@ def small_cube(tmp_path_factory):
         int_flux=20.0,
         v_offset=1000.0 - op.centre_velocity,
     )
+    return op, cube
+
+
+@pytest.fixture(scope="module")
+def small_cube(tmp_path_factory):
+    """The small mock on disk, with white noise."""
+    path = tmp_path_factory.mktemp("cube") / "small.fits"
+    op, cube = small_galaxy(ra=30.0, dec=-10.0)
     cube += np.random.default_rng(3).normal(size=cube.shape) * 2e-3
     write_cube(path, cube, op)
     return path
@@ -334,21 +340,7 @@ def test_failed_prepare_becomes_a_failed_fit_status(tmp_path):
 def test_robust_errors_are_the_default_and_recorded(tmp_path):
     """The default fit measures the noise's correlation (a beam of 8.5 pixels here) and reports errors of the sandwich
     covariance's size; posterior.csv holds the samples the summary's percentiles come from."""
-    rad = np.arange(0, 40, 0.5)
-    op = ObsPars(nx=32, ny=32, nv=16, cellsize=2.0, dv=25.0, beam=(6.0, 5.0, 20.0), v_start=800)
-    truth = model_cube(
-        op,
-        n_clouds=2**15,
-        seed=4,
-        inc=60.0,
-        pa=120.0,
-        sb_rad=rad,
-        sb_prof=np.exp(-rad / 6.0),
-        vel_rad=rad,
-        vel_prof=180 * 2 / np.pi * np.arctan(rad / 3.0),
-        int_flux=20.0,
-        v_offset=1000.0 - op.centre_velocity,
-    )
+    op, truth = small_galaxy()
     write_cube(tmp_path / "cube.fits", truth + beam_correlated_noise(op, 2e-3, np.random.default_rng(3)), op)
     prepare_cube(tmp_path / "cube.fits", tmp_path / "prepared")
     raw = {"model": {"n_clouds": 4096}, "fit": {"nwalkers": 20, "max_steps": 200, "seed": 3}}
