@@ -153,7 +153,7 @@ def test_bad_sheet_or_config_stops_before_any_job_with_a_clear_message(tmp_path,
 
 def test_config_with_only_galaxies_gets_library_defaults_not_the_demos(tmp_path):
     """A user's --configfile replaces the demo's config: what it does not say comes from the library."""
-    from kinms_core.settings import FIT_CLOUDS, FitOptions, load_settings
+    from kinms_core.settings import FitOptions, load_settings
 
     shutil.copytree(REPO / "config", tmp_path / "config")  # the demo's config where the Snakefile looks for it
     (tmp_path / "galaxies.csv").write_text("galaxy,cube\nmine,mine.fits\n")
@@ -164,7 +164,7 @@ def test_config_with_only_galaxies_gets_library_defaults_not_the_demos(tmp_path)
     result = snakemake(tmp_path, "--cores", "1", "--workflow-profile", "none", *targets, configfile=configfile)
     assert result.returncode == 0, result.output
     settings = load_settings(tmp_path / "results" / "survey" / "settings.yaml")
-    assert settings.options == FitOptions() and settings.n_clouds == FIT_CLOUDS
+    assert settings.options == FitOptions() and settings.n_clouds is None  # None: chosen per galaxy
     config = json.loads((tmp_path / "results" / "survey" / "provenance.json").read_text())["config"]
     assert config == {
         "galaxies": "galaxies.csv",
@@ -174,6 +174,7 @@ def test_config_with_only_galaxies_gets_library_defaults_not_the_demos(tmp_path)
         "model": {},
         "parameters": {},
         "fit": {},
+        "families": {},
     }
     # and the demo, run without --configfile, still gets its own settings
     demo = snakemake(tmp_path, "-n", "--workflow-profile", "none")
