@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pyfftw
 
+from .constants import FWHM_TO_SIGMA
+
 __all__ = ["BeamConvolver", "fast_fft_size", "fftw_wisdom_path", "gaussian_psf", "shared_fftw_wisdom"]
 
 log = logging.getLogger(__name__)
 
-FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 # The PSF is cut where it falls below this fraction of its peak: the flux it drops is below 1e-6 of the total.
 PSF_CUTOFF = 1e-7
 

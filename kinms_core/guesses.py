@@ -25,6 +25,7 @@ import math
 import numpy as np
 from scipy.optimize import least_squares
 
+from .constants import FWHM_TO_SIGMA
 from .errors import NoEmissionError
 from .ingest import Cube
 
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 #: Keys of :func:`first_guesses` (and of :func:`data_bounds`).
 GUESS_KEYS = ("flux", "xc", "yc", "vsys", "pa", "inc", "vflat", "scalerad", "rturn", "sigma")
 
-_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 # Half-light radius of an exponential disc in scale lengths.
 _HALF_LIGHT_PER_SCALE = 1.678
 # Default gas dispersion guess (km/s).
@@ -78,8 +78,8 @@ def _edges(spec: np.ndarray, velocities: np.ndarray, fraction: float) -> tuple[f
 def _beam_covariance(beam: tuple[float, float, float], cellsize: float) -> np.ndarray:
     """Covariance (pixels^2) of the Gaussian beam in pixel coordinates (+x west, +y north)."""
     bmaj, bmin, bpa = beam
-    s_maj = bmaj * _FWHM_TO_SIGMA / cellsize
-    s_min = bmin * _FWHM_TO_SIGMA / cellsize
+    s_maj = bmaj * FWHM_TO_SIGMA / cellsize
+    s_min = bmin * FWHM_TO_SIGMA / cellsize
     pa = math.radians(bpa)
     u = np.array([-math.sin(pa), math.cos(pa)])
     v = np.array([math.cos(pa), math.sin(pa)])

@@ -35,6 +35,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from .constants import C_KMS, C_MS
 from .errors import CubeError, MissingInputError, NoBeamError, RestFrequencyError, SettingsError
 from .fitsio import obspars_header
 from .fitsunits import canonical_unit, normalise_header_units
@@ -56,8 +57,6 @@ VELOCITY_CONVENTIONS = ("auto", "radio", "optical")
 # A placeholder rest frequency for velocity axes without one: converting optical or relativistic velocities to
 # radio ones does not depend on the rest frequency, but the libraries ask for one.
 _PLACEHOLDER_REST_HZ = 1.0e9
-_C_M_S = 299792458.0
-_C_KM_S = 299792.458
 _VELOCITY_TYPES = ("VRAD", "VOPT", "VELO", "FELO", "ZOPT", "BETA", "VELR")
 # How to give a cube its beam, for the messages of NoBeamError.
 _GIVE_BEAM = (
@@ -563,7 +562,7 @@ def _header_rest_frequency(header: fits.Header) -> float | None:
             return float(value)
     value = header.get("RESTWAV")
     if isinstance(value, (int, float)) and value > 0:
-        return float(_C_M_S / value)
+        return float(C_MS / value)
     return None
 
 
@@ -760,7 +759,7 @@ def read_cube(
 
         velocities, converted, frequencies = _velocities(path, spec_cube, conversion_rest)
         if frequencies is None and rest_hz is not None:
-            frequencies = rest_hz * (1.0 - velocities / _C_KM_S)
+            frequencies = rest_hz * (1.0 - velocities / C_KMS)
         spectral_axis = _spectral_fits_axis(header)
         ctype_in = str(header.get(f"CTYPE{spectral_axis}", "")).strip() if spectral_axis else ""
         ctype_read = str(spec_cube.wcs.wcs.ctype[2]).strip()

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage, signal
 
+from .constants import FWHM_TO_SIGMA
 from .errors import NoEmissionError
 from .obspars import ObsPars
 
@@ -47,7 +48,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _MAD_TO_SIGMA = 1.482602218505602
-_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
 
 def _sample(data: np.ndarray, max_samples: int) -> np.ndarray:
@@ -215,7 +215,7 @@ def _log_shape(work: np.ndarray, obspars: ObsPars, smooth_beams: float) -> np.nd
         centre = np.nanmedian(work, axis=0)
         per_pixel = _MAD_TO_SIGMA * np.nanmedian(np.abs(work - centre), axis=0)
     usable = (counts >= _MIN_CHANNELS) & np.isfinite(per_pixel) & (per_pixel > 0)
-    sigma_pixels = smooth_beams * obspars.beam[0] * _FWHM_TO_SIGMA / obspars.cellsize
+    sigma_pixels = smooth_beams * obspars.beam[0] * FWHM_TO_SIGMA / obspars.cellsize
     # In log space a primary beam's Gaussian fall-off is a smooth quadratic, and the map stays positive.
     log_map = _local_linear(
         np.where(usable, np.log(np.where(usable, per_pixel, 1.0)), 0.0),
@@ -349,7 +349,7 @@ def _smooth(
 def _beam_sigmas(obspars: ObsPars) -> tuple[float, float]:
     """Gaussian sigmas (pixels) along y and x of the beam's circularised size."""
     bmaj, bmin, _ = obspars.beam
-    sigma = math.sqrt(bmaj * bmin) * _FWHM_TO_SIGMA / obspars.cellsize
+    sigma = math.sqrt(bmaj * bmin) * FWHM_TO_SIGMA / obspars.cellsize
     return sigma, sigma
 
 

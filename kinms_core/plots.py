@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 from scipy.ndimage import gaussian_filter, label, maximum
 
+from .constants import FWHM_TO_SIGMA
 from .moments import major_axis_direction, moment0, moment1, pv_diagram, spectrum
 from .obspars import ObsPars
 
@@ -35,7 +36,6 @@ DPI = 110
 DIAGNOSTICS_FIGSIZE = (16.0, 9.5)
 DIAGNOSTICS_FIGSIZE_NO_MODEL = (11.5, 9.5)
 
-FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 # Fractions of the data's peak at which model contours are drawn (on moment 0 and the pv diagram).
 CONTOUR_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 # A masked region is kept only if its smoothed peak exceeds this many sigma (see signal_mask).

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .constants import C_KMS
 from .errors import ImplausibleDataError
 
 __all__ = [
@@ -38,7 +39,7 @@ MAX_FLUX = 1e8
 #: noise estimate misdescribes the data by more than an order of magnitude in variance.
 CHI2_REDUCED_RANGE = (0.1, 10.0)
 #: Fastest plausible systemic velocity (km/s): the speed of light.
-_MAX_VELOCITY = 299792.458
+_MAX_VELOCITY = C_KMS
 
 
 def check_cube_values(data: np.ndarray, rms: float, mask: np.ndarray, *, source: str = "cube") -> None:

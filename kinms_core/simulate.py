@@ -34,17 +34,16 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from .beam import FWHM_TO_SIGMA
+from .cells import is_missing
+from .constants import C_KMS, FWHM_TO_SIGMA
 from .errors import MissingInputError, SettingsError
 from .fitsio import obspars_header
 from .model import model_cube
 from .obspars import ObsPars
 from .parametric import radius_grid
 from .safe_files import atomic_path
-from .survey import is_missing
 
 __all__ = [
-    "C_KMS",
     "CO21_HZ",
     "FORMATS",
     "MOCK_COLUMNS",
@@ -59,8 +58,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Speed of light in km/s.
-C_KMS = 299792.458
 #: Rest frequency of CO(2-1) in Hz, the default of ``format: freq``.
 CO21_HZ = 230.538e9
 #: Output formats: plain VRAD axis, FREQ axis (Hz, descending with channel), and either with a 4th Stokes axis.
