@@ -37,9 +37,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from .cells import clean_row, is_missing
 from .errors import MissingInputError, SettingsError
 from .safe_files import write_json_atomic, write_text_atomic
 from .settings import OVERRIDE_FIELDS, load_settings
+from .simulate import TRUTH_COLUMNS, mock_parameters
 
 __all__ = [
     "GALAXY_PATTERN",
@@ -74,23 +76,6 @@ RESERVED_NAMES = ("mocks", "survey", "benchmarks", "logs")
 #: The config keys that are fit settings (kinms_core.settings).
 SETTINGS_KEYS = ("model", "parameters", "fit")
 _READING_COLUMNS = ("restfreq", "bmaj", "bmin", "bpa", "velocity_convention")
-
-
-def is_missing(value: Any) -> bool:
-    """Whether a table cell is empty: None, NaN or blank text."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return value.strip() == ""
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A table row without its empty cells (None, NaN, blank text)."""
-    return {str(k): v for k, v in row.items() if not is_missing(v)}
 
 
 def _coerce(value: Any) -> Any:
@@ -302,7 +287,6 @@ def galaxy_truths(
     parameters
         The model's parameter names: only those are returned.
     """
-    from .simulate import TRUTH_COLUMNS, mock_parameters
 
     truths: dict[str, float] = {}
     if mock_row is not None:
