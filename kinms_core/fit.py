@@ -41,7 +41,7 @@ from .safe_files import atomic_path, read_json_object, write_json_atomic, write_
 from .sandwich import ErrorModel, adjust_samples, error_model
 from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
 
-__all__ = ["ChainFile", "FitResult", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
+__all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,6 @@ def _fingerprint(fit_data: FitData, parameters: list[Parameter], settings: FitSe
         ).encode()
     )
     return digest.hexdigest()
-
-
-class FitResult(dict):
-    """The summary dictionary written to ``summary.json`` (see :func:`fit_galaxy`)."""
 
 
 def maximise(
@@ -249,7 +245,7 @@ def fit_galaxy(
     *,
     processes: int = 1,
     progress: bool = True,
-) -> FitResult:
+) -> dict[str, Any]:
     """Fit one galaxy and write ``summary.json``, ``chain.h5`` and ``map.json`` into ``outdir``.
 
     Parameters
@@ -267,7 +263,7 @@ def fit_galaxy(
 
     Returns
     -------
-    FitResult
+    dict
         The summary: per parameter median, 16th and 84th percentiles, MAP and whether fixed; acceptance fraction,
         autocorrelation times, steps, convergence, reduced chi-square, N detected, RMS and inflated RMS, runtime,
         evaluations, seed and software versions.
@@ -386,7 +382,7 @@ def fit_galaxy(
         summary["runtime_s"],
         ", ".join(raised(summary["flags"])) or "none",
     )
-    return FitResult(summary)
+    return summary
 
 
 def _error_model(fit_data: FitData, posterior: LogPosterior, best: np.ndarray) -> ErrorModel:

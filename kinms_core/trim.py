@@ -67,11 +67,6 @@ class TrimInfo:
         """``(v, y, x)`` slices of the kept window in the original cube."""
         return (slice(self.v0, self.v1), slice(self.y0, self.y1), slice(self.x0, self.x1))
 
-    @property
-    def offsets(self) -> tuple[int, int, int]:
-        """``(v0, y0, x0)``: original index of the trimmed cube's first voxel."""
-        return (self.v0, self.y0, self.x0)
-
     def apply(self, array: np.ndarray) -> np.ndarray:
         """The kept window of an array on the original grid (a mask, a model), as a contiguous copy."""
         if tuple(array.shape) != tuple(self.original_shape):
