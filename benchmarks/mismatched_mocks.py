@@ -73,6 +73,7 @@ import pandas as pd
 from astropy.io import fits
 from scipy import ndimage, signal
 
+from kinms_core.constants import FWHM_TO_SIGMA
 from kinms_core.fitsio import obspars_header
 from kinms_core.obspars import ObsPars
 from kinms_core.simulate import beam_correlated_noise
@@ -114,7 +115,6 @@ N_CLOUDS = 2**22
 #: Radius enclosing 95% of an exponential disc's flux, in scale radii (solves 1 - (1 + x) exp(-x) = 0.95); the
 #: "emission radius" of a mock.
 EXP_R95 = 4.743864518
-FWHM_TO_SIGMA = 1.0 / math.sqrt(8.0 * math.log(2.0))
 
 # Which mocks are nulls and which have real noise: fixed slots of (index + seed), so that a set of any size has
 # 10% nulls and 25% real-noise mocks, cycling over the three observed cubes.

@@ -14,6 +14,10 @@ rule fit_settings:
 rule fit:
     """Fit one galaxy (emcee, checkpointed in chain.h5 so a killed job resumes). Each job is one galaxy; its worker
     processes are the job's threads. A recognised failure becomes a failed status.json (exit 0).
+
+    Writes results/<galaxy>/fit/: map.json (the start and the error model), chain.h5, summary.json, posterior.csv,
+    model.fits, residual.fits and, last, status.json, the only declared output, so that Snakemake never deletes the
+    chain of an interrupted fit (a rerun resumes from it) nor a failed galaxy's record.
     """
     input:
         prepared=rules.prepare.output.status,

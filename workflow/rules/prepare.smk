@@ -1,5 +1,10 @@
 rule prepare:
-    """Read, mask, trim and guess one galaxy's cube. A bad or missing cube becomes a failed status.json (exit 0)."""
+    """Read, mask, trim and guess one galaxy's cube. A bad or missing cube becomes a failed status.json (exit 0).
+
+    Writes results/<galaxy>/prepare/: cube.fits, mask.fits, noise.fits (when the noise varies), obspars.json,
+    prepare.json and, last, status.json, the only declared output: a failed galaxy has no other files, and the rule
+    is redone when status.json is missing or older than its inputs.
+    """
     input:
         cube=cube_input,
     output:
