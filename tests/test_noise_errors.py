@@ -175,3 +175,34 @@ def test_adjusted_samples_take_the_sandwich_covariance():
     model.meat = [[40.0, 0.0], [0.0, 0.0]]
     kept = adjust_samples(samples, np.array([1.0, 2.0]), model, np.array([-1e9, -1e9]), np.array([1e9, 1e9]))
     np.testing.assert_array_equal(kept[:, 1], samples[:, 1])
+
+
+# ---------------------------------------------------------------------------------------------- cloudlets
+def test_brighter_cubes_get_more_cloudlets_until_the_model_is_smooth():
+    """The model is a histogram of cloudlets: its Monte-Carlo noise must be small against the data's noise, so a
+    cube with a hundred times less noise needs more of them; a faint one keeps the starting 2^12."""
+    from kinms_core.likelihood import FitData, enough_clouds, model_noise_chi2
+
+    values = {**TRUTH, "sigma": 5.0}
+    truth = GalaxyModel(SMALL, ModelSpec(), n_clouds=2**16, seed=9).cube(values)
+    chosen = {}
+    for rms in (1e-2, 1e-4):
+        data = FitData(data=truth, obspars=SMALL, rms=rms, n_detected=100)
+        chosen[rms], chi2 = enough_clouds(data, ModelSpec(), values, start=2**12, seed=1)
+        assert chi2 <= 0.25 * SMALL.beam_area_pixels or chosen[rms] == 2**18
+    assert chosen[1e-2] == 2**12 and chosen[1e-4] > 2**13
+    pair = [GalaxyModel(SMALL, ModelSpec(), n_clouds=2**12, seed=s) for s in (1, 2)]
+    noise = np.full(SMALL.shape, 1e-4)
+    assert model_noise_chi2(*pair, values, noise) > 0.25 * SMALL.beam_area_pixels
+
+
+def test_a_dispersion_of_channels_is_spread_without_monte_carlo_noise():
+    """With a dispersion of at least a channel the cloudlets' random velocities are replaced by an exact spread: two
+    models with different cloudlets then differ far less."""
+    fine = ObsPars(nx=32, ny=32, nv=40, cellsize=1.0, dv=5.0, beam=(3.0, 3.0, 0.0))
+
+    def difference(sigma: float) -> float:
+        a, b = (GalaxyModel(fine, ModelSpec(), n_clouds=2**14, seed=s).cube({**TRUTH, "sigma": sigma}) for s in (1, 2))
+        return float(np.linalg.norm(a - b) / np.linalg.norm(a))
+
+    assert difference(12.0) < 0.5 * difference(4.9)  # 4.9 < dv: still random velocities
