@@ -318,21 +318,14 @@ def error_model(
     if not region.any():
         raise ModelOutsideCubeError("the best-fit model has no voxel above half the noise: no errors can be measured")
 
-    # Steps: first a small fraction of each bound's width, then the correlated-noise standard deviation.
-    span = np.asarray(high, dtype=float) - np.asarray(low, dtype=float)
-    steps = np.clip(1e-3 * span, 1e-9, None)
-    for _ in range(2):
-        columns = jacobian(model, theta, steps, low, high, weight)
-        curvature = np.einsum("kvyx,lvyx->kl", columns, columns)
-        sd = np.sqrt(np.diag(_independent(curvature)) * max(beam_area_pixels, 1.0))
-        steps = np.clip(sd, 1e-4 * span, 0.05 * span)
-
+    columns, steps = _jacobian_at(model, theta, low, high, weight, beam_area_pixels)
+    curvature = np.einsum("kvyx,lvyx->kl", columns, columns)
     lags = lag_window(beam_fwhm_pixels, data.shape, beams=lag_beams, channels=lag_channels)
     taper = triangle_taper(lags)
     residual_acov = autocovariance(residual, region, lags)
     meat_matrix = meat(columns, residual_acov * taper, lags)
 
-    # Comparison estimators (diagnostics only): independent voxels, correlated noise alone, HAC of the scores.
+    # The noise alone, away from the galaxy: the chain's temperature
     line_free = finite & ~ndimage.binary_dilation(region, iterations=max(1, int(round(beam_fwhm_pixels))))
     if line_free.sum() >= MIN_LINE_FREE:
         noise_acov = autocovariance(residual, line_free, lags)
@@ -342,12 +335,6 @@ def error_model(
         noise_acov = np.zeros_like(residual_acov)
         noise_meat = curvature * max(beam_area_pixels, 1.0)
         temperature = max(beam_area_pixels, 1.0)
-    scores = columns * residual[None]
-    n = len(names)
-    hac_meat = np.zeros((n, n))
-    for k in range(n):
-        for m in range(k, n):
-            hac_meat[k, m] = hac_meat[m, k] = float(np.sum(_correlate(scores[k], scores[m], lags) * taper))
     centre = tuple(lags)
 
     def sd(matrix: np.ndarray) -> dict[str, float]:
@@ -366,7 +353,7 @@ def error_model(
         "sd_independent": dict(zip(names, np.sqrt(np.diag(_independent(curvature))).tolist(), strict=True)),
         "sd_noise": sd(noise_meat),
         "inflation": _temperature(curvature, meat_matrix),
-        "sd_hac": sd(hac_meat),
+        "sd_hac": sd(_hac_meat(columns * residual[None], lags, taper)),
     }
     log.info(
         "error model: residual variance %.2f (noise %.2f) in %d voxels of signal; chi-square tempered by %.3g, "
@@ -395,6 +382,36 @@ def _volume(acov: np.ndarray, centre: tuple[int, int, int]) -> float:
     area in pixels for beam-correlated noise), at least 1."""
     zero = float(acov[centre])
     return max(float(acov.sum()) / zero, 1.0) if zero > 0 else 1.0
+
+
+def _jacobian_at(
+    model: Callable[[np.ndarray], np.ndarray],
+    theta: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    weight: np.ndarray,
+    beam_area_pixels: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whitened Jacobian at ``theta`` and its steps: first a small fraction of each bound's width, then the
+    correlated-noise standard deviation that this first Jacobian gives (about the posterior's width)."""
+    span = np.asarray(high, dtype=float) - np.asarray(low, dtype=float)
+    first = np.clip(1e-3 * span, 1e-9, None)
+    columns = jacobian(model, theta, first, low, high, weight)
+    curvature = np.einsum("kvyx,lvyx->kl", columns, columns)
+    sd = np.sqrt(np.diag(_independent(curvature)) * max(beam_area_pixels, 1.0))
+    steps = np.clip(sd, 1e-4 * span, 0.05 * span)
+    return jacobian(model, theta, steps, low, high, weight), steps
+
+
+def _hac_meat(scores: np.ndarray, lags: Sequence[int], taper: np.ndarray) -> np.ndarray:
+    """The tapered autocovariance of the score fields (``J_k`` times the whitened residual), summed: the HAC meat,
+    recorded for comparison."""
+    n = scores.shape[0]
+    out = np.zeros((n, n))
+    for k in range(n):
+        for m in range(k, n):
+            out[k, m] = out[m, k] = float(np.sum(_correlate(scores[k], scores[m], lags) * taper))
+    return out
 
 
 def _lag1(acov: np.ndarray, centre: tuple[int, int, int], axis: int) -> float:
