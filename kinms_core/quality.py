@@ -24,8 +24,8 @@ FLAGS = {
     "model_noise": "the model's Monte-Carlo noise stayed rough with the most cloudlets allowed: slow mixing",
 }
 
-# How close (fraction of the bound's width) a percentile must come to a bound to touch it.
-_BOUND_FRACTION = 0.01
+# How close (fraction of the 16th-84th percentile range) a percentile must come to a bound to touch it.
+_BOUND_FRACTION = 0.1
 # A posterior median further than this many posterior widths and this absolute distance from the guess is "far".
 _FAR_SIGMAS = 5.0
 _FAR_ABSOLUTE = {"pa": 30.0, "inc": 20.0}
@@ -35,11 +35,13 @@ _MISMATCH_RATIO = 2.0
 
 
 def _touches_bound(entry: Mapping[str, Any]) -> bool:
+    """Whether the 16th-84th percentile range reaches a bound: it comes closer to it than a tenth of its own width
+    (a posterior piled up against the bound), whatever the bound's distance in units of its whole range."""
     low, high = entry.get("min"), entry.get("max")
     if low is None or high is None or not high > low:
         return False
-    margin = _BOUND_FRACTION * (high - low)
-    return entry["p16"] <= low + margin or entry["p84"] >= high - margin
+    margin = max(_BOUND_FRACTION * (entry["p84"] - entry["p16"]), 1e-9 * (high - low))
+    return entry["p16"] - low <= margin or high - entry["p84"] <= margin
 
 
 def _far_from_guess(name: str, entry: Mapping[str, Any], channel_width: float) -> bool:

@@ -375,3 +375,22 @@ def test_catalogue_has_a_row_per_galaxy_and_model_family(tmp_path):
     (results / "g1" / "families" / "radial" / "status.json").unlink()
     df = make_catalogue(tmp_path / "sheet.csv", results, tmp_path / "c.csv", families=settings)
     assert "g1/families/radial/status.json" in df["error"][1] and "logs/families/radial/g1.log" in df["error"][1]
+
+
+def test_quality_flags_say_what_to_look_at():
+    from kinms_core.quality import fit_flags
+
+    def entry(median, p16, p84, low, high, guess):
+        return {"median": median, "p16": p16, "p84": p84, "min": low, "max": high, "guess": guess, "fixed": False}
+
+    wide_but_clear = {"rturn": entry(3.5, 2.3, 4.7, 0.01, 320.0, 2.0), "pa": entry(100, 99, 101, -80, 280, 101)}
+    flags = fit_flags(wide_but_clear, converged=True, chi2_reduced=1.1, channel_width=20.0)
+    assert not any(flags.values())
+    piled_up = {"inc": entry(88.8, 88.5, 89.0, 5.0, 89.0, 80.0)}
+    assert fit_flags(piled_up, converged=True, chi2_reduced=1.1, channel_width=20.0)["at_bound"]
+    far = {"pa": entry(150, 149, 151, -80, 280, 100)}  # 50 deg and 50 sigma from its first guess
+    assert fit_flags(far, converged=True, chi2_reduced=1.1, channel_width=20.0)["guess_far"]
+    flags = fit_flags(
+        {}, converged=False, chi2_reduced=40.0, channel_width=20.0, residual_variance=3.0, noise_variance=1.0
+    )
+    assert flags["not_converged"] and flags["chi2_extreme"] and flags["mismatch"]
