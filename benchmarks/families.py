@@ -1,0 +1,105 @@
+"""Fit one cube with several model families and compare them: chi-square, BIC, residual flux, rotation velocity at a
+radius, run time (resumable: a finished family is read back).
+
+    python benchmarks/families.py CUBE.fits [--families default data exponential_ring radial warp]
+                                  [--radius 20] [--processes 2] [--outdir benchmarks/out/families/NAME]
+
+The residual flux is the absolute residual summed over the signal mask, over the data's flux there: the share of
+the emission that the model misses. ``default`` is the library's default model; the other names are the keys of
+FAMILIES below (each a ``model:`` setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from kinms_core.galaxy import fit_prepared
+from kinms_core.parametric import ModelSpec, rotation_curve
+from kinms_core.prepare import load_prepared, prepare_cube
+
+FAMILIES = {
+    "default": {},
+    "data": {"surface_brightness": "data"},
+    "gaussian_ring": {"surface_brightness": "gaussian_ring"},
+    "exponential_ring": {"surface_brightness": "exponential_ring"},
+    "sersic": {"surface_brightness": "sersic"},
+    "radial": {"motions": "radial"},
+    "bisymmetric": {"motions": "bisymmetric"},
+    "warp": {"warp": "linear"},
+    "thick": {"thickness": "exponential"},
+    "sigma_linear": {"dispersion": "linear"},
+}
+
+
+def compare(prepared: Path, fit_dir: Path, radius: float) -> dict[str, float]:
+    summary = json.loads((fit_dir / "summary.json").read_text())
+    data = load_prepared(prepared)
+    with fits.open(fit_dir / "residual.fits") as hdul:
+        residual = np.asarray(hdul[0].data, dtype=float)
+    mask = data.mask & np.isfinite(data.data)
+    missed = float(np.abs(residual[mask]).sum() / np.abs(data.data[mask]).sum())
+    values = {name: entry["median"] for name, entry in summary["parameters"].items()}
+    spec = ModelSpec(**summary["spec"])
+    names = open(fit_dir / "posterior.csv").readline().strip().split(",")
+    samples = np.loadtxt(fit_dir / "posterior.csv", delimiter=",", skiprows=1, ndmin=2)
+    rows = [{**values, **dict(zip(names, row, strict=True))} for row in samples[:: max(1, len(samples) // 400)]]
+    velocity = np.array([float(rotation_curve(spec, p, np.array([radius]))[0]) for p in rows])
+    low, median, high = np.percentile(velocity, [16, 50, 84])
+    return {
+        "chi2": summary["chi2"],
+        "bic": summary["bic"],
+        "n_free": summary["n_free"],
+        "residual_share": missed,
+        "v_at_radius": median,
+        "v_error": 0.5 * (high - low),
+        "pa": values["pa"],
+        "inc": values["inc"],
+        "converged": summary["converged"],
+        "steps": summary["steps"],
+        "runtime_s": summary["runtime_s"],
+        "n_clouds": summary["n_clouds"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cube")
+    parser.add_argument("--families", nargs="+", default=["default", "data", "exponential_ring", "radial", "warp"])
+    parser.add_argument("--radius", type=float, default=20.0, help="radius of the rotation velocity compared (arcsec)")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--outdir", default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    outdir = Path(args.outdir or f"benchmarks/out/families/{Path(args.cube).name.split('.')[0]}")
+    prepared = outdir / "prepare"
+    if not (prepared / "prepare.json").exists():
+        prepare_cube(args.cube, prepared)
+    rows = {}
+    for family in args.families:
+        fit_dir = outdir / family
+        if not (fit_dir / "summary.json").exists():
+            fit_prepared(prepared, {"model": FAMILIES[family]}, fit_dir, processes=args.processes, progress=False)
+        rows[family] = compare(prepared, fit_dir, args.radius)
+    best = min(rows, key=lambda name: rows[name]["bic"])
+    print(f"{args.cube}: families compared (lowest BIC: {best})")
+    print(
+        f"{'family':<18}{'n_free':>7}{'chi2':>12}{'dBIC':>10}{'missed':>8}{'v(r)':>16}{'pa':>8}{'inc':>7}{'time s':>8}"
+    )
+    for family, r in rows.items():
+        print(
+            f"{family:<18}{r['n_free']:>7}{r['chi2']:>12.0f}{r['bic'] - rows[best]['bic']:>10.1f}"
+            f"{100 * r['residual_share']:>7.1f}%{r['v_at_radius']:>9.1f} +-{r['v_error']:<5.1f}{r['pa']:>8.1f}"
+            f"{r['inc']:>7.1f}{r['runtime_s']:>8.0f}{'' if r['converged'] else ' (not converged)'}"
+        )
+    (outdir / "families.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
