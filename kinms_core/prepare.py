@@ -33,7 +33,7 @@ from .ingest import DEFAULT_MAX_VOXELS, Cube, read_cube
 from .noise import NoiseModel, noise_model, separate_sources, signal_mask
 from .obspars import ObsPars
 from .safe_files import atomic_path, read_json_object, refuse_overwrite, write_text_atomic
-from .sanity import check_cube_values, check_guesses
+from .sanity import check_cube_values, check_detected_fraction, check_guesses
 from .trim import trim_cube
 
 __all__ = ["PREPARED_FILES", "Prepared", "load_prepared", "prepare_cube"]
@@ -147,6 +147,8 @@ def noise_and_mask(
     mask with the final noise (:func:`~kinms_core.noise.noise_model`, :func:`~kinms_core.noise.signal_mask`)."""
     noise = noise_model(data, obspars)
     mask = signal_mask(data, noise.rms, obspars, n_sigma=n_sigma, source=source, noise=noise)
+    # a cube that is all "emission" (continuum left in) leaves no voxels to measure the noise without it
+    check_detected_fraction(data, mask, source=source)
     noise = noise_model(data, obspars, emission=mask)
     mask = signal_mask(data, noise.rms, obspars, n_sigma=n_sigma, source=source, noise=noise)
     return noise, mask

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_FLUX",
     "OUTLIER_SNR",
     "check_cube_values",
+    "check_detected_fraction",
     "check_guesses",
     "chi2_is_extreme",
 ]
@@ -82,6 +83,12 @@ def check_cube_values(data: np.ndarray, rms: float, mask: np.ndarray, *, source:
                 "that bright; these look like blank values written as numbers (an old sentinel such as 1e30 or -999) "
                 "or corrupted data: set them to NaN and run again"
             )
+    check_detected_fraction(data, mask, source=source)
+
+
+def check_detected_fraction(data: np.ndarray, mask: np.ndarray, *, source: str = "cube") -> None:
+    """Refuse a cube whose detected emission fills more than :data:`MAX_DETECTED_FRACTION` of its finite voxels
+    (continuum left in, or an offset baseline), as an :class:`~kinms_core.errors.ImplausibleDataError`."""
     finite = int(np.count_nonzero(np.isfinite(data)))
     detected = int(np.count_nonzero(np.asarray(mask) & np.isfinite(data)))
     if finite and detected > MAX_DETECTED_FRACTION * finite:

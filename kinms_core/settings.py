@@ -283,7 +283,17 @@ _Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_
 
 def _format_error(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    return f"settings key {where}: {error.message}"
+    return f"settings key {where}: {_specific_message(error)}"
+
+
+def _specific_message(error: jsonschema.ValidationError) -> str:
+    """For a value matching none of several alternatives (e.g. an integer or ``auto``), the alternative's complaint
+    that says what is wrong with a value of the right kind ("is greater than the maximum"), else all of them."""
+    if not error.context:
+        return error.message
+    kinds = ("type", "const", "enum")
+    specific = [e.message for e in error.context if e.validator not in kinds]
+    return "; ".join(specific) if specific else " or ".join(dict.fromkeys(e.message for e in error.context))
 
 
 def _check_known_before_fitting(parameters: Mapping[str, Parameter], options: FitOptions) -> None:

@@ -316,12 +316,20 @@ def test_tiny_survey_catalogue(tiny_survey):
     params = ["flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "scalerad", "vflat", "rturn"]
     expected = ["galaxy", "status", "error"] + [c for p in params for c in (p, f"{p}_lo", f"{p}_hi")]
     expected += ["chi2_reduced", "n_detected", "rms", "acceptance", "tau_max", "converged", "runtime_s", "ra", "dec"]
+    expected += ["model", "n_free", "bic", "errors", "noise_model", "error_inflation", "residual_excess", "flags"]
+    flags = ["not_converged", "at_bound", "guess_far", "mismatch", "chi2_extreme", "other_sources", "model_noise"]
+    expected += [f"flag_{name}" for name in flags]
     expected += [f"{p}_true" for p in params]
     assert list(cat.columns) == expected
     ok = cat.set_index("galaxy").loc[["alpha", "beta"]]
     assert (ok["status"] == "ok").all() and ok["error"].isna().all()
-    numbers = ok[[c for c in expected if c not in ("galaxy", "status", "error", "converged")]]
+    text = ("galaxy", "status", "error", "converged", "model", "errors", "noise_model", "flags")
+    numbers = ok[[c for c in expected if c not in text and not c.startswith("flag_")]]
     assert np.isfinite(numbers.to_numpy(dtype=float)).all()
+    assert (ok["model"] == "default").all() and (ok["errors"] == "robust").all()
+    assert ok[[f"flag_{name}" for name in flags]].isin([True, False]).all().all()
+    # 60 steps are far too few: the flag says so, as the converged column does
+    assert ok["flag_not_converged"].all() and not ok["converged"].any()
     assert ok.loc["alpha", "pa_true"] == 250 and ok.loc["beta", "inc_true"] == 60
     for galaxy in ("alpha", "beta"):
         assert abs(ok.loc[galaxy, "pa"] - ok.loc[galaxy, "pa_true"]) < 10
