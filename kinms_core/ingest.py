@@ -435,10 +435,21 @@ def _beam_tuple(beam) -> tuple[float, float, float]:
     )
 
 
+@dataclass
+class _BeamChoice:
+    """The single beam for the model (a radio_beam Beam), the per-channel beams (or None), where the beam came from
+    (``override``, ``beams_table``, ``header`` or ``history``) and the channel beams' spread."""
+
+    beam: object
+    channel_beams: list | None
+    source: str
+    spread: dict | None
+
+
 def _choose_beam(
     path: Path, spec_cube, header: fits.Header, override, notes: list[str], placeholder: dict | None = None
-) -> tuple:
-    """The single beam for the model, per-channel beams (or None), where it came from and its spread."""
+) -> _BeamChoice:
+    """The model's beam: the one given, the median-area channel beam of a BEAMS table, or the header's."""
     from spectral_cube import VaryingResolutionSpectralCube
 
     channel_beams = None
@@ -447,7 +458,7 @@ def _choose_beam(
     if override is not None:
         if placeholder:
             log.info("%s: the given beam replaces the header's placeholder %s", path, placeholder)
-        return _beam_from_args(override), channel_beams, "override", None
+        return _BeamChoice(_beam_from_args(override), channel_beams, "override", None)
     if channel_beams is not None:
         areas = np.array([b.sr.value for b in channel_beams])
         good = np.isfinite(areas) & (areas > 0)
@@ -475,15 +486,14 @@ def _choose_beam(
                 f"{path}: per-channel beams vary by {100 * (spread['area_ratio_max_min'] - 1):.1f}% in area; the "
                 f"model uses the median beam {_beam_tuple(median_beam)}",
             )
-        return median_beam, channel_beams, "beams_table", spread
+        return _BeamChoice(median_beam, channel_beams, "beams_table", spread)
     beam = getattr(spec_cube, "_beam", None)
     if beam is None and placeholder:
         cards = ", ".join(f"{key} = {value}" for key, value in placeholder.items())
         raise NoBeamError(f"{path} has a placeholder beam ({cards}), that is no beam: {_GIVE_BEAM}")
     if beam is None:
         raise NoBeamError(f"{path} has no beam (no BMAJ/BMIN/BPA, AIPS CLEAN history or BEAMS table): {_GIVE_BEAM}")
-    source = "header" if "BMAJ" in header else "history"
-    return beam, None, source, None
+    return _BeamChoice(beam, None, "header" if "BMAJ" in header else "history", None)
 
 
 def _aips_history_beam(header: fits.Header):
@@ -502,7 +512,23 @@ def _aips_history_beam(header: fits.Header):
     return Beam(major=bmaj * u.deg, minor=bmin * u.deg, pa=bpa * u.deg)
 
 
-def _celestial_geometry(path: Path, cel: WCS, nx: int, ny: int, notes: list[str], extra: dict) -> tuple:
+@dataclass
+class _SkyGeometry:
+    """Whether x and y are flipped to RA decreasing and Dec increasing, the pixel size (arcsec), the reference
+    position (deg) and pixel (0-based, after the flips), the projection and the oriented celestial WCS."""
+
+    flip_x: bool
+    flip_y: bool
+    cellsize: float
+    ra: float
+    dec: float
+    x_ref: float
+    y_ref: float
+    projection: str
+    wcs: WCS
+
+
+def _celestial_geometry(path: Path, cel: WCS, nx: int, ny: int, notes: list[str], extra: dict) -> _SkyGeometry:
     """Flips, cellsize, reference and the oriented celestial WCS."""
     matrix = np.array(cel.pixel_scale_matrix, dtype=float)
     flip_x = matrix[0, 0] > 0 if abs(matrix[0, 0]) >= abs(matrix[1, 0]) else matrix[1, 0] < 0
@@ -551,7 +577,7 @@ def _celestial_geometry(path: Path, cel: WCS, nx: int, ny: int, notes: list[str]
     lon, lat = (float(v) for v in cel.wcs.crval)
     x_ref, y_ref = float(crpix[0] - 1.0), float(crpix[1] - 1.0)
     projection = cel.wcs.ctype[0][5:].strip("-") or "SIN"
-    return flip_x, flip_y, cellsize, lon % 360.0, lat, x_ref, y_ref, projection, oriented
+    return _SkyGeometry(bool(flip_x), bool(flip_y), cellsize, lon % 360.0, lat, x_ref, y_ref, projection, oriented)
 
 
 def _header_rest_frequency(header: fits.Header) -> float | None:
@@ -694,106 +720,188 @@ def read_cube(
 
     Every error is a :class:`ValueError` (:mod:`kinms_core.errors`) whose message names the file and the fix.
     """
-    from spectral_cube import SpectralCube
+    path = Path(path)
+    _check_request(path, velocity_convention)
+    notes: list[str] = []
+    extra: dict = {"source_file": str(path)}
+    compression = _compression(path)
+    hdul, index = _open_within_size(path, compression, max_voxels)
+    with hdul:
+        header, rest_hz, conversion_rest = _checked_header(
+            path, hdul[index], compression, velocity_convention, restfreq, notes, extra
+        )
+        spec_cube = _spectral_cube(path, hdul, index, header)
+        beams = _choose_beam(path, spec_cube, header, beam, notes, extra.get("placeholder_beam"))
+        extra["beam_source"] = beams.source
+        if beams.spread is not None:
+            extra["beam_spread"] = beams.spread
+        spectral = _spectral_axis(path, spec_cube, header, conversion_rest, rest_hz)
+        extra["spectral_ctype"] = spectral.ctype
+        nv, ny, nx = spec_cube.shape
+        sky = _celestial_geometry(path, spec_cube.wcs.celestial, nx, ny, notes, extra)
+        extra["flipped"] = {"x": bool(sky.flip_x), "y": bool(sky.flip_y), "v": spectral.flipped}
+        kind, scale = _parse_bunit(path, str(header.get("BUNIT", "")), notes)
+        data = _oriented_data(path, spec_cube, spectral.flipped, sky.flip_y, sky.flip_x)
+    channel_beams = _ascending_velocity(spectral, beams.channel_beams)
+    _check_blanks(path, data, extra, notes)
+    per_channel = channel_beams if (channel_beams is not None and beam is None) else [beams.beam] * nv
+    extra["unit_scale"] = _to_jy_per_beam(path, data, kind, scale, spectral.frequencies, per_channel)
+    obspars = _obspars(path, data.shape, sky, spectral, _beam_tuple(beams.beam), header, notes, extra)
+    clean = obspars_header(obspars)
+    for key in _KEPT_CARDS:
+        if key in header:
+            clean[key] = header[key]
+    clean["HISTORY"] = f"kinms_core.ingest: read from {path.name}"
+    _log_read(path, obspars, beams.source)
+    return Cube(
+        data=data,
+        obspars=obspars,
+        velocities=spectral.velocities,
+        header=clean,
+        wcs=sky.wcs,
+        path=path,
+        warnings=notes,
+    )
 
+
+def _check_request(path: Path, velocity_convention: str) -> None:
     if velocity_convention not in VELOCITY_CONVENTIONS:
         raise SettingsError(f"velocity_convention must be one of {VELOCITY_CONVENTIONS}, got {velocity_convention!r}")
-    path = Path(path)
     if not path.exists():
         raise MissingInputError(f"{path}: no such file: check the cube's path in the galaxies sheet")
     if path.is_dir():
         raise CubeError(f"{path} is a directory (a CASA image?): export it to FITS first (CASA exportfits)")
-    notes: list[str] = []
-    extra: dict = {"source_file": str(path)}
 
-    # Refuse a header that claims an enormous cube before anything (even a memory map) is made for its data.
-    compression = _compression(path)
+
+def _open_within_size(path: Path, compression: str | None, max_voxels: float) -> tuple[fits.HDUList, int]:
+    """The opened file and its cube's HDU; a header that claims an enormous cube is refused before anything (even a
+    memory map) is made for its data."""
     primary = _primary_header(path, compression)
     if primary is not None and int(primary.get("NAXIS", 0)) > 0:
         _check_size(path, primary, max_voxels)
     hdul, index, header = _open_fits(path, compression)
-    with hdul:
-        hdu = hdul[index]
+    try:
         _check_size(path, header, max_voxels)
-        _repair_header(path, hdu.header, velocity_convention, restfreq, notes, extra)
-        header = hdu.header.copy()
-        _check_axes(path, header)
-        _check_truncated(path, hdu, compression)
+    except CubeError:
+        hdul.close()
+        raise
+    return hdul, index
 
-        if restfreq is not None and not (np.isfinite(restfreq) and restfreq > 0):
-            raise RestFrequencyError(f"restfreq must be a positive frequency in Hz, got {restfreq!r}")
-        header_rest = _header_rest_frequency(header)
-        rest_hz = float(restfreq) if restfreq is not None else header_rest
-        if _is_velocity_axis(header):
-            # Velocities stay as the header gives them: convert with the header's rest frequency (re-referencing
-            # them to another one would change them); without one, any value converts optical to radio velocity
-            # alike, but spectral-cube only converts when the WCS holds one, so give it one (in memory only).
-            conversion_rest = header_rest or rest_hz or _PLACEHOLDER_REST_HZ
-            if header_rest is None:
-                hdul[index].header["RESTFRQ"] = conversion_rest
-            if restfreq is not None and header_rest is not None and abs(restfreq - header_rest) > 1e-9 * header_rest:
-                log.info("%s: velocity axis kept as the header gives it (rest frequency %.9g Hz)", path, header_rest)
-        else:
-            conversion_rest = rest_hz
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                spec_cube = SpectralCube.read(hdul, hdu=index)
-            except Exception as exc:  # spectral-cube and wcslib raise many types for malformed cubes
-                raise CubeError(f"{path}: spectral-cube cannot read it as a cube ({exc}): check its axes") from exc
-            if getattr(spec_cube, "_beam", None) is None and "BMAJ" not in header:
-                # radio-beam parses only the exact AIPS spacing; try a tolerant pattern before giving up.
-                history_beam = _aips_history_beam(header)
-                if history_beam is not None:
-                    spec_cube = spec_cube.with_beam(history_beam, raise_error_jybm=False)
-        for item in caught:
-            log.debug("%s: %s: %s", path, item.category.__name__, item.message)
+def _checked_header(
+    path: Path,
+    hdu: fits.PrimaryHDU | fits.ImageHDU,
+    compression: str | None,
+    velocity_convention: str,
+    restfreq: float | None,
+    notes: list[str],
+    extra: dict,
+) -> tuple[fits.Header, float | None, float | None]:
+    """The repaired header (a copy; the HDU's own is repaired too, for spectral-cube), after the checks of its axes
+    and of the file's length; the rest frequency (given, else the header's) and the one that converts the spectral
+    axis to radio velocity."""
+    _repair_header(path, hdu.header, velocity_convention, restfreq, notes, extra)
+    header = hdu.header.copy()
+    _check_axes(path, header)
+    _check_truncated(path, hdu, compression)
+    if restfreq is not None and not (np.isfinite(restfreq) and restfreq > 0):
+        raise RestFrequencyError(f"restfreq must be a positive frequency in Hz, got {restfreq!r}")
+    header_rest = _header_rest_frequency(header)
+    rest_hz = float(restfreq) if restfreq is not None else header_rest
+    if not _is_velocity_axis(header):
+        return header, rest_hz, rest_hz
+    # Velocities stay as the header gives them: convert with the header's rest frequency (re-referencing them to
+    # another one would change them); without one, any value converts optical to radio velocity alike, but
+    # spectral-cube only converts when the WCS holds one, so give it one (in memory only).
+    conversion_rest = header_rest or rest_hz or _PLACEHOLDER_REST_HZ
+    if header_rest is None:
+        hdu.header["RESTFRQ"] = conversion_rest
+    if restfreq is not None and header_rest is not None and abs(restfreq - header_rest) > 1e-9 * header_rest:
+        log.info("%s: velocity axis kept as the header gives it (rest frequency %.9g Hz)", path, header_rest)
+    return header, rest_hz, conversion_rest
 
-        model_beam, channel_beams, beam_source, spread = _choose_beam(
-            path, spec_cube, header, beam, notes, extra.get("placeholder_beam")
-        )
-        extra["beam_source"] = beam_source
-        if spread is not None:
-            extra["beam_spread"] = spread
 
-        velocities, converted, frequencies = _velocities(path, spec_cube, conversion_rest)
-        if frequencies is None and rest_hz is not None:
-            frequencies = rest_hz * (1.0 - velocities / C_KMS)
-        spectral_axis = _spectral_fits_axis(header)
-        ctype_in = str(header.get(f"CTYPE{spectral_axis}", "")).strip() if spectral_axis else ""
-        ctype_read = str(spec_cube.wcs.wcs.ctype[2]).strip()
-        extra["spectral_ctype"] = ctype_in or ctype_read
-        nv, ny, nx = spec_cube.shape
-        flip_x, flip_y, cellsize, ra, dec, x_ref, y_ref, projection, cel = _celestial_geometry(
-            path, spec_cube.wcs.celestial, nx, ny, notes, extra
-        )
-        flip_v = bool(velocities[-1] < velocities[0])
-        extra["flipped"] = {"x": bool(flip_x), "y": bool(flip_y), "v": flip_v}
+def _spectral_cube(path: Path, hdul: fits.HDUList, index: int, header: fits.Header):
+    """The HDU as a spectral-cube cube, with a beam from AIPS CLEAN history written in any spacing."""
+    from spectral_cube import SpectralCube
 
-        kind, scale = _parse_bunit(path, str(header.get("BUNIT", "")), notes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            spec_cube = SpectralCube.read(hdul, hdu=index)
+        except Exception as exc:  # spectral-cube and wcslib raise many types for malformed cubes
+            raise CubeError(f"{path}: spectral-cube cannot read it as a cube ({exc}): check its axes") from exc
+        if getattr(spec_cube, "_beam", None) is None and "BMAJ" not in header:
+            # radio-beam parses only the exact AIPS spacing; try a tolerant pattern before giving up.
+            history_beam = _aips_history_beam(header)
+            if history_beam is not None:
+                spec_cube = spec_cube.with_beam(history_beam, raise_error_jybm=False)
+    for item in caught:
+        log.debug("%s: %s: %s", path, item.category.__name__, item.message)
+    return spec_cube
 
-        # The data: one float64 copy, flipped on the way.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            raw = spec_cube.unmasked_data[:]
-            raw = getattr(raw, "value", raw)
-            view = raw[:: -1 if flip_v else 1, :: -1 if flip_y else 1, :: -1 if flip_x else 1]
-            try:
-                data = np.array(view, dtype=np.float64)
-            except (OSError, ValueError, TypeError) as exc:
-                raise CubeError(f"{path}: its data cannot be read ({exc}): copy or download the file again") from exc
-            del raw, view
-        for item in caught:
-            log.debug("%s: %s: %s", path, item.category.__name__, item.message)
 
-    if flip_v:
-        velocities = velocities[::-1].copy()
-        if frequencies is not None:
-            frequencies = frequencies[::-1].copy()
-        if channel_beams is not None:
-            channel_beams = channel_beams[::-1]
+@dataclass
+class _SpectralAxis:
+    """Radio velocities (km/s) per channel in the file's order, sky frequencies (Hz) if known, the rest frequency,
+    the axis' CTYPE and frame, and whether velocity falls with channel."""
 
+    velocities: np.ndarray
+    frequencies: np.ndarray | None
+    rest_hz: float | None
+    ctype: str
+    specsys: str
+    flipped: bool
+
+
+def _spectral_axis(
+    path: Path, spec_cube, header: fits.Header, conversion_rest: float | None, rest_hz: float | None
+) -> _SpectralAxis:
+    velocities, converted, frequencies = _velocities(path, spec_cube, conversion_rest)
+    if frequencies is None and rest_hz is not None:
+        frequencies = rest_hz * (1.0 - velocities / C_KMS)
+    axis = _spectral_fits_axis(header)
+    ctype_in = str(header.get(f"CTYPE{axis}", "")).strip() if axis else ""
+    specsys = (converted.wcs.wcs.specsys or str(header.get("SPECSYS", ""))).strip() or "UNKNOWN"
+    return _SpectralAxis(
+        velocities=velocities,
+        frequencies=frequencies,
+        rest_hz=rest_hz,
+        ctype=ctype_in or str(spec_cube.wcs.wcs.ctype[2]).strip(),
+        specsys=specsys,
+        flipped=bool(velocities[-1] < velocities[0]),
+    )
+
+
+def _oriented_data(path: Path, spec_cube, flip_v: bool, flip_y: bool, flip_x: bool) -> np.ndarray:
+    """The data as one float64 copy, flipped on the way to the pipeline's orientation."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = spec_cube.unmasked_data[:]
+        raw = getattr(raw, "value", raw)
+        view = raw[:: -1 if flip_v else 1, :: -1 if flip_y else 1, :: -1 if flip_x else 1]
+        try:
+            data = np.array(view, dtype=np.float64)
+        except (OSError, ValueError, TypeError) as exc:
+            raise CubeError(f"{path}: its data cannot be read ({exc}): copy or download the file again") from exc
+        del raw, view
+    for item in caught:
+        log.debug("%s: %s: %s", path, item.category.__name__, item.message)
+    return data
+
+
+def _ascending_velocity(spectral: _SpectralAxis, channel_beams: list | None) -> list | None:
+    """Velocities and frequencies (in place) and the channel beams in the order of the flipped data."""
+    if not spectral.flipped:
+        return channel_beams
+    spectral.velocities = spectral.velocities[::-1].copy()
+    if spectral.frequencies is not None:
+        spectral.frequencies = spectral.frequencies[::-1].copy()
+    return channel_beams[::-1] if channel_beams is not None else None
+
+
+def _check_blanks(path: Path, data: np.ndarray, extra: dict, notes: list[str]) -> None:
+    """Refuse an all-blank cube; every non-finite voxel becomes NaN; report voxels equal to an ignored BLANK."""
     finite = np.isfinite(data)
     if not finite.any():
         raise CubeError(f"{path}: every voxel is blank (NaN or BLANK): check that it is the right file")
@@ -803,26 +911,43 @@ def read_cube(
     if "ignored_blank" in extra:
         _check_ignored_blank(path, data, extra["ignored_blank"], notes)
 
+
+def _to_jy_per_beam(
+    path: Path, data: np.ndarray, kind: str, scale: float, frequencies: np.ndarray | None, beams: list
+) -> float:
+    """Convert the data to Jy/beam in place (K through each channel's beam and frequency); returns the factor at
+    the central channel."""
+    nv = data.shape[0]
     if kind == "K":
         if frequencies is None:
             raise RestFrequencyError(
                 f"{path} is in K but has no rest frequency to convert to Jy/beam: give restfreq (Hz) in the sheet"
             )
-        beams_per_channel = channel_beams if (channel_beams is not None and beam is None) else [model_beam] * nv
-        jy_to_k = np.array(
-            [b.jtok(f * u.Hz).to_value(u.K) for b, f in zip(beams_per_channel, frequencies, strict=True)]
-        )
+        jy_to_k = np.array([b.jtok(f * u.Hz).to_value(u.K) for b, f in zip(beams, frequencies, strict=True)])
         factors = scale / jy_to_k
         data *= factors[:, None, None]
-        extra["unit_scale"] = float(factors[nv // 2])
         log.info("%s: converted K to Jy/beam (%.4g Jy/beam per K at the central channel)", path, factors[nv // 2])
-    elif scale != 1.0:
+        return float(factors[nv // 2])
+    if scale != 1.0:
         data *= scale
-        extra["unit_scale"] = scale
-    else:
-        extra["unit_scale"] = 1.0
+        return scale
+    return 1.0
 
-    v_start, dv, nonlinearity = _linear_axis(velocities)
+
+def _obspars(
+    path: Path,
+    shape: tuple[int, int, int],
+    sky: _SkyGeometry,
+    spectral: _SpectralAxis,
+    beam: tuple[float, float, float],
+    header: fits.Header,
+    notes: list[str],
+    extra: dict,
+) -> ObsPars:
+    """The cube's ObsPars, with warnings about a non-linear velocity axis, a topocentric frame and a beam that
+    spans under a pixel or over half the field."""
+    nv, ny, nx = shape
+    v_start, dv, nonlinearity = _linear_axis(spectral.velocities)
     if nonlinearity > 0:
         extra["velocity_nonlinearity_kms"] = nonlinearity
         if nonlinearity > 0.1 * dv:
@@ -832,63 +957,55 @@ def read_cube(
                 f"straight line, {nonlinearity / dv:.2f} channels); the model uses the straight line: regrid to "
                 "radio velocity for exact channel velocities",
             )
-    specsys = (converted.wcs.wcs.specsys or str(header.get("SPECSYS", ""))).strip() or "UNKNOWN"
-    if specsys.upper().startswith("TOPO"):
+    if spectral.specsys.upper().startswith("TOPO"):
         _warn(
             notes,
-            f"{path}: the spectral frame is topocentric (SPECSYS {specsys}); velocities are not corrected to LSRK "
-            "or barycentric, so the systemic velocity may be off by up to 30 km/s",
+            f"{path}: the spectral frame is topocentric (SPECSYS {spectral.specsys}); velocities are not corrected "
+            "to LSRK or barycentric, so the systemic velocity may be off by up to 30 km/s",
         )
-    radesys = (cel.wcs.radesys or str(header.get("RADESYS", "")) or "ICRS").strip()
-
-    bmaj, bmin, bpa = _beam_tuple(model_beam)
-    beam_pixels = bmaj / cellsize
+    beam_pixels = beam[0] / sky.cellsize
     if beam_pixels < 1.0 or beam_pixels > min(nx, ny) / 2:
         _warn(
             notes,
-            f"{path}: the beam ({bmaj:.3g} arcsec) spans {beam_pixels:.3g} pixels of {cellsize:.3g} arcsec: check "
-            "the beam (BMAJ is in degrees in FITS, the sheet's bmaj in arcsec)",
+            f"{path}: the beam ({beam[0]:.3g} arcsec) spans {beam_pixels:.3g} pixels of {sky.cellsize:.3g} arcsec: "
+            "check the beam (BMAJ is in degrees in FITS, the sheet's bmaj in arcsec)",
         )
-    obspars = ObsPars(
+    return ObsPars(
         nx=nx,
         ny=ny,
         nv=nv,
-        cellsize=cellsize,
+        cellsize=sky.cellsize,
         dv=dv,
-        beam=(bmaj, bmin, bpa),
-        ra=ra,
-        dec=dec,
-        x_ref=x_ref,
-        y_ref=y_ref,
+        beam=beam,
+        ra=sky.ra,
+        dec=sky.dec,
+        x_ref=sky.x_ref,
+        y_ref=sky.y_ref,
         v_start=v_start,
-        restfreq=rest_hz,
-        specsys=specsys,
-        radesys=radesys,
-        projection=projection,
+        restfreq=spectral.rest_hz,
+        specsys=spectral.specsys,
+        radesys=(sky.wcs.wcs.radesys or str(header.get("RADESYS", "")) or "ICRS").strip(),
+        projection=sky.projection,
         bunit="Jy/beam",
         extra=extra,
     )
-    clean = obspars_header(obspars)
-    for key in _KEPT_CARDS:
-        if key in header:
-            clean[key] = header[key]
-    clean["HISTORY"] = f"kinms_core.ingest: read from {path.name}"
+
+
+def _log_read(path: Path, obspars: ObsPars, beam_source: str) -> None:
+    extra = obspars.extra
     log.info(
         "%s: %d x %d x %d, cell %.4g arcsec, dv %.4g km/s, beam %.3g x %.3g arcsec pa %.1f (%s), %s -> Jy/beam%s",
         path,
-        nx,
-        ny,
-        nv,
-        cellsize,
-        dv,
-        bmaj,
-        bmin,
-        bpa,
+        obspars.nx,
+        obspars.ny,
+        obspars.nv,
+        obspars.cellsize,
+        obspars.dv,
+        *obspars.beam,
         beam_source,
         extra["bunit_original"] or "no BUNIT",
         "".join(f", flipped {k}" for k, v in extra["flipped"].items() if v),
     )
-    return Cube(data=data, obspars=obspars, velocities=velocities, header=clean, wcs=cel, path=path, warnings=notes)
 
 
 def _spectral_fits_axis(header: fits.Header) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,17 @@ from .constants import FWHM_TO_SIGMA
 from .moments import major_axis_direction, moment0, moment1, pv_diagram, spectrum
 from .obspars import ObsPars
 
-__all__ = ["DPI", "beam_ellipse", "plot_corner", "plot_diagnostics", "plot_traces", "save_figure", "signal_mask"]
+__all__ = [
+    "DPI",
+    "DiagnosticMaps",
+    "beam_ellipse",
+    "diagnostic_maps",
+    "plot_corner",
+    "plot_diagnostics",
+    "plot_traces",
+    "save_figure",
+    "signal_mask",
+]
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +296,78 @@ def plot_diagnostics(
     Path
         The written file.
     """
+    data, model, mask, thresholds = _checked_inputs(data, model, obspars, rms, mask, galaxy)
+    maps = diagnostic_maps(data, model, obspars, pa=pa, centre=centre, mask=mask, thresholds=thresholds, vsys=vsys)
+    if model is None:
+        fig = Figure(figsize=DIAGNOSTICS_FIGSIZE_NO_MODEL, layout="constrained")
+        axes = fig.subplots(2, 2)
+        ax_m0, ax_m1, ax_spec, ax_pv = axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]
+    else:
+        fig = Figure(figsize=DIAGNOSTICS_FIGSIZE, layout="constrained")
+        axes = fig.subplots(2, 3)
+        ax_m0, ax_m1, ax_mod1 = axes[0]
+        ax_spec, ax_pv, ax_res = axes[1]
+    letters = iter("abcdef" if model is not None else "abcd")
+    _panel_moment0(fig, ax_m0, maps, obspars, next(letters))
+    _panel_velocity(fig, ax_m1, maps.mom1, maps, obspars, f"({next(letters)}) Moment 1: data")
+    if model is not None:
+        _panel_velocity(fig, ax_mod1, maps.model_mom1, maps, obspars, f"({next(letters)}) Moment 1: model")
+    _panel_spectrum(ax_spec, maps, obspars, next(letters))
+    _panel_pv(fig, ax_pv, maps, obspars, next(letters))
+    if model is not None:
+        _panel_residual(fig, ax_res, maps, obspars, next(letters))
+    heading, size = _heading(data, obspars, galaxy, thresholds[2])
+    fig.suptitle(heading, fontsize=size)
+    return save_figure(fig, path)
+
+
+@dataclass
+class DiagnosticMaps:
+    """What the diagnostic figure draws, computed from the cubes (see :func:`diagnostic_maps`).
+
+    ``mom0``/``mom1`` are the data's moment maps in the mask, ``spec`` its spectrum over the mask's footprint (Jy for
+    a cube in Jy/beam), ``pv`` its position-velocity diagram along ``pa`` through ``centre`` at ``offsets`` (pixels;
+    ``offsets_arcsec`` in arcsec). The ``model_*`` fields are None without a model: ``model_mom0`` over the whole
+    cube (for contours), ``model_mom1`` where the model would be detected with the data's noise, ``residual`` the
+    data's minus the model's moment 0, both in the data's mask. ``vrange`` is the velocity colour scale shared by
+    data and model (centred on ``vsys`` when given).
+    """
+
+    pa: float
+    centre: tuple[float, float]
+    vsys: float | None
+    mom0: np.ndarray
+    mom1: np.ndarray
+    spec: np.ndarray
+    offsets: np.ndarray
+    offsets_arcsec: np.ndarray
+    pv: np.ndarray
+    vrange: tuple[float, float]
+    model_mom0: np.ndarray | None = None
+    model_mom1: np.ndarray | None = None
+    model_spec: np.ndarray | None = None
+    model_pv: np.ndarray | None = None
+    residual: np.ndarray | None = None
+
+    @property
+    def mom0_peak(self) -> float:
+        return float(np.nanmax(self.mom0)) if np.any(self.mom0 > 0) else 1.0
+
+    @property
+    def pv_peak(self) -> float:
+        return float(np.max(self.pv)) if np.max(self.pv) > 0 else 1.0
+
+
+def _checked_inputs(
+    data: np.ndarray,
+    model: np.ndarray | None,
+    obspars: ObsPars,
+    rms: float | None,
+    mask: np.ndarray | None,
+    galaxy: str,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, tuple[float, float, float]]:
+    """The cubes as float arrays of the grid's shape, the mask (given, or made as :func:`signal_mask` makes it; every
+    finite voxel when empty) and the mask's ``(threshold, seed, rms)``."""
     data = np.asarray(data, dtype=float)
     if data.shape != obspars.shape:
         raise ValueError(f"data has shape {data.shape} but obspars describes a cube of shape {obspars.shape}")
@@ -292,9 +375,9 @@ def plot_diagnostics(
         model = np.asarray(model, dtype=float)
         if model.shape != data.shape:
             raise ValueError(f"model has shape {model.shape} but data has shape {data.shape}")
-    threshold, seed, rms_used = _mask_thresholds(data, obspars, rms, 3.0)
+    thresholds = _mask_thresholds(data, obspars, rms, 3.0)
     if mask is None:
-        mask = _apply_thresholds(data, obspars, threshold, seed)
+        mask = _apply_thresholds(data, obspars, thresholds[0], thresholds[1])
     else:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != data.shape:
@@ -303,13 +386,25 @@ def plot_diagnostics(
     if not mask.any():
         log.warning("%s: the signal mask is empty; moment maps are drawn from every channel", galaxy or "cube")
         mask = np.isfinite(data)
+    return data, model, mask, thresholds
 
-    velocities = obspars.velocities
-    dv = obspars.dv
-    cs = obspars.cellsize
-    extent, dra, ddec = _sky(obspars)
-    bright_unit, mom0_unit, spec_label = _units(obspars)
 
+def diagnostic_maps(
+    data: np.ndarray,
+    model: np.ndarray | None,
+    obspars: ObsPars,
+    *,
+    pa: float,
+    centre: tuple[float, float],
+    mask: np.ndarray,
+    thresholds: tuple[float, float, float],
+    vsys: float | None = None,
+) -> DiagnosticMaps:
+    """The moment maps, spectra and pv diagrams of the data (and model) that :func:`plot_diagnostics` draws.
+
+    ``thresholds`` are the data mask's ``(threshold, seed, rms)``: the model's moment 1 is drawn where the model
+    would be detected with them. Other arguments as for :func:`plot_diagnostics` (``mask`` required)."""
+    velocities, dv = obspars.velocities, obspars.dv
     mom0 = moment0(data, dv, mask)
     mom1 = moment1(data, velocities, mask)
     mom1[~(mom0 > 0)] = np.nan
@@ -317,140 +412,145 @@ def plot_diagnostics(
     if not aperture.any():
         aperture = np.ones(aperture.shape, dtype=bool)
     scale = obspars.beam_area_pixels if _is_jy_per_beam(obspars.bunit) else 1.0
-    spec = spectrum(data, np.broadcast_to(aperture, data.shape)) / scale
-    width = max(1.0, obspars.beam[1] / cs)
+    width = max(1.0, obspars.beam[1] / obspars.cellsize)
     offsets, pv = pv_diagram(data, centre, pa, width=width)
-    offsets_arcsec = offsets * cs
-
+    maps = DiagnosticMaps(
+        pa=pa,
+        centre=centre,
+        vsys=vsys,
+        mom0=mom0,
+        mom1=mom1,
+        spec=spectrum(data, np.broadcast_to(aperture, data.shape)) / scale,
+        offsets=offsets,
+        offsets_arcsec=offsets * obspars.cellsize,
+        pv=pv,
+        vrange=_velocity_range(mom1, velocities, dv, vsys),
+    )
     if model is not None:
-        model_mom0_full = moment0(model, dv)
-        model_mom0_mask = moment0(model, dv, mask)
-        # The model's moment 1 covers where the model would be detected with the data's noise.
-        model_mask = _apply_thresholds(model, obspars, threshold, seed)
-        model_mom1 = moment1(model, velocities, model_mask)
-        model_spec = spectrum(model, np.broadcast_to(aperture, model.shape)) / scale
-        _, model_pv = pv_diagram(model, centre, pa, width=width)
-        residual = mom0 - model_mom0_mask
+        maps.model_mom0 = moment0(model, dv)
+        maps.model_mom1 = moment1(model, velocities, _apply_thresholds(model, obspars, *thresholds[:2]))
+        maps.model_spec = spectrum(model, np.broadcast_to(aperture, model.shape)) / scale
+        maps.model_pv = pv_diagram(model, centre, pa, width=width)[1]
+        maps.residual = mom0 - moment0(model, dv, mask)
+    return maps
 
-    # Velocity colour scale shared by data and model, centred on vsys when given.
-    finite_mom1 = mom1[np.isfinite(mom1)]
-    if finite_mom1.size:
-        lo, hi = np.percentile(finite_mom1, [1, 99])
-    else:
-        lo, hi = velocities[0], velocities[-1]
+
+def _velocity_range(mom1: np.ndarray, velocities: np.ndarray, dv: float, vsys: float | None) -> tuple[float, float]:
+    """The velocity colour scale: the data's 1st-99th percentiles, symmetric about ``vsys`` when given."""
+    finite = mom1[np.isfinite(mom1)]
+    lo, hi = np.percentile(finite, [1, 99]) if finite.size else (velocities[0], velocities[-1])
     if vsys is not None:
         half = max(abs(hi - vsys), abs(vsys - lo), dv)
-        vmin, vmax = vsys - half, vsys + half
-    else:
-        vmin, vmax = (lo, hi) if hi > lo else (lo - dv, hi + dv)
+        return vsys - half, vsys + half
+    return (lo, hi) if hi > lo else (lo - dv, hi + dv)
 
-    if model is None:
-        fig = Figure(figsize=DIAGNOSTICS_FIGSIZE_NO_MODEL, layout="constrained")
-        axes = fig.subplots(2, 2)
-        ax_m0, ax_m1, ax_spec, ax_pv = axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]
-        ax_mod1 = ax_res = None
-    else:
-        fig = Figure(figsize=DIAGNOSTICS_FIGSIZE, layout="constrained")
-        axes = fig.subplots(2, 3)
-        ax_m0, ax_m1, ax_mod1 = axes[0]
-        ax_spec, ax_pv, ax_res = axes[1]
 
-    # (a) moment 0 with model contours
-    m0_peak = float(np.nanmax(mom0)) if np.any(mom0 > 0) else 1.0
-    im = ax_m0.imshow(mom0, origin="lower", extent=extent, cmap=MAP_CMAP, vmin=0.0, vmax=m0_peak)
-    fig.colorbar(im, ax=ax_m0, label=mom0_unit, shrink=0.9)
-    if model is not None:
-        model_peak = float(np.nanmax(model_mom0_full))
-        levels = _levels(m0_peak, model_peak)
+def _panel_moment0(fig: Figure, ax: Axes, maps: DiagnosticMaps, obspars: ObsPars, letter: str) -> None:
+    """(a) the data's moment 0 with the model's contours."""
+    extent, dra, ddec = _sky(obspars)
+    mom0_unit = _units(obspars)[1]
+    im = ax.imshow(maps.mom0, origin="lower", extent=extent, cmap=MAP_CMAP, vmin=0.0, vmax=maps.mom0_peak)
+    fig.colorbar(im, ax=ax, label=mom0_unit, shrink=0.9)
+    if maps.model_mom0 is not None:
+        model_peak = float(np.nanmax(maps.model_mom0))
+        levels = _levels(maps.mom0_peak, model_peak)
         if levels.size and model_peak > levels[0]:
-            ax_m0.contour(dra, ddec, model_mom0_full, levels=levels, colors="black", linewidths=0.8)
-    _decorate_map(ax_m0, obspars, "(a) Moment 0: data" + (", model contours" if model is not None else ""))
+            ax.contour(dra, ddec, maps.model_mom0, levels=levels, colors="black", linewidths=0.8)
+    title = f"({letter}) Moment 0: data" + (", model contours" if maps.model_mom0 is not None else "")
+    _decorate_map(ax, obspars, title)
 
-    # (b) data moment 1, (c) model moment 1
-    im = ax_m1.imshow(mom1, origin="lower", extent=extent, cmap=VELOCITY_CMAP, vmin=vmin, vmax=vmax)
-    fig.colorbar(im, ax=ax_m1, label=f"Velocity ({KMS})", shrink=0.9)
-    _draw_slit(ax_m1, obspars, centre, pa)
-    _decorate_map(ax_m1, obspars, "(b) Moment 1: data")
-    if model is not None and ax_mod1 is not None:
-        im = ax_mod1.imshow(model_mom1, origin="lower", extent=extent, cmap=VELOCITY_CMAP, vmin=vmin, vmax=vmax)
-        fig.colorbar(im, ax=ax_mod1, label=f"Velocity ({KMS})", shrink=0.9)
-        _draw_slit(ax_mod1, obspars, centre, pa)
-        _decorate_map(ax_mod1, obspars, "(c) Moment 1: model")
 
-    # (d) spectrum
-    ax_spec.step(velocities, spec, where="mid", color="C0", lw=1.3, label="data")
-    if model is not None:
-        ax_spec.plot(velocities, model_spec, color="C3", lw=1.5, label="model")
-    ax_spec.axhline(0.0, color="0.5", lw=0.6)
-    if vsys is not None:
-        ax_spec.axvline(vsys, color="0.4", ls=":", lw=1.0, label=r"$V_{\rm sys}$")
-    ax_spec.set_xlim(velocities[0] - 0.5 * dv, velocities[-1] + 0.5 * dv)
-    ax_spec.set_xlabel(f"Velocity ({KMS})")
-    ax_spec.set_ylabel(spec_label)
-    ax_spec.set_title(("(d)" if model is not None else "(c)") + " Integrated spectrum (mask footprint)")
-    ax_spec.legend(loc="best", frameon=False, fontsize="small")
-    ax_spec.tick_params(direction="in", top=True, right=True)
+def _panel_velocity(
+    fig: Figure, ax: Axes, mom1: np.ndarray, maps: DiagnosticMaps, obspars: ObsPars, title: str
+) -> None:
+    """(b), (c): a moment-1 map on the shared velocity scale, with the pv slit."""
+    extent = _sky(obspars)[0]
+    vmin, vmax = maps.vrange
+    im = ax.imshow(mom1, origin="lower", extent=extent, cmap=VELOCITY_CMAP, vmin=vmin, vmax=vmax)
+    fig.colorbar(im, ax=ax, label=f"Velocity ({KMS})", shrink=0.9)
+    _draw_slit(ax, obspars, maps.centre, maps.pa)
+    _decorate_map(ax, obspars, title)
 
-    # (e) pv diagram with model contours
-    doff = offsets_arcsec[1] - offsets_arcsec[0] if offsets_arcsec.size > 1 else cs
+
+def _panel_spectrum(ax: Axes, maps: DiagnosticMaps, obspars: ObsPars, letter: str) -> None:
+    """(d) the integrated spectra of data (steps) and model (line) over the mask's footprint."""
+    velocities, dv = obspars.velocities, obspars.dv
+    ax.step(velocities, maps.spec, where="mid", color="C0", lw=1.3, label="data")
+    if maps.model_spec is not None:
+        ax.plot(velocities, maps.model_spec, color="C3", lw=1.5, label="model")
+    ax.axhline(0.0, color="0.5", lw=0.6)
+    if maps.vsys is not None:
+        ax.axvline(maps.vsys, color="0.4", ls=":", lw=1.0, label=r"$V_{\rm sys}$")
+    ax.set_xlim(velocities[0] - 0.5 * dv, velocities[-1] + 0.5 * dv)
+    ax.set_xlabel(f"Velocity ({KMS})")
+    ax.set_ylabel(_units(obspars)[2])
+    ax.set_title(f"({letter}) Integrated spectrum (mask footprint)")
+    ax.legend(loc="best", frameon=False, fontsize="small")
+    ax.tick_params(direction="in", top=True, right=True)
+
+
+def _panel_pv(fig: Figure, ax: Axes, maps: DiagnosticMaps, obspars: ObsPars, letter: str) -> None:
+    """(e) the data's pv diagram with the model's contours, limited to the part of the slit inside the cube."""
+    velocities, dv = obspars.velocities, obspars.dv
+    offsets_arcsec = maps.offsets_arcsec
+    doff = offsets_arcsec[1] - offsets_arcsec[0] if offsets_arcsec.size > 1 else obspars.cellsize
     pv_extent = (
         offsets_arcsec[0] - 0.5 * doff,
         offsets_arcsec[-1] + 0.5 * doff,
         velocities[0] - 0.5 * dv,
         velocities[-1] + 0.5 * dv,
     )
-    pv_peak = float(np.max(pv)) if np.max(pv) > 0 else 1.0
-    im = ax_pv.imshow(pv, origin="lower", extent=pv_extent, aspect="auto", cmap=MAP_CMAP, vmin=0.0, vmax=pv_peak)
-    fig.colorbar(im, ax=ax_pv, label=bright_unit, shrink=0.9)
-    if model is not None:
-        model_pv_peak = float(np.max(model_pv))
-        levels = _levels(pv_peak, model_pv_peak)
+    im = ax.imshow(maps.pv, origin="lower", extent=pv_extent, aspect="auto", cmap=MAP_CMAP, vmin=0.0, vmax=maps.pv_peak)
+    fig.colorbar(im, ax=ax, label=_units(obspars)[0], shrink=0.9)
+    if maps.model_pv is not None:
+        model_pv_peak = float(np.max(maps.model_pv))
+        levels = _levels(maps.pv_peak, model_pv_peak)
         if levels.size and model_pv_peak > levels[0]:
-            ax_pv.contour(offsets_arcsec, velocities, model_pv, levels=levels, colors="black", linewidths=0.8)
-    ax_pv.axvline(0.0, color="0.4", ls=":", lw=0.8)
-    if vsys is not None:
-        ax_pv.axhline(vsys, color="0.4", ls=":", lw=0.8)
-    # Limit the offsets to the part of the slit inside the cube.
-    inside = _slit_inside(obspars, centre, pa, offsets)
+            ax.contour(offsets_arcsec, velocities, maps.model_pv, levels=levels, colors="black", linewidths=0.8)
+    ax.axvline(0.0, color="0.4", ls=":", lw=0.8)
+    if maps.vsys is not None:
+        ax.axhline(maps.vsys, color="0.4", ls=":", lw=0.8)
+    inside = _slit_inside(obspars, maps.centre, maps.pa, maps.offsets)
     if inside.any():
-        ax_pv.set_xlim(offsets_arcsec[inside][0] - 0.5 * doff, offsets_arcsec[inside][-1] + 0.5 * doff)
-    ax_pv.set_xlabel(f"Offset along PA = {pa:.1f}° (arcsec; + receding)")
-    ax_pv.set_ylabel(f"Velocity ({KMS})")
-    ax_pv.set_title(("(e)" if model is not None else "(d)") + " Position-velocity diagram")
-    ax_pv.tick_params(direction="in", top=True, right=True)
+        ax.set_xlim(offsets_arcsec[inside][0] - 0.5 * doff, offsets_arcsec[inside][-1] + 0.5 * doff)
+    ax.set_xlabel(f"Offset along PA = {maps.pa:.1f}° (arcsec; + receding)")
+    ax.set_ylabel(f"Velocity ({KMS})")
+    ax.set_title(f"({letter}) Position-velocity diagram")
+    ax.tick_params(direction="in", top=True, right=True)
 
-    # (f) residual moment 0
-    if model is not None and ax_res is not None:
-        finite = residual[np.isfinite(residual)]
-        span = float(np.max(np.abs(finite))) if finite.size else 0.0
-        span = span if span > 0 else 1.0
-        norm = TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span)
-        im = ax_res.imshow(residual, origin="lower", extent=extent, cmap=RESIDUAL_CMAP, norm=norm)
-        fig.colorbar(im, ax=ax_res, label=mom0_unit, shrink=0.9)
-        outline = _levels(m0_peak, model_peak)[:1]
-        if outline.size and model_peak > outline[0]:
-            ax_res.contour(dra, ddec, model_mom0_full, levels=outline, colors="0.3", linewidths=0.8, linestyles="--")
-        total = float(np.sum(mom0))
-        if total > 0:
-            ax_res.text(
-                0.97,
-                0.03,
-                f"residual flux {100 * float(np.sum(residual)) / total:+.1f}%",
-                transform=ax_res.transAxes,
-                ha="right",
-                va="bottom",
-                fontsize="small",
-            )
-        _decorate_map(ax_res, obspars, "(f) Residual moment 0 (data - model)")
 
+def _panel_residual(fig: Figure, ax: Axes, maps: DiagnosticMaps, obspars: ObsPars, letter: str) -> None:
+    """(f) the residual moment 0 (data - model in the data's mask), the model's outline and the residual flux."""
+    extent, dra, ddec = _sky(obspars)
+    residual = maps.residual
+    finite = residual[np.isfinite(residual)]
+    span = float(np.max(np.abs(finite))) if finite.size else 0.0
+    span = span if span > 0 else 1.0
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span)
+    im = ax.imshow(residual, origin="lower", extent=extent, cmap=RESIDUAL_CMAP, norm=norm)
+    fig.colorbar(im, ax=ax, label=_units(obspars)[1], shrink=0.9)
+    model_peak = float(np.nanmax(maps.model_mom0))
+    outline = _levels(maps.mom0_peak, model_peak)[:1]
+    if outline.size and model_peak > outline[0]:
+        ax.contour(dra, ddec, maps.model_mom0, levels=outline, colors="0.3", linewidths=0.8, linestyles="--")
+    total = float(np.sum(maps.mom0))
+    if total > 0:
+        flux = f"residual flux {100 * float(np.sum(residual)) / total:+.1f}%"
+        ax.text(0.97, 0.03, flux, transform=ax.transAxes, ha="right", va="bottom", fontsize="small")
+    _decorate_map(ax, obspars, f"({letter}) Residual moment 0 (data - model)")
+
+
+def _heading(data: np.ndarray, obspars: ObsPars, galaxy: str, rms: float) -> tuple[str, str]:
+    """The figure's title (the galaxy, then beam, pixel, channel and noise) and its font size."""
     bmaj, bmin, bpa = obspars.beam
-    subtitle = f"beam {bmaj:.2g}″ × {bmin:.2g}″, PA {bpa:.0f}°; pixel {cs:.3g}″; channel {dv:.3g} {KMS}"
+    subtitle = (
+        f"beam {bmaj:.2g}″ × {bmin:.2g}″, PA {bpa:.0f}°; pixel {obspars.cellsize:.3g}″; channel {obspars.dv:.3g} {KMS}"
+    )
     finite = data[np.isfinite(data)]
-    if finite.size and rms_used > 1e-6 * float(np.max(np.abs(finite))):
-        subtitle += f"; rms {rms_used:.3g} {bright_unit}"
+    if finite.size and rms > 1e-6 * float(np.max(np.abs(finite))):
+        subtitle += f"; rms {rms:.3g} {_units(obspars)[0]}"
     heading = f"{galaxy}\n" if galaxy else ""
-    fig.suptitle(heading + subtitle, fontsize="large" if galaxy else "medium")
-    return save_figure(fig, path)
+    return heading + subtitle, "large" if galaxy else "medium"
 
 
 def _slit_inside(obspars: ObsPars, centre: tuple[float, float], pa: float, offsets: np.ndarray) -> np.ndarray:
