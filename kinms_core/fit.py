@@ -15,7 +15,7 @@ import multiprocessing
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -273,93 +273,20 @@ def fit_galaxy(
     outdir.mkdir(parents=True, exist_ok=True)
     options = settings.options
     parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
-    model_noise = None
-    if settings.n_clouds is None:
-        n_clouds, model_noise = enough_clouds(
-            fit_data,
-            settings.spec,
-            {p.name: p.guess for p in parameters},
-            start=FIT_CLOUDS,
-            seed=options.seed,
-            max_offset=offset_reach(parameters),
-        )
-        settings = replace(settings, n_clouds=n_clouds)
+    settings, model_noise = _with_enough_clouds(fit_data, settings, parameters)
     posterior = _make_posterior(fit_data, parameters, settings)
     ndim = len(posterior.free)
     nwalkers = walker_count(options, ndim)
     if nwalkers < 2 * ndim:
         raise SettingsError(f"fit.nwalkers ({nwalkers}) must be at least twice the free parameters ({ndim})")
     fingerprint = _fingerprint(fit_data, parameters, settings)
-
-    map_path = outdir / MAP_FILE
-    saved = _saved_start(map_path)
-    if saved.get("fingerprint") == fingerprint:
-        best, optimiser_calls = np.array(saved["theta"]), int(saved["evaluations"])
-        errors = ErrorModel.from_dict(saved["error_model"]) if saved.get("error_model") else None
-        log.info("%s: reusing the optimiser's start from %s", fit_data.galaxy, map_path)
-    else:
-        log.info("%s: optimising from the guesses (%d free parameters)", fit_data.galaxy, ndim)
-        best, optimiser_calls = maximise(
-            posterior, posterior.guess, posterior.low, posterior.high, options.optimiser_evaluations
-        )
-        errors = _error_model(fit_data, posterior, best) if options.errors == "robust" else None
-        record = {"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls}
-        record["error_model"] = errors.to_dict() if errors is not None else None
-        write_json_atomic(map_path, record)
+    best, optimiser_calls, errors = _start_point(fit_data, posterior, outdir / MAP_FILE, fingerprint, options)
     log.info("%s: start %s", fit_data.galaxy, _format(posterior.free_names, best))
-    temperature = errors.temperature if errors is not None else 1.0
-    posterior.temperature = temperature
+    posterior.temperature = errors.temperature if errors is not None else 1.0
 
     backend, resumed = _open_backend(outdir / CHAIN_FILE, fingerprint, nwalkers, ndim)
-    moves = [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
-    # fork (where there is one) starts workers without re-importing the caller's script, which spawn would run
-    # again unless it is guarded by ``if __name__ == "__main__"``, as the tutorial's cells are not.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    pool = (
-        context.Pool(processes, initializer=_init_worker, initargs=(fit_data, parameters, settings, temperature))
-        if processes > 1
-        else None
-    )
-    try:
-        function = _worker_log_prob if pool is not None else posterior.sampling_log_prob
-        sampler = emcee.EnsembleSampler(nwalkers, ndim, function, moves=moves, backend=backend, pool=pool)
-        if resumed:
-            state = None
-        else:
-            sampler.random_state = np.random.RandomState(options.seed).get_state()
-            walkers = _initial_walkers(best, posterior, nwalkers, options.init_scale, options.seed)
-            state = parameters_to_sampling(walkers, posterior.free_names)
-        converged, tau = False, np.full(ndim, np.nan)
-        bar = tqdm(
-            total=options.max_steps,
-            initial=backend.iteration,
-            desc=f"{fit_data.galaxy} emcee",
-            unit="step",
-            disable=not progress,
-            file=sys.stderr,
-            mininterval=2.0,
-        )
-        with bar:
-            while backend.iteration < options.max_steps:
-                if backend.iteration and backend.iteration % options.check_every == 0:
-                    converged, tau = _convergence(backend, options)
-                    if converged:
-                        break
-                todo = min(
-                    options.check_every - backend.iteration % options.check_every,
-                    options.max_steps - backend.iteration,
-                )
-                state = sampler.run_mcmc(state, todo, progress=False)
-                bar.update(todo)
-                acceptance = float(np.mean(backend.accepted) / backend.iteration)
-                bar.set_postfix(tau="?" if np.isnan(tau).all() else f"{np.max(tau):.0f}", acc=f"{acceptance:.2f}")
-        if not converged:
-            converged, tau = _convergence(backend, options)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    chain_run = _ChainRun(fit_data, parameters, settings, posterior, backend, processes, progress)
+    converged, tau = chain_run.sample(None if resumed else best)
 
     summary, samples = _summarise(fit_data, posterior, backend, tau, converged, best, options, errors)
     summary["model_noise_chi2"] = model_noise
@@ -383,6 +310,121 @@ def fit_galaxy(
         ", ".join(raised(summary["flags"])) or "none",
     )
     return summary
+
+
+def _with_enough_clouds(
+    fit_data: FitData, settings: FitSettings, parameters: list[Parameter]
+) -> tuple[FitSettings, float | None]:
+    """The settings with ``n_clouds`` chosen (:func:`~kinms_core.likelihood.enough_clouds`) when it is ``auto``, and
+    the model's Monte-Carlo noise (chi-square) with that many cloudlets (None when the settings fix it)."""
+    if settings.n_clouds is not None:
+        return settings, None
+    n_clouds, model_noise = enough_clouds(
+        fit_data,
+        settings.spec,
+        {p.name: p.guess for p in parameters},
+        start=FIT_CLOUDS,
+        seed=settings.options.seed,
+        max_offset=offset_reach(parameters),
+    )
+    return replace(settings, n_clouds=n_clouds), model_noise
+
+
+def _start_point(
+    fit_data: FitData, posterior: LogPosterior, map_path: Path, fingerprint: str, options: Any
+) -> tuple[np.ndarray, int, ErrorModel | None]:
+    """The optimiser's best point, its evaluations and the error model there (robust errors): reused from
+    ``map.json`` when it was made for the same data and settings, else made and saved there."""
+    saved = _saved_start(map_path)
+    if saved.get("fingerprint") == fingerprint:
+        log.info("%s: reusing the optimiser's start from %s", fit_data.galaxy, map_path)
+        errors = ErrorModel.from_dict(saved["error_model"]) if saved.get("error_model") else None
+        return np.array(saved["theta"]), int(saved["evaluations"]), errors
+    log.info("%s: optimising from the guesses (%d free parameters)", fit_data.galaxy, len(posterior.free))
+    best, optimiser_calls = maximise(
+        posterior, posterior.guess, posterior.low, posterior.high, options.optimiser_evaluations
+    )
+    errors = _error_model(fit_data, posterior, best) if options.errors == "robust" else None
+    record = {"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls}
+    record["error_model"] = errors.to_dict() if errors is not None else None
+    write_json_atomic(map_path, record)
+    return best, optimiser_calls, errors
+
+
+@dataclass
+class _ChainRun:
+    """The emcee run of one fit: walkers started around the best point (or resumed from the backend), stopped
+    when converged (:func:`_convergence`, checked every ``check_every`` steps) or at ``max_steps``."""
+
+    fit_data: FitData
+    parameters: list[Parameter]
+    settings: FitSettings
+    posterior: LogPosterior
+    backend: emcee.backends.HDFBackend
+    processes: int
+    progress: bool
+
+    def sample(self, best: np.ndarray | None) -> tuple[bool, np.ndarray]:
+        """Run the chain from walkers around ``best`` (None: resume); returns (converged, tau)."""
+        pool = self._pool()
+        try:
+            function = _worker_log_prob if pool is not None else self.posterior.sampling_log_prob
+            nwalkers, ndim = self.backend.shape
+            moves = [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
+            sampler = emcee.EnsembleSampler(nwalkers, ndim, function, moves=moves, backend=self.backend, pool=pool)
+            state = None
+            if best is not None:
+                options = self.settings.options
+                sampler.random_state = np.random.RandomState(options.seed).get_state()
+                walkers = _initial_walkers(best, self.posterior, nwalkers, options.init_scale, options.seed)
+                state = parameters_to_sampling(walkers, self.posterior.free_names)
+            converged, tau = self._steps(sampler, state)
+            if not converged:
+                converged, tau = _convergence(self.backend, self.settings.options)
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+        return converged, tau
+
+    def _pool(self):
+        if self.processes <= 1:
+            return None
+        # fork (where there is one) starts workers without re-importing the caller's script, which spawn would run
+        # again unless it is guarded by ``if __name__ == "__main__"``, as the tutorial's cells are not.
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        initargs = (self.fit_data, self.parameters, self.settings, self.posterior.temperature)
+        return context.Pool(self.processes, initializer=_init_worker, initargs=initargs)
+
+    def _steps(self, sampler: emcee.EnsembleSampler, state: Any) -> tuple[bool, np.ndarray]:
+        """Steps in blocks of ``check_every`` with a progress bar, until converged or ``max_steps``."""
+        options, backend = self.settings.options, self.backend
+        converged, tau = False, np.full(backend.shape[1], np.nan)
+        bar = tqdm(
+            total=options.max_steps,
+            initial=backend.iteration,
+            desc=f"{self.fit_data.galaxy} emcee",
+            unit="step",
+            disable=not self.progress,
+            file=sys.stderr,
+            mininterval=2.0,
+        )
+        with bar:
+            while backend.iteration < options.max_steps:
+                if backend.iteration and backend.iteration % options.check_every == 0:
+                    converged, tau = _convergence(backend, options)
+                    if converged:
+                        break
+                todo = min(
+                    options.check_every - backend.iteration % options.check_every,
+                    options.max_steps - backend.iteration,
+                )
+                state = sampler.run_mcmc(state, todo, progress=False)
+                bar.update(todo)
+                acceptance = float(np.mean(backend.accepted) / backend.iteration)
+                bar.set_postfix(tau="?" if np.isnan(tau).all() else f"{np.max(tau):.0f}", acc=f"{acceptance:.2f}")
+        return converged, tau
 
 
 def _error_model(fit_data: FitData, posterior: LogPosterior, best: np.ndarray) -> ErrorModel:
@@ -428,15 +470,9 @@ def _summarise(
     errors: ErrorModel | None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     steps = int(backend.iteration)
-    burn_in = int(math.ceil(options.burn_in_tau * float(np.max(tau)))) if np.all(np.isfinite(tau)) else steps // 2
-    burn_in = int(min(burn_in, steps // 2))
-    thin = max(1, int(0.5 * float(np.min(tau)))) if np.all(np.isfinite(tau)) else 1
-    names = posterior.free_names
-    samples = sampling_to_parameters(backend.get_chain(discard=burn_in, thin=thin, flat=True), names)
-    if samples.shape[0] < 2 * samples.shape[1]:  # a very short chain: keep its second half, unthinned
-        samples = sampling_to_parameters(backend.get_chain(discard=steps // 2, flat=True), names)
+    burn_in, thin, samples = _posterior_samples(backend, tau, posterior.free_names, options.burn_in_tau)
     log_prob = backend.get_log_prob(flat=True)
-    chain = sampling_to_parameters(backend.get_chain(flat=True), names)
+    chain = sampling_to_parameters(backend.get_chain(flat=True), posterior.free_names)
     best_sample = chain[int(np.argmax(log_prob))]
     map_theta = best_sample if posterior(best_sample) >= posterior(optimum) else optimum
 
@@ -445,23 +481,7 @@ def _summarise(
         samples = adjust_samples(
             samples, median, errors, posterior.low, posterior.high, prior_precision=posterior.prior_precision()
         )
-    low, high = np.percentile(samples, [16.0, 84.0], axis=0)
-    parameters: dict[str, dict[str, Any]] = {}
-    for i, p in enumerate(posterior.parameters):
-        if p.fixed:
-            parameters[p.name] = {"median": p.guess, "p16": p.guess, "p84": p.guess, "map": p.guess, "fixed": True}
-        else:
-            k = posterior.free.index(i)
-            parameters[p.name] = {
-                "median": float(median[k]),
-                "p16": float(low[k]),
-                "p84": float(high[k]),
-                "map": float(map_theta[k]),
-                "fixed": False,
-                "min": p.min,
-                "max": p.max,
-                "guess": p.guess,
-            }
+    parameters = _parameter_table(posterior, median, np.percentile(samples, [16.0, 84.0], axis=0), map_theta)
     n_free = len(posterior.free)
     chi2 = posterior.chi2(median)
     values = posterior.values(median)
@@ -513,6 +533,46 @@ def _summarise(
         noise_variance=diagnostics.get("noise_variance"),
     )
     return summary, samples
+
+
+def _posterior_samples(
+    backend: emcee.backends.HDFBackend, tau: np.ndarray, names: list[str], burn_in_tau: float
+) -> tuple[int, int, np.ndarray]:
+    """Burn-in (``burn_in_tau`` autocorrelation times, at most half the chain), thinning (half the shortest tau)
+    and the samples that remain, in the parameters' units; a very short chain keeps its second half, unthinned."""
+    steps = int(backend.iteration)
+    finite = bool(np.all(np.isfinite(tau)))
+    burn_in = int(math.ceil(burn_in_tau * float(np.max(tau)))) if finite else steps // 2
+    burn_in = int(min(burn_in, steps // 2))
+    thin = max(1, int(0.5 * float(np.min(tau)))) if finite else 1
+    samples = sampling_to_parameters(backend.get_chain(discard=burn_in, thin=thin, flat=True), names)
+    if samples.shape[0] < 2 * samples.shape[1]:
+        samples = sampling_to_parameters(backend.get_chain(discard=steps // 2, flat=True), names)
+    return burn_in, thin, samples
+
+
+def _parameter_table(
+    posterior: LogPosterior, median: np.ndarray, percentiles: np.ndarray, map_theta: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """Per parameter: median, 16th and 84th percentiles, MAP, whether fixed, and a free one's bounds and guess."""
+    low, high = percentiles
+    table: dict[str, dict[str, Any]] = {}
+    for i, p in enumerate(posterior.parameters):
+        if p.fixed:
+            table[p.name] = {"median": p.guess, "p16": p.guess, "p84": p.guess, "map": p.guess, "fixed": True}
+            continue
+        k = posterior.free.index(i)
+        table[p.name] = {
+            "median": float(median[k]),
+            "p16": float(low[k]),
+            "p84": float(high[k]),
+            "map": float(map_theta[k]),
+            "fixed": False,
+            "min": p.min,
+            "max": p.max,
+            "guess": p.guess,
+        }
+    return table
 
 
 def _information_criterion(posterior: LogPosterior, best: np.ndarray, errors: ErrorModel | None) -> dict[str, float]:

@@ -168,67 +168,27 @@ def first_guesses(cube: Cube, mask: np.ndarray, rms: float) -> dict[str, float]:
     """
     op = cube.obspars
     masked = _masked(cube, mask)
-    velocities = op.velocities
     cell = op.cellsize
-
     spec = masked.sum(axis=(1, 2))
     flux = float(spec.sum() * op.dv / op.beam_area_pixels)
-
-    v_lo, v_hi = _edges(spec, velocities, 0.2)
-    v_lo50, v_hi50 = _edges(spec, velocities, 0.5)
-    # The W20 and W50 midpoints err independently on noisy edges: their mean is steadier than either.
-    vsys = 0.25 * (v_lo + v_hi + v_lo50 + v_hi50)
-    w20 = max(v_hi - v_lo, op.dv)
+    vsys, w20 = _systemic_velocity_and_width(spec, op.velocities, op.dv)
 
     mom0 = np.clip(masked.sum(axis=0) * op.dv, 0.0, None)
     total = float(mom0.sum())
     ny, nx = mom0.shape
     yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
-    xcen = float((mom0 * xx).sum() / total)
-    ycen = float((mom0 * yy).sum() / total)
+    centre = (float((mom0 * xx).sum() / total), float((mom0 * yy).sum() / total))
     x_ref, y_ref = op.reference_pixel
-    xc = (xcen - x_ref) * cell
-    yc = (ycen - y_ref) * cell
-
-    dx, dy = xx - xcen, yy - ycen
-    cov = _gaussian_fit_covariance(mom0, np.any(mask, axis=0), (xcen, ycen))
-    if cov is None:  # the fit failed: second moments of the map instead
-        cov = (
-            np.array(
-                [
-                    [(mom0 * dx * dx).sum(), (mom0 * dx * dy).sum()],
-                    [(mom0 * dx * dy).sum(), (mom0 * dy * dy).sum()],
-                ]
-            )
-            / total
-        )
+    xc, yc = (centre[0] - x_ref) * cell, (centre[1] - y_ref) * cell
+    cov = _map_covariance(mom0, np.any(mask, axis=0), centre)
     beam_cov = _beam_covariance(op.beam, cell)
-    intrinsic = cov - beam_cov - np.eye(2) / 12.0
-    evals, evecs = np.linalg.eigh(intrinsic)
-    major_var = max(float(evals[1]), 0.25)
-    minor_var = max(float(evals[0]), 0.0)
-    ratio = math.sqrt(minor_var / major_var)
-    inc = float(np.clip(np.degrees(np.arccos(min(ratio, 1.0))), 10.0, 85.0))
+    inc, major = _inclination_and_major_axis(cov, beam_cov)
 
-    pa = _kinematic_pa(masked, velocities, vsys)
+    pa = _kinematic_pa(masked, op.velocities, vsys)
     if not np.isfinite(pa):
-        major = evecs[:, 1]
         pa = float(np.degrees(np.arctan2(-major[0], major[1])) % 360.0)
         log.warning("%s: no velocity gradient found; PA guess from the moment-0 shape only (%.0f deg)", cube.name, pa)
-
-    # Half-light radius in elliptical apertures of the observed shape, then the beam removed in quadrature.
-    obs_evals, obs_evecs = np.linalg.eigh(cov)
-    q_obs = math.sqrt(max(obs_evals[0], 1e-12) / max(obs_evals[1], 1e-12))
-    a_axis, b_axis = obs_evecs[:, 1], obs_evecs[:, 0]
-    along = dx * a_axis[0] + dy * a_axis[1]
-    across = dx * b_axis[0] + dy * b_axis[1]
-    radius = np.hypot(along, across / q_obs).ravel()
-    order = np.argsort(radius)
-    growth = np.cumsum(mom0.ravel()[order])
-    r_half_obs = float(radius[order][np.searchsorted(growth, 0.5 * growth[-1])])
-    beam_var_major = float(a_axis @ beam_cov @ a_axis)
-    r_half = math.sqrt(max(r_half_obs**2 - 2.0 * math.log(2.0) * beam_var_major, 0.25)) * cell
-    scalerad = r_half / _HALF_LIGHT_PER_SCALE
+    scalerad = _half_light_radius(mom0, cov, beam_cov, centre) * cell / _HALF_LIGHT_PER_SCALE
 
     sigma = max(_SIGMA_GUESS, 0.5 * op.dv)
     broadening = math.sqrt(sigma**2 + op.dv**2 / 12.0)
@@ -256,6 +216,54 @@ def first_guesses(cube: Cube, mask: np.ndarray, rms: float) -> dict[str, float]:
         peak / rms if rms > 0 else float("nan"),
     )
     return guesses
+
+
+def _systemic_velocity_and_width(spec: np.ndarray, velocities: np.ndarray, dv: float) -> tuple[float, float]:
+    """The systemic velocity (mean of the W20 and W50 midpoints) and W20 (at least a channel) of a spectrum."""
+    v_lo, v_hi = _edges(spec, velocities, 0.2)
+    v_lo50, v_hi50 = _edges(spec, velocities, 0.5)
+    # The W20 and W50 midpoints err independently on noisy edges: their mean is steadier than either.
+    return 0.25 * (v_lo + v_hi + v_lo50 + v_hi50), max(v_hi - v_lo, dv)
+
+
+def _map_covariance(mom0: np.ndarray, footprint: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
+    """The moment-0 map's covariance (pixels^2): of a 2-D Gaussian fitted to it, else its second moments."""
+    cov = _gaussian_fit_covariance(mom0, footprint, centre)
+    if cov is not None:
+        return cov
+    ny, nx = mom0.shape
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
+    dx, dy = xx - centre[0], yy - centre[1]
+    moments = [[(mom0 * dx * dx).sum(), (mom0 * dx * dy).sum()], [(mom0 * dx * dy).sum(), (mom0 * dy * dy).sum()]]
+    return np.array(moments) / float(mom0.sum())
+
+
+def _inclination_and_major_axis(cov: np.ndarray, beam_cov: np.ndarray) -> tuple[float, np.ndarray]:
+    """Inclination (deg, 10-85) from the axis ratio of the beam-deconvolved map, and its major axis (x, y)."""
+    intrinsic = cov - beam_cov - np.eye(2) / 12.0
+    evals, evecs = np.linalg.eigh(intrinsic)
+    major_var = max(float(evals[1]), 0.25)
+    minor_var = max(float(evals[0]), 0.0)
+    ratio = math.sqrt(minor_var / major_var)
+    return float(np.clip(np.degrees(np.arccos(min(ratio, 1.0))), 10.0, 85.0)), evecs[:, 1]
+
+
+def _half_light_radius(mom0: np.ndarray, cov: np.ndarray, beam_cov: np.ndarray, centre: tuple[float, float]) -> float:
+    """Half-light radius (pixels) in elliptical apertures of the observed shape, the beam removed in quadrature."""
+    ny, nx = mom0.shape
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
+    dx, dy = xx - centre[0], yy - centre[1]
+    obs_evals, obs_evecs = np.linalg.eigh(cov)
+    q_obs = math.sqrt(max(obs_evals[0], 1e-12) / max(obs_evals[1], 1e-12))
+    a_axis, b_axis = obs_evecs[:, 1], obs_evecs[:, 0]
+    along = dx * a_axis[0] + dy * a_axis[1]
+    across = dx * b_axis[0] + dy * b_axis[1]
+    radius = np.hypot(along, across / q_obs).ravel()
+    order = np.argsort(radius)
+    growth = np.cumsum(mom0.ravel()[order])
+    r_half_obs = float(radius[order][np.searchsorted(growth, 0.5 * growth[-1])])
+    beam_var_major = float(a_axis @ beam_cov @ a_axis)
+    return math.sqrt(max(r_half_obs**2 - 2.0 * math.log(2.0) * beam_var_major, 0.25))
 
 
 def data_bounds(cube: Cube, guesses: dict[str, float]) -> dict[str, tuple[float, float]]:

@@ -284,7 +284,7 @@ def load_prepared(outdir: str | Path) -> Prepared:
     missing = [name for name in PREPARED_FILES if not (outdir / name).exists()]
     if missing:
         raise MissingInputError(
-            f"{outdir}: no prepared cube (missing {', '.join(missing)}): run `kinms-core trim CUBE -o {outdir}` "
+            f"{outdir}: no prepared cube (missing {', '.join(missing)}): run `kinms-core prepare CUBE -o {outdir}` "
             "(or kinms_core.prepare.prepare_cube) first"
         )
     info = read_json_object(outdir / "prepare.json", remedy="prepare the cube again")

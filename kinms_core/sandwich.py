@@ -308,38 +308,23 @@ def error_model(
     ErrorModel
     """
     theta = np.asarray(theta, dtype=float)
-    finite = np.isfinite(data)
-    weight = np.where(finite, 1.0 / np.broadcast_to(noise, data.shape), 0.0)
-    best = model(theta)
-    residual = np.where(finite, (np.nan_to_num(data) - best) * weight, 0.0)
-    region = finite & (best * weight > SIGNAL_LEVEL)
-    if mask is not None:
-        region |= finite & np.asarray(mask, dtype=bool)
-    if not region.any():
-        raise ModelOutsideCubeError("the best-fit model has no voxel above half the noise: no errors can be measured")
-
+    weight, residual, region = _whitened_residual(model, theta, data, noise, mask)
     columns, steps = _jacobian_at(model, theta, low, high, weight, beam_area_pixels)
     curvature = np.einsum("kvyx,lvyx->kl", columns, columns)
     lags = lag_window(beam_fwhm_pixels, data.shape, beams=lag_beams, channels=lag_channels)
     taper = triangle_taper(lags)
     residual_acov = autocovariance(residual, region, lags)
     meat_matrix = meat(columns, residual_acov * taper, lags)
-
-    # The noise alone, away from the galaxy: the chain's temperature
-    line_free = finite & ~ndimage.binary_dilation(region, iterations=max(1, int(round(beam_fwhm_pixels))))
-    if line_free.sum() >= MIN_LINE_FREE:
-        noise_acov = autocovariance(residual, line_free, lags)
-        noise_meat = meat(columns, noise_acov * taper, lags)
-        temperature = _temperature(curvature, noise_meat)
-    else:  # the galaxy fills the cube: assume noise correlated as the beam
-        noise_acov = np.zeros_like(residual_acov)
-        noise_meat = curvature * max(beam_area_pixels, 1.0)
-        temperature = max(beam_area_pixels, 1.0)
+    line_free = np.isfinite(data) & ~ndimage.binary_dilation(region, iterations=max(1, int(round(beam_fwhm_pixels))))
+    noise_acov, noise_meat, temperature = _noise_alone(
+        residual, line_free, columns, curvature, lags, taper, beam_area_pixels
+    )
     centre = tuple(lags)
 
     def sd(matrix: np.ndarray) -> dict[str, float]:
         return dict(zip(names, np.sqrt(np.diag(_sandwich(curvature, matrix))).tolist(), strict=True))
 
+    enough_line_free = line_free.sum() >= MIN_LINE_FREE
     diagnostics = {
         "residual_variance": float(residual_acov[centre]),
         "noise_variance": float(noise_acov[centre]),
@@ -347,7 +332,7 @@ def error_model(
         "noise_correlation_y": _lag1(noise_acov, centre, 1),
         "noise_correlation_v": _lag1(noise_acov, centre, 0),
         # voxels per independent noise sample: the noise autocorrelation summed over the lag window
-        "noise_correlation_volume": _volume(noise_acov, centre) if line_free.sum() >= MIN_LINE_FREE else None,
+        "noise_correlation_volume": _volume(noise_acov, centre) if enough_line_free else None,
         "n_signal": int(region.sum()),
         "n_line_free": int(line_free.sum()),
         "sd_independent": dict(zip(names, np.sqrt(np.diag(_independent(curvature))).tolist(), strict=True)),
@@ -375,6 +360,46 @@ def error_model(
         lags=list(lags),
         diagnostics=diagnostics,
     )
+
+
+def _whitened_residual(
+    model: Callable[[np.ndarray], np.ndarray],
+    theta: np.ndarray,
+    data: np.ndarray,
+    noise: np.ndarray,
+    mask: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The weights 1/noise (0 on blank voxels), the residual in units of the noise, and the galaxy's region: where
+    the best model exceeds :data:`SIGNAL_LEVEL` of the noise, or the mask holds detected signal."""
+    finite = np.isfinite(data)
+    weight = np.where(finite, 1.0 / np.broadcast_to(noise, data.shape), 0.0)
+    best = model(theta)
+    residual = np.where(finite, (np.nan_to_num(data) - best) * weight, 0.0)
+    region = finite & (best * weight > SIGNAL_LEVEL)
+    if mask is not None:
+        region |= finite & np.asarray(mask, dtype=bool)
+    if not region.any():
+        raise ModelOutsideCubeError("the best-fit model has no voxel above half the noise: no errors can be measured")
+    return weight, residual, region
+
+
+def _noise_alone(
+    residual: np.ndarray,
+    line_free: np.ndarray,
+    columns: np.ndarray,
+    curvature: np.ndarray,
+    lags: tuple[int, int, int],
+    taper: np.ndarray,
+    beam_area_pixels: float,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The noise alone, away from the galaxy: its autocovariance, its part of the meat and the chain's temperature.
+    When the galaxy fills the cube, noise correlated as the beam is assumed."""
+    if line_free.sum() >= MIN_LINE_FREE:
+        noise_acov = autocovariance(residual, line_free, lags)
+        noise_meat = meat(columns, noise_acov * taper, lags)
+        return noise_acov, noise_meat, _temperature(curvature, noise_meat)
+    shape = tuple(2 * lag + 1 for lag in lags)
+    return np.zeros(shape), curvature * max(beam_area_pixels, 1.0), max(beam_area_pixels, 1.0)
 
 
 def _volume(acov: np.ndarray, centre: tuple[int, int, int]) -> float:

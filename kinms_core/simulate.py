@@ -121,6 +121,23 @@ def mock_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
         value = row.get(name)
         out[name] = _DEFAULTS.get(name) if is_missing(value) else value
     out["galaxy"] = str(out["galaxy"])
+    _check_numbers(out, label)
+    if out["bmin"] is None:
+        out["bmin"] = out["bmaj"]
+    out["correlated"] = _as_bool("correlated", out["correlated"])
+    out["format"] = str(out["format"]).strip().lower()
+    if out["format"] not in FORMATS:
+        raise SettingsError(f"{label}: format {out['format']!r} is unknown; choose one of {list(FORMATS)}")
+    if out["seed"] is not None:
+        seed = float(out["seed"])
+        if seed != int(seed) or seed < 0:
+            raise SettingsError(f"{label}: seed must be a non-negative integer, got {out['seed']!r}")
+        out["seed"] = int(seed)
+    return out
+
+
+def _check_numbers(out: dict[str, Any], label: str) -> None:
+    """Convert the integer and float columns of a mock row in place, refusing non-numbers and values out of range."""
     for name in ("nx", "ny", "nv", "n_clouds"):
         value = float(out[name])
         if value != int(value) or value < 1:
@@ -144,18 +161,6 @@ def mock_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
         raise SettingsError(f"{label}: rms, sigma and vflat must not be negative")
     if not 0.0 <= out["inc"] <= 90.0:
         raise SettingsError(f"{label}: inc must lie in [0, 90] degrees, got {out['inc']!r}")
-    if out["bmin"] is None:
-        out["bmin"] = out["bmaj"]
-    out["correlated"] = _as_bool("correlated", out["correlated"])
-    out["format"] = str(out["format"]).strip().lower()
-    if out["format"] not in FORMATS:
-        raise SettingsError(f"{label}: format {out['format']!r} is unknown; choose one of {list(FORMATS)}")
-    if out["seed"] is not None:
-        seed = float(out["seed"])
-        if seed != int(seed) or seed < 0:
-            raise SettingsError(f"{label}: seed must be a non-negative integer, got {out['seed']!r}")
-        out["seed"] = int(seed)
-    return out
 
 
 def mock_obspars(row: Mapping[str, Any]) -> ObsPars:

@@ -19,8 +19,9 @@ import numpy as np
 
 from .fitsio import obspars_header
 from .ingest import _KEPT_CARDS, Cube
+from .obspars import ObsPars
 
-__all__ = ["TrimInfo", "axis_window", "trim_cube"]
+__all__ = ["TrimInfo", "axis_window", "trim_cube", "trim_window"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,41 @@ def axis_window(lo: int, hi: int, n: int, pad: float) -> tuple[int, int, str]:
     return start, start + size, rule
 
 
+def trim_window(
+    mask: np.ndarray, obspars: ObsPars, *, pad_beams: float, pad_channels: int, name: str = "cube"
+) -> TrimInfo:
+    """The window around the mask's emission, padded by ``pad_beams`` beams and ``pad_channels`` channels, at
+    FFT-friendly spatial sizes (:func:`axis_window`)."""
+    planes = np.flatnonzero(mask.any(axis=(1, 2)))
+    if planes.size == 0:
+        raise ValueError(f"{name}: the mask is empty, so there is nothing to trim to: check the mask step")
+    rows = np.flatnonzero(mask[planes[0] : planes[-1] + 1].any(axis=(0, 2)))
+    cols = np.flatnonzero(mask[planes[0] : planes[-1] + 1].any(axis=(0, 1)))
+    nv, ny, nx = mask.shape
+    pad_pixels = float(pad_beams) * obspars.beam[0] / obspars.cellsize
+    x0, x1, rule_x = axis_window(int(cols[0]), int(cols[-1]), nx, pad_pixels)
+    y0, y1, rule_y = axis_window(int(rows[0]), int(rows[-1]), ny, pad_pixels)
+    v0 = max(0, int(planes[0]) - int(pad_channels))
+    v1 = min(nv, int(planes[-1]) + int(pad_channels) + 1)
+    box = (int(planes[0]), int(planes[-1]) + 1, int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+    return TrimInfo(
+        x0=x0,
+        x1=x1,
+        y0=y0,
+        y1=y1,
+        v0=v0,
+        v1=v1,
+        original_shape=(nv, ny, nx),
+        shape=(v1 - v0, y1 - y0, x1 - x0),
+        size_rule=rule_x if rule_x == rule_y else f"x:{rule_x},y:{rule_y}",
+        size_rule_x=rule_x,
+        size_rule_y=rule_y,
+        emission_box=box,
+        pad_pixels=pad_pixels,
+        pad_channels=int(pad_channels),
+    )
+
+
 def trim_cube(cube: Cube, mask: np.ndarray, *, pad_beams: float = 2.0, pad_channels: int = 3) -> tuple[Cube, TrimInfo]:
     """Trim a cube to its emission.
 
@@ -151,42 +187,10 @@ def trim_cube(cube: Cube, mask: np.ndarray, *, pad_beams: float = 2.0, pad_chann
         raise ValueError(f"{cube.name}: mask shape {mask.shape} does not match the cube's {cube.data.shape}")
     if pad_beams < 0 or pad_channels < 0:
         raise ValueError(f"pad_beams and pad_channels must be >= 0, got {pad_beams}, {pad_channels}")
-    planes = np.flatnonzero(mask.any(axis=(1, 2)))
-    if planes.size == 0:
-        raise ValueError(f"{cube.name}: the mask is empty, so there is nothing to trim to: check the mask step")
-    rows = np.flatnonzero(mask[planes[0] : planes[-1] + 1].any(axis=(0, 2)))
-    cols = np.flatnonzero(mask[planes[0] : planes[-1] + 1].any(axis=(0, 1)))
-    op = cube.obspars
-    nv, ny, nx = cube.data.shape
-    pad_pixels = float(pad_beams) * op.beam[0] / op.cellsize
-    x0, x1, rule_x = axis_window(int(cols[0]), int(cols[-1]), nx, pad_pixels)
-    y0, y1, rule_y = axis_window(int(rows[0]), int(rows[-1]), ny, pad_pixels)
-    v0 = max(0, int(planes[0]) - int(pad_channels))
-    v1 = min(nv, int(planes[-1]) + int(pad_channels) + 1)
-    rule = rule_x if rule_x == rule_y else f"x:{rule_x},y:{rule_y}"
-    info = TrimInfo(
-        x0=x0,
-        x1=x1,
-        y0=y0,
-        y1=y1,
-        v0=v0,
-        v1=v1,
-        original_shape=(nv, ny, nx),
-        shape=(v1 - v0, y1 - y0, x1 - x0),
-        size_rule=rule,
-        size_rule_x=rule_x,
-        size_rule_y=rule_y,
-        emission_box=(
-            int(planes[0]),
-            int(planes[-1]) + 1,
-            int(rows[0]),
-            int(rows[-1]) + 1,
-            int(cols[0]),
-            int(cols[-1]) + 1,
-        ),
-        pad_pixels=pad_pixels,
-        pad_channels=int(pad_channels),
-    )
+    info = trim_window(mask, cube.obspars, pad_beams=pad_beams, pad_channels=pad_channels, name=cube.name)
+    v0, v1, y0, y1, x0, x1 = info.v0, info.v1, info.y0, info.y1, info.x0, info.x1
+    nv, ny, nx = info.original_shape
+    op, rule = cube.obspars, info.size_rule
     new_mask = info.apply(mask)
     if int(new_mask.sum()) != int(mask.sum()):  # cannot happen: the window holds the bounding box
         raise RuntimeError(f"{cube.name}: trimming would cut detected emission ({info})")

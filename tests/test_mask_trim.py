@@ -191,7 +191,7 @@ def test_prepare_cube_writes_and_reads_back(tmp_path):
     assert again.obspars.reference_pixel == pytest.approx(prepared.obspars.reference_pixel)
     np.testing.assert_allclose(again.velocities, prepared.obspars.velocities, atol=1e-6)
     assert prepared.cube.mask is prepared.mask
-    with pytest.raises(FileNotFoundError, match="kinms-core trim"):
+    with pytest.raises(FileNotFoundError, match="kinms-core prepare"):
         load_prepared(tmp_path / "empty")
 
 
