@@ -258,6 +258,13 @@ def summarise(truth: pd.DataFrame, outdir: Path) -> None:
     columns += ["median_abs_error"]
     print("\nPulls (fit - truth) / sigma: honest errors have a pull std of 1 and a 68% coverage of 0.68")
     print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    clean = frame[frame["flags"].fillna("").astype(str) == ""]
+    if not clean.empty:
+        print(
+            f"\nThe same for the {clean['name'].nunique()} fits with no quality flag raised (what a survey keeps when "
+            "it filters on the flags)"
+        )
+        print(pull_table(clean)[columns].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print("\nPull std with other error estimates (sigma from each; median sigma in brackets)")
     alt = table[["parameter"]].copy()
     for alternative in ALTERNATIVES:
