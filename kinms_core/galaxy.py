@@ -16,7 +16,8 @@ from .errors import CorruptFileError, StageFailedError
 from .fit import CHAIN_FILE, MAP_FILE, MODEL_FILE, POSTERIOR_FILE, RESIDUAL_FILE, SUMMARY_FILE, fit_galaxy
 from .likelihood import FitData, sampling_to_parameters
 from .parametric import ModelSpec
-from .plots import plot_corner, plot_diagnostics, plot_failure, plot_traces
+from .plots import plot_diagnostics, plot_failure
+from .posterior_plots import plot_corner, plot_traces
 from .prepare import PREPARED_FILES, load_prepared
 from .profile_plots import plot_profiles
 from .safe_files import read_json_object, refuse_overwrite

@@ -20,11 +20,10 @@ from kinms_core.plots import (
     DIAGNOSTICS_FIGSIZE_NO_MODEL,
     DPI,
     beam_ellipse,
-    plot_corner,
     plot_diagnostics,
-    plot_traces,
     signal_mask,
 )
+from kinms_core.posterior_plots import plot_corner, plot_traces
 from kinms_core.survey_plots import plot_distributions, plot_pulls, plot_recovery, pulls
 
 OBSPARS = ObsPars(nx=32, ny=32, nv=20, cellsize=1.0, dv=20.0, beam=(4.0, 3.0, 30.0))

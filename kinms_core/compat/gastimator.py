@@ -23,7 +23,7 @@ import emcee
 import numpy as np
 
 from ..fit import maximise
-from ..plots import plot_corner
+from ..posterior_plots import plot_corner
 
 __all__ = ["corner_plot", "gastimator"]
 
