@@ -41,7 +41,7 @@ from .safe_files import atomic_path, read_json_object, write_json_atomic, write_
 from .sandwich import ErrorModel, adjust_samples, error_model
 from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
 
-__all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "maximise", "software_versions"]
+__all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion", "maximise", "software_versions"]
 
 log = logging.getLogger(__name__)
 
@@ -509,7 +509,7 @@ def _summarise(
         "spec": asdict(posterior.model.spec),
         "n_free": n_free,
         "n_clouds": posterior.model.cube_model.n_clouds,
-        **_information_criterion(posterior, map_theta, errors),
+        **information_criterion(posterior, map_theta, _noise_correlation_volume(posterior, errors)),
         "n_voxels": posterior.n_voxels,
         "n_detected": int(fit_data.n_detected),
         "rms": posterior.rms,
@@ -575,13 +575,19 @@ def _parameter_table(
     return table
 
 
-def _information_criterion(posterior: LogPosterior, best: np.ndarray, errors: ErrorModel | None) -> dict[str, float]:
-    """BIC = chi2_max / c + k ln(N / c) (Schwarz 1978) at the best point, with ``c`` the voxels per independent noise
-    sample (the measured noise correlation volume; the scaled errors' chi-square scale), so that correlated voxels
-    count once: lower is better, between model families fitted to the same cube."""
+def _noise_correlation_volume(posterior: LogPosterior, errors: ErrorModel | None) -> float:
+    """Voxels per independent noise sample: the error model's measured one, else the scaled errors' chi-square
+    scale (or the temperature of an error model that did not measure it)."""
     volume = None if errors is None else errors.diagnostics.get("noise_correlation_volume")
     if volume is None:
         volume = posterior.chi2_scale if errors is None else errors.temperature
+    return float(volume)
+
+
+def information_criterion(posterior: LogPosterior, best: np.ndarray, volume: float) -> dict[str, float]:
+    """BIC = chi2_max / c + k ln(N / c) (Schwarz 1978) at the best point, with ``c`` the voxels per independent noise
+    sample (``volume``: the measured noise correlation volume), so that correlated voxels count once: lower is
+    better, between model families fitted to the same cube."""
     n_effective = posterior.n_voxels / volume
     chi2 = posterior.chi2(best) / volume
     return {"bic": chi2 + len(posterior.free) * math.log(n_effective), "n_effective": n_effective}

@@ -15,7 +15,7 @@ from conftest import chain_steps, tutorial_params
 
 from kinms_core import ObsPars, model_cube, write_cube
 from kinms_core.errors import SettingsError
-from kinms_core.fit import ChainFile, fit_galaxy
+from kinms_core.fit import ChainFile, fit_galaxy, information_criterion
 from kinms_core.galaxy import fit_prepared
 from kinms_core.likelihood import (
     FitData,
@@ -357,3 +357,25 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
         assert (low, high) == pytest.approx((entry["p16"], entry["p84"]))
         width = 0.5 * (high - low)
         assert 0.4 < width / likelihood["sandwich_sd"][name] < 3.0, (name, width, likelihood["sandwich_sd"][name])
+
+
+class _StubPosterior:
+    """What information_criterion reads of a posterior: the voxel count, the free parameters and the chi-square."""
+
+    def __init__(self, n_voxels: int, n_free: int, chi2: float) -> None:
+        self.n_voxels, self.free, self._chi2 = n_voxels, list(range(n_free)), chi2
+
+    def chi2(self, theta: np.ndarray) -> float:
+        return self._chi2
+
+
+def test_information_criterion_counts_correlated_voxels_once() -> None:
+    # 10,000 voxels with 20 voxels per independent noise sample hold 500 independent samples
+    result = information_criterion(_StubPosterior(10_000, 8, 12_000.0), np.zeros(8), 20.0)
+    assert result["n_effective"] == pytest.approx(500.0)
+    assert result["bic"] == pytest.approx(600.0 + 8 * np.log(500.0))
+    # one more parameter pays ln(500) = 6.2: it must lower the chi-square by more than 6.2 x 20 to win
+    richer = information_criterion(_StubPosterior(10_000, 9, 12_000.0 - 20 * 6.0), np.zeros(9), 20.0)
+    assert richer["bic"] > result["bic"]
+    better = information_criterion(_StubPosterior(10_000, 9, 12_000.0 - 20 * 7.0), np.zeros(9), 20.0)
+    assert better["bic"] < result["bic"]
