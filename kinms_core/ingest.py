@@ -487,13 +487,23 @@ def _choose_beam(
                 f"model uses the median beam {_beam_tuple(median_beam)}",
             )
         return _BeamChoice(median_beam, channel_beams, "beams_table", spread)
-    beam = getattr(spec_cube, "_beam", None)
+    beam = _single_beam(spec_cube)
     if beam is None and placeholder:
         cards = ", ".join(f"{key} = {value}" for key, value in placeholder.items())
         raise NoBeamError(f"{path} has a placeholder beam ({cards}), that is no beam: {_GIVE_BEAM}")
     if beam is None:
         raise NoBeamError(f"{path} has no beam (no BMAJ/BMIN/BPA, AIPS CLEAN history or BEAMS table): {_GIVE_BEAM}")
     return _BeamChoice(beam, None, "header" if "BMAJ" in header else "history", None)
+
+
+def _single_beam(spec_cube):
+    """The cube's one beam (a radio_beam Beam) as spectral-cube read it, or None: no beam, or beams per channel."""
+    from spectral_cube.utils import NoBeamError as NoSpectralCubeBeam
+
+    try:
+        return spec_cube.beam
+    except (NoSpectralCubeBeam, AttributeError):
+        return None
 
 
 def _aips_history_beam(header: fits.Header):
@@ -831,7 +841,7 @@ def _spectral_cube(path: Path, hdul: fits.HDUList, index: int, header: fits.Head
             spec_cube = SpectralCube.read(hdul, hdu=index)
         except Exception as exc:  # spectral-cube and wcslib raise many types for malformed cubes
             raise CubeError(f"{path}: spectral-cube cannot read it as a cube ({exc}): check its axes") from exc
-        if getattr(spec_cube, "_beam", None) is None and "BMAJ" not in header:
+        if _single_beam(spec_cube) is None and "BMAJ" not in header:
             # radio-beam parses only the exact AIPS spacing; try a tolerant pattern before giving up.
             history_beam = _aips_history_beam(header)
             if history_beam is not None:
