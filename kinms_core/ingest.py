@@ -14,7 +14,7 @@ beam from ``BMAJ/BMIN/BPA`` or from an AIPS ``HISTORY ... CLEAN BMAJ=`` card (th
 add: in-memory repairs of legacy (AIPS, GIPSY, Miriad) headers before the libraries parse them (upper-case unit
 strings, placeholder beams, BLANK on float data, Miriad's radio VELO-xxx axes, a rest frequency kept in HISTORY),
 the checks (size before reading, axes, beam, rest frequency, data), the flips, the unit conversion and the
-bookkeeping in ``obspars.extra``.
+bookkeeping in ``obspars.provenance`` (:class:`~kinms_core.obspars.Provenance`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import math
 import re
 import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ from .constants import C_KMS, C_MS
 from .errors import CubeError, MissingInputError, NoBeamError, RestFrequencyError, SettingsError
 from .fitsio import obspars_header
 from .fitsunits import canonical_unit, normalise_header_units
-from .obspars import ObsPars
+from .obspars import ObsPars, Provenance, VelocityConvention
 
 __all__ = ["DEFAULT_MAX_VOXELS", "VELOCITY_CONVENTIONS", "Cube", "read_cube"]
 
@@ -95,11 +95,11 @@ class Cube:
     data : numpy.ndarray
         float64 ``(nv, ny, nx)`` in Jy/beam, NaN where blank.
     obspars : ObsPars
-        Grid, beam and the WCS reference of ``data`` (``extra`` records what was done on reading).
+        Grid, beam and the WCS reference of ``data`` (``provenance`` records what was done on reading).
     velocities : numpy.ndarray
         Radio velocity (km/s) of every channel, exactly as the input header gives it (``obspars.velocities`` is
         the linear approximation used by the model; they agree unless the axis is non-linear in radio velocity,
-        e.g. a ``VOPT`` axis, see ``obspars.extra['velocity_nonlinearity_kms']``).
+        e.g. a ``VOPT`` axis, see ``obspars.provenance.velocity_nonlinearity_kms``).
     header : astropy.io.fits.Header
         A clean 3-D header of ``data`` (from :func:`~kinms_core.fitsio.obspars_header`).
     wcs : astropy.wcs.WCS
@@ -244,50 +244,64 @@ def _check_truncated(path: Path, hdu: fits.PrimaryHDU | fits.ImageHDU, compressi
 
 
 def _repair_header(
-    path: Path, header: fits.Header, velocity_convention: str, restfreq: float | None, notes: list[str], extra: dict
-) -> None:
-    """Fix in memory what astropy and spectral-cube cannot read in a legacy header (the file stays as it is)."""
-    extra["bunit_original"] = str(header.get("BUNIT", "")).strip()
-    _normalise_units(path, header, notes, extra)
-    _drop_placeholder_beam(path, header, extra)
-    _drop_float_blank(path, header, extra)
-    _set_velocity_convention(path, header, velocity_convention, notes, extra)
-    _rest_frequency_from_history(path, header, restfreq is not None, notes, extra)
+    path: Path, header: fits.Header, velocity_convention: str, restfreq: float | None, notes: list[str]
+) -> Provenance:
+    """Fix in memory what astropy and spectral-cube cannot read in a legacy header (the file stays as it is); returns
+    the original BUNIT and the repairs made."""
+    bunit_original = str(header.get("BUNIT", "")).strip()
+    units_normalised = _normalise_units(path, header, notes)
+    placeholder_beam = _drop_placeholder_beam(path, header)
+    ignored_blank = _drop_float_blank(path, header)
+    convention = _set_velocity_convention(path, header, velocity_convention, notes)
+    restfreq_source = _rest_frequency_from_history(path, header, restfreq is not None, notes)
+    return Provenance(
+        bunit_original=bunit_original,
+        units_normalised=units_normalised,
+        placeholder_beam=placeholder_beam,
+        ignored_blank=ignored_blank,
+        velocity_convention=convention,
+        restfreq_source=restfreq_source,
+    )
 
 
-def _normalise_units(path: Path, header: fits.Header, notes: list[str], extra: dict) -> None:
-    """Legacy unit spellings (kinms_core.fitsunits) replaced, recorded and said."""
+def _normalise_units(path: Path, header: fits.Header, notes: list[str]) -> dict[str, list[str]] | None:
+    """Legacy unit spellings (kinms_core.fitsunits) replaced and said; returns them (card -> [old, new]) or None."""
     changed = normalise_header_units(header)
-    if changed:
-        extra["units_normalised"] = {key: list(pair) for key, pair in changed.items()}
-        listing = ", ".join(f"{key} '{old}' as '{new}'" for key, (old, new) in changed.items())
-        _warn(notes, f"{path}: legacy unit strings (AIPS/GIPSY/Miriad spelling) read as FITS units: {listing}")
+    if not changed:
+        return None
+    listing = ", ".join(f"{key} '{old}' as '{new}'" for key, (old, new) in changed.items())
+    _warn(notes, f"{path}: legacy unit strings (AIPS/GIPSY/Miriad spelling) read as FITS units: {listing}")
+    return {key: list(pair) for key, pair in changed.items()}
 
 
-def _drop_placeholder_beam(path: Path, header: fits.Header, extra: dict) -> None:
+def _drop_placeholder_beam(path: Path, header: fits.Header) -> dict | None:
     """BMAJ or BMIN that is not a positive number (GIPSY writes -1) means "no beam": drop the cards, so that no
-    library makes a beam of them and an AIPS history beam or the caller's beam can take their place."""
+    library makes a beam of them and an AIPS history beam or the caller's beam can take their place; returns the
+    dropped cards, or None."""
     values = [header[key] for key in ("BMAJ", "BMIN") if key in header]
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in values):
-        return
-    extra["placeholder_beam"] = {key: header[key] for key in ("BMAJ", "BMIN", "BPA") if key in header}
+        return None
+    placeholder = {key: header[key] for key in ("BMAJ", "BMIN", "BPA") if key in header}
     for key in ("BMAJ", "BMIN", "BPA"):
         header.remove(key, ignore_missing=True)
-    log.info("%s: placeholder beam %s ignored (no beam)", path, extra["placeholder_beam"])
+    log.info("%s: placeholder beam %s ignored (no beam)", path, placeholder)
+    return placeholder
 
 
-def _drop_float_blank(path: Path, header: fits.Header, extra: dict) -> None:
+def _drop_float_blank(path: Path, header: fits.Header) -> int | float | None:
     """BLANK applies to integer data only; on floating-point data (blanks are NaN) astropy ignores it, and so do we,
-    saying so: drop it, so that nothing downstream applies it."""
-    if int(header.get("BITPIX", 8)) < 0 and "BLANK" in header:
-        extra["ignored_blank"] = header["BLANK"]
-        del header["BLANK"]
-        log.info(
-            "%s: BLANK = %s on BITPIX %s (floating-point) data is not FITS and is ignored: blank voxels are NaN",
-            path,
-            extra["ignored_blank"],
-            header["BITPIX"],
-        )
+    saying so: drop it, so that nothing downstream applies it; returns its value, or None."""
+    if not (int(header.get("BITPIX", 8)) < 0 and "BLANK" in header):
+        return None
+    blank = header["BLANK"]
+    del header["BLANK"]
+    log.info(
+        "%s: BLANK = %s on BITPIX %s (floating-point) data is not FITS and is ignored: blank voxels are NaN",
+        path,
+        blank,
+        header["BITPIX"],
+    )
+    return blank
 
 
 def _miriad_origin(header: fits.Header) -> str | None:
@@ -299,16 +313,19 @@ def _miriad_origin(header: fits.Header) -> str | None:
     return f"HISTORY '{line}'" if line is not None else None
 
 
-def _set_velocity_convention(path: Path, header: fits.Header, requested: str, notes: list[str], extra: dict) -> None:
-    """Read a VELO-xxx axis without VELREF as radio (VELREF = 256 in memory) or optical velocity (as wcslib does)."""
+def _set_velocity_convention(
+    path: Path, header: fits.Header, requested: str, notes: list[str]
+) -> VelocityConvention | None:
+    """Read a VELO-xxx axis without VELREF as radio (VELREF = 256 in memory) or optical velocity (as wcslib does);
+    returns the choice, or None when there was none to make."""
     axis = _spectral_fits_axis(header)
     ctype = str(header.get(f"CTYPE{axis}", "")).strip() if axis else ""
     if not ctype.upper().startswith("VELO-"):
-        return
+        return None
     if "VELREF" in header:
         if requested != "auto":
             log.info("%s: velocity_convention %s not used: VELREF = %s sets it", path, requested, header["VELREF"])
-        return
+        return None
     if requested == "auto":
         origin = _miriad_origin(header)
         chosen = "radio" if origin else "optical"
@@ -323,10 +340,10 @@ def _set_velocity_convention(path: Path, header: fits.Header, requested: str, no
     else:
         chosen, reason = requested, "given"
         log.info("%s: spectral axis %s without VELREF read as %s velocity, as given", path, ctype, chosen)
-    extra["velocity_convention"] = {"convention": chosen, "requested": requested, "reason": reason}
     if chosen == "radio":
         # AIPS's radio flag, the frame left to the CTYPE suffix: wcslib then reads the axis as VRAD.
         header["VELREF"] = 256
+    return {"convention": chosen, "requested": requested, "reason": reason}
 
 
 def _check_ignored_blank(path: Path, data: np.ndarray, blank, notes: list[str]) -> None:
@@ -525,7 +542,8 @@ def _aips_history_beam(header: fits.Header):
 @dataclass
 class _SkyGeometry:
     """Whether x and y are flipped to RA decreasing and Dec increasing, the pixel size (arcsec), the reference
-    position (deg) and pixel (0-based, after the flips), the projection and the oriented celestial WCS."""
+    position (deg) and pixel (0-based, after the flips), the projection and the oriented celestial WCS; the x and y
+    pixel sizes (arcsec) of non-square pixels, the rotation (deg) of rotated sky axes and their skew, or None."""
 
     flip_x: bool
     flip_y: bool
@@ -536,9 +554,12 @@ class _SkyGeometry:
     y_ref: float
     projection: str
     wcs: WCS
+    pixel_scales_arcsec: list[float] | None = None
+    rotation_deg: float | None = None
+    skew_deg: float | None = None
 
 
-def _celestial_geometry(path: Path, cel: WCS, nx: int, ny: int, notes: list[str], extra: dict) -> _SkyGeometry:
+def _celestial_geometry(path: Path, cel: WCS, nx: int, ny: int, notes: list[str]) -> _SkyGeometry:
     """Flips, cellsize, reference and the oriented celestial WCS."""
     matrix = np.array(cel.pixel_scale_matrix, dtype=float)
     flip_x = matrix[0, 0] > 0 if abs(matrix[0, 0]) >= abs(matrix[1, 0]) else matrix[1, 0] < 0
@@ -564,20 +585,21 @@ def _celestial_geometry(path: Path, cel: WCS, nx: int, ny: int, notes: list[str]
     cellsize = _tidy(math.sqrt(abs(np.linalg.det(matrix))) * 3600.0)
     scale_x = math.hypot(matrix[0, 0], matrix[1, 0]) * 3600.0
     scale_y = math.hypot(matrix[0, 1], matrix[1, 1]) * 3600.0
+    pixel_scales = rotation = skew = None
     if abs(scale_x - scale_y) > 1e-3 * cellsize:
         _warn(
             notes,
             f"{path}: pixels are not square ({scale_x:.4g} x {scale_y:.4g} arcsec); using their geometric mean "
             f"{cellsize:.4g} arcsec: regrid the cube to square pixels for accurate fits",
         )
-        extra["pixel_scales_arcsec"] = [scale_x, scale_y]
+        pixel_scales = [scale_x, scale_y]
     # Angle of the +y pixel axis from north, through east (east is -x after orientation).
     rot_y = math.degrees(math.atan2(-matrix[0, 1], matrix[1, 1]))
     rot_x = math.degrees(math.atan2(matrix[1, 0], -matrix[0, 0]))
     if max(abs(rot_x), abs(rot_y)) > _ROTATION_TOLERANCE_DEG:
-        extra["sky_rotation_deg"] = rot_y
+        rotation = rot_y
         if abs(rot_x - rot_y) > _ROTATION_TOLERANCE_DEG:
-            extra["sky_skew_deg"] = rot_x - rot_y
+            skew = rot_x - rot_y
         _warn(
             notes,
             f"{path}: the sky axes are rotated by {rot_y:.2f} deg from north (CROTA/PC/CD); the cube is not "
@@ -587,7 +609,20 @@ def _celestial_geometry(path: Path, cel: WCS, nx: int, ny: int, notes: list[str]
     lon, lat = (float(v) for v in cel.wcs.crval)
     x_ref, y_ref = float(crpix[0] - 1.0), float(crpix[1] - 1.0)
     projection = cel.wcs.ctype[0][5:].strip("-") or "SIN"
-    return _SkyGeometry(bool(flip_x), bool(flip_y), cellsize, lon % 360.0, lat, x_ref, y_ref, projection, oriented)
+    return _SkyGeometry(
+        bool(flip_x),
+        bool(flip_y),
+        cellsize,
+        lon % 360.0,
+        lat,
+        x_ref,
+        y_ref,
+        projection,
+        oriented,
+        pixel_scales_arcsec=pixel_scales,
+        rotation_deg=rotation,
+        skew_deg=skew,
+    )
 
 
 def _header_rest_frequency(header: fits.Header) -> float | None:
@@ -602,23 +637,20 @@ def _header_rest_frequency(header: fits.Header) -> float | None:
     return None
 
 
-def _rest_frequency_from_history(
-    path: Path, header: fits.Header, restfreq_given: bool, notes: list[str], extra: dict
-) -> None:
+def _rest_frequency_from_history(path: Path, header: fits.Header, restfreq_given: bool, notes: list[str]) -> str | None:
     """Without a rest frequency card, take the last HISTORY ``FREQ0 =``, ``RESTFREQ =`` or ``RESTFRQ =`` card (Miriad
-    keeps the input header's there) as the header's, in memory."""
+    keeps the input header's there) as the header's, in memory; returns ``"HISTORY <card>"`` when it did, or None."""
     if _header_rest_frequency(header) is not None:
-        return
+        return None
     matches = [m for m in (_HISTORY_REST.match(str(line)) for line in header.get("HISTORY", [])) if m]
     if not matches:
-        return
+        return None
     key, text = matches[-1].groups()
     value = float(text.replace("D", "E").replace("d", "e"))
     if not (math.isfinite(value) and value > _MIN_HISTORY_REST_HZ):
         log.info("%s: HISTORY %s = %s is not a rest frequency in Hz; not used", path, key, text)
-        return
+        return None
     header["RESTFRQ"] = value
-    extra["restfreq_source"] = f"HISTORY {key}"
     message = (
         f"{path}: no RESTFRQ/RESTFREQ card; the rest frequency {value:.12g} Hz is taken from a HISTORY {key} card "
         "(it sets the K to Jy/beam conversion and the velocities of a FREQ axis): give restfreq (Hz) in the sheet "
@@ -628,6 +660,7 @@ def _rest_frequency_from_history(
         log.info("%s (the given restfreq is used instead)", message)
     else:
         _warn(notes, message)
+    return f"HISTORY {key}"
 
 
 def _is_velocity_axis(header: fits.Header) -> bool:
@@ -704,15 +737,16 @@ def read_cube(
     velocity_convention
         How to read a ``VELO-xxx`` spectral axis without VELREF: ``"radio"``, ``"optical"`` or ``"auto"`` (radio
         for a Miriad file, optical otherwise, with a warning); see :data:`VELOCITY_CONVENTIONS`. The choice is
-        recorded in ``obspars.extra['velocity_convention']``.
+        recorded in ``obspars.provenance.velocity_convention``.
 
     Returns
     -------
     Cube
         Data in Jy/beam, float64 ``(nv, ny, nx)``, RA decreasing along x, Dec increasing along y, radio velocity
-        increasing with channel; ``obspars.extra`` records the original unit, the flips, the beam's source and
-        spread, a sky rotation, a non-linear velocity axis and the header repairs (``units_normalised``,
-        ``placeholder_beam``, ``ignored_blank``, ``velocity_convention``, ``restfreq_source``).
+        increasing with channel; ``obspars.provenance`` (:class:`~kinms_core.obspars.Provenance`) records the file,
+        the original unit, the flips, the beam's source and spread, a sky rotation, a non-linear velocity axis and
+        the header repairs (``units_normalised``, ``placeholder_beam``, ``ignored_blank``, ``velocity_convention``,
+        ``restfreq_source``).
 
     Raises
     ------
@@ -733,30 +767,36 @@ def read_cube(
     path = Path(path)
     _check_request(path, velocity_convention)
     notes: list[str] = []
-    extra: dict = {"source_file": str(path)}
     compression = _compression(path)
     hdul, index = _open_within_size(path, compression, max_voxels)
     with hdul:
-        header, rest_hz, conversion_rest = _checked_header(
-            path, hdul[index], compression, velocity_convention, restfreq, notes, extra
+        header, rest_hz, conversion_rest, repairs = _checked_header(
+            path, hdul[index], compression, velocity_convention, restfreq, notes
         )
         spec_cube = _spectral_cube(path, hdul, index, header)
-        beams = _choose_beam(path, spec_cube, header, beam, notes, extra.get("placeholder_beam"))
-        extra["beam_source"] = beams.source
-        if beams.spread is not None:
-            extra["beam_spread"] = beams.spread
+        beams = _choose_beam(path, spec_cube, header, beam, notes, repairs.placeholder_beam)
         spectral = _spectral_axis(path, spec_cube, header, conversion_rest, rest_hz)
-        extra["spectral_ctype"] = spectral.ctype
         nv, ny, nx = spec_cube.shape
-        sky = _celestial_geometry(path, spec_cube.wcs.celestial, nx, ny, notes, extra)
-        extra["flipped"] = {"x": bool(sky.flip_x), "y": bool(sky.flip_y), "v": spectral.flipped}
+        sky = _celestial_geometry(path, spec_cube.wcs.celestial, nx, ny, notes)
         kind, scale = _parse_bunit(path, str(header.get("BUNIT", "")), notes)
         data = _oriented_data(path, spec_cube, spectral.flipped, sky.flip_y, sky.flip_x)
     channel_beams = _ascending_velocity(spectral, beams.channel_beams)
-    _check_blanks(path, data, extra, notes)
+    _check_blanks(path, data, repairs.ignored_blank, notes)
     per_channel = channel_beams if (channel_beams is not None and beam is None) else [beams.beam] * nv
-    extra["unit_scale"] = _to_jy_per_beam(path, data, kind, scale, spectral.frequencies, per_channel)
-    obspars = _obspars(path, data.shape, sky, spectral, _beam_tuple(beams.beam), header, notes, extra)
+    unit_scale = _to_jy_per_beam(path, data, kind, scale, spectral.frequencies, per_channel)
+    provenance = replace(
+        repairs,
+        source_file=str(path),
+        beam_source=beams.source,
+        beam_spread=beams.spread,
+        spectral_ctype=spectral.ctype,
+        pixel_scales_arcsec=sky.pixel_scales_arcsec,
+        sky_rotation_deg=sky.rotation_deg,
+        sky_skew_deg=sky.skew_deg,
+        flipped={"x": bool(sky.flip_x), "y": bool(sky.flip_y), "v": spectral.flipped},
+        unit_scale=unit_scale,
+    )
+    obspars = _obspars(path, data.shape, sky, spectral, _beam_tuple(beams.beam), header, notes, provenance)
     clean = obspars_header(obspars)
     for key in _KEPT_CARDS:
         if key in header:
@@ -805,12 +845,11 @@ def _checked_header(
     velocity_convention: str,
     restfreq: float | None,
     notes: list[str],
-    extra: dict,
-) -> tuple[fits.Header, float | None, float | None]:
+) -> tuple[fits.Header, float | None, float | None, Provenance]:
     """The repaired header (a copy; the HDU's own is repaired too, for spectral-cube), after the checks of its axes
-    and of the file's length; the rest frequency (given, else the header's) and the one that converts the spectral
-    axis to radio velocity."""
-    _repair_header(path, hdu.header, velocity_convention, restfreq, notes, extra)
+    and of the file's length; the rest frequency (given, else the header's), the one that converts the spectral
+    axis to radio velocity, and the header's repairs (:func:`_repair_header`)."""
+    repairs = _repair_header(path, hdu.header, velocity_convention, restfreq, notes)
     header = hdu.header.copy()
     _check_axes(path, header)
     _check_truncated(path, hdu, compression)
@@ -819,7 +858,7 @@ def _checked_header(
     header_rest = _header_rest_frequency(header)
     rest_hz = float(restfreq) if restfreq is not None else header_rest
     if not _is_velocity_axis(header):
-        return header, rest_hz, rest_hz
+        return header, rest_hz, rest_hz, repairs
     # Velocities stay as the header gives them: convert with the header's rest frequency (re-referencing them to
     # another one would change them); without one, any value converts optical to radio velocity alike, but
     # spectral-cube only converts when the WCS holds one, so give it one (in memory only).
@@ -828,7 +867,7 @@ def _checked_header(
         hdu.header["RESTFRQ"] = conversion_rest
     if restfreq is not None and header_rest is not None and abs(restfreq - header_rest) > 1e-9 * header_rest:
         log.info("%s: velocity axis kept as the header gives it (rest frequency %.9g Hz)", path, header_rest)
-    return header, rest_hz, conversion_rest
+    return header, rest_hz, conversion_rest, repairs
 
 
 def _spectral_cube(path: Path, hdul: fits.HDUList, index: int, header: fits.Header):
@@ -910,7 +949,7 @@ def _ascending_velocity(spectral: _SpectralAxis, channel_beams: list | None) -> 
     return channel_beams[::-1] if channel_beams is not None else None
 
 
-def _check_blanks(path: Path, data: np.ndarray, extra: dict, notes: list[str]) -> None:
+def _check_blanks(path: Path, data: np.ndarray, ignored_blank: int | float | None, notes: list[str]) -> None:
     """Refuse an all-blank cube; every non-finite voxel becomes NaN; report voxels equal to an ignored BLANK."""
     finite = np.isfinite(data)
     if not finite.any():
@@ -918,8 +957,8 @@ def _check_blanks(path: Path, data: np.ndarray, extra: dict, notes: list[str]) -
     if not finite.all():
         data[~finite] = np.nan
     del finite
-    if "ignored_blank" in extra:
-        _check_ignored_blank(path, data, extra["ignored_blank"], notes)
+    if ignored_blank is not None:
+        _check_ignored_blank(path, data, ignored_blank, notes)
 
 
 def _to_jy_per_beam(
@@ -952,14 +991,14 @@ def _obspars(
     beam: tuple[float, float, float],
     header: fits.Header,
     notes: list[str],
-    extra: dict,
+    provenance: Provenance,
 ) -> ObsPars:
     """The cube's ObsPars, with warnings about a non-linear velocity axis, a topocentric frame and a beam that
-    spans under a pixel or over half the field."""
+    spans under a pixel or over half the field; ``provenance`` gains the velocity axis' non-linearity if any."""
     nv, ny, nx = shape
     v_start, dv, nonlinearity = _linear_axis(spectral.velocities)
     if nonlinearity > 0:
-        extra["velocity_nonlinearity_kms"] = nonlinearity
+        provenance = replace(provenance, velocity_nonlinearity_kms=nonlinearity)
         if nonlinearity > 0.1 * dv:
             _warn(
                 notes,
@@ -997,12 +1036,12 @@ def _obspars(
         radesys=(sky.wcs.wcs.radesys or str(header.get("RADESYS", "")) or "ICRS").strip(),
         projection=sky.projection,
         bunit="Jy/beam",
-        extra=extra,
+        provenance=provenance,
     )
 
 
 def _log_read(path: Path, obspars: ObsPars, beam_source: str) -> None:
-    extra = obspars.extra
+    provenance = obspars.provenance
     log.info(
         "%s: %d x %d x %d, cell %.4g arcsec, dv %.4g km/s, beam %.3g x %.3g arcsec pa %.1f (%s), %s -> Jy/beam%s",
         path,
@@ -1013,8 +1052,8 @@ def _log_read(path: Path, obspars: ObsPars, beam_source: str) -> None:
         obspars.dv,
         *obspars.beam,
         beam_source,
-        extra["bunit_original"] or "no BUNIT",
-        "".join(f", flipped {k}" for k, v in extra["flipped"].items() if v),
+        provenance.bunit_original or "no BUNIT",
+        "".join(f", flipped {k}" for k, v in provenance.flipped.items() if v),
     )
 
 

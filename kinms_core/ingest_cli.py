@@ -80,11 +80,11 @@ def run_obspars(args: argparse.Namespace) -> int:
         f"shape       nx {op.nx}  ny {op.ny}  nv {op.nv}",
         f"cellsize    {op.cellsize:.6g} arcsec",
         f"channels    dv {op.dv:.6g} km/s, {op.velocities[0]:.6g} .. {op.velocities[-1]:.6g} km/s (radio)",
-        f"beam        {bmaj:.4g} x {bmin:.4g} arcsec, PA {bpa:.4g} deg ({op.extra.get('beam_source', '')})",
+        f"beam        {bmaj:.4g} x {bmin:.4g} arcsec, PA {bpa:.4g} deg ({op.provenance.beam_source or ''})",
         f"reference   RA {op.ra:.7f}  Dec {op.dec:.7f} deg at pixel x {x_ref:.3f} y {y_ref:.3f} (0-based)",
         f"frames      {op.radesys} {op.projection}, {op.specsys}, rest frequency "
         + (f"{op.restfreq:.9g} Hz" if op.restfreq else "none"),
-        f"unit        Jy/beam (from {op.extra.get('bunit_original') or 'no BUNIT'})",
+        f"unit        Jy/beam (from {op.provenance.bunit_original or 'no BUNIT'})",
         f"noise       rms {rms:.4g} Jy/beam",
     ]
     lines += [f"warning     {w}" for w in cube.warnings]

@@ -195,7 +195,7 @@ def _write_prepared(
             "bounds": {name: list(pair) for name, pair in bounds.items()},
             "trim": trim,
             "beam": list(trimmed.obspars.beam),
-            "beam_spread": trimmed.obspars.extra.get("beam_spread"),
+            "beam_spread": trimmed.obspars.provenance.beam_spread,
             "warnings": list(trimmed.warnings),
             "original_obspars": original.to_dict(),
             "files": list(PREPARED_FILES) + ([NOISE_FILE] if noise.kind == "map" else []),

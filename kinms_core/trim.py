@@ -196,9 +196,7 @@ def trim_cube(cube: Cube, mask: np.ndarray, *, pad_beams: float = 2.0, pad_chann
         raise RuntimeError(f"{cube.name}: trimming would cut detected emission ({info})")
 
     x_ref, y_ref = op.reference_pixel
-    extra = dict(op.extra)
-    extra["trim_offset"] = [v0, y0, x0]
-    extra["trim_original_shape"] = [nv, ny, nx]
+    provenance = replace(op.provenance, trim_offset=[v0, y0, x0], trim_original_shape=[nv, ny, nx])
     new_op = op.replace(
         nx=x1 - x0,
         ny=y1 - y0,
@@ -206,7 +204,7 @@ def trim_cube(cube: Cube, mask: np.ndarray, *, pad_beams: float = 2.0, pad_chann
         x_ref=x_ref - x0,
         y_ref=y_ref - y0,
         v_start=op.velocity_start + v0 * op.dv,
-        extra=extra,
+        provenance=provenance,
     )
     header = obspars_header(new_op)
     for key in _KEPT_CARDS:

@@ -91,7 +91,7 @@ def test_guesses_survive_flipped_axes_on_disk(tmp_path):
     header["CDELT3"] = -op.dv * 1e3
     write_cube(tmp_path / "flipped.fits", data[::-1, :, ::-1], header=header)
     cube = read_cube(tmp_path / "flipped.fits")
-    assert cube.obspars.extra["flipped"] == {"x": True, "y": False, "v": True}
+    assert cube.obspars.provenance.flipped == {"x": True, "y": False, "v": True}
     np.testing.assert_allclose(cube.data, data.astype(np.float32), rtol=1e-6)
     rms = estimate_rms(cube.data)
     check(first_guesses(cube, signal_mask(cube.data, rms, cube.obspars), rms), gal, op)

@@ -105,7 +105,7 @@ def check_orientation(cube, header: fits.Header, expected_v: np.ndarray, *, scal
     flipped_v = expected_v[-1] < expected_v[0]
     np.testing.assert_allclose(cube.velocities, np.sort(expected_v), rtol=0, atol=1e-6)
     np.testing.assert_allclose(
-        op.velocities, cube.velocities, rtol=0, atol=op.extra.get("velocity_nonlinearity_kms", 0) + 1e-6
+        op.velocities, cube.velocities, rtol=0, atol=(op.provenance.velocity_nonlinearity_kms or 0) + 1e-6
     )
     # The bright voxel: same sky position and velocity as written.
     iv, iy, ix = np.unravel_index(np.nanargmax(cube.data), cube.data.shape)
@@ -170,7 +170,7 @@ def test_spectral_variants(tmp_path, name):
     assert op.cellsize == pytest.approx(1.0, rel=1e-9)
     assert op.beam == pytest.approx((3.0, 2.0, 30.0))
     assert (op.ra, op.dec) == pytest.approx((150.0, 30.0))
-    assert op.extra["flipped"]["v"] == bool(expected_v[-1] < expected_v[0])
+    assert op.provenance.flipped["v"] == bool(expected_v[-1] < expected_v[0])
     if "RESTFRQ" in spec or "RESTFREQ" in spec:
         assert op.restfreq == pytest.approx(rest)
     assert op.dv == pytest.approx(abs(np.mean(np.diff(expected_v))), rel=1e-3)
@@ -185,7 +185,7 @@ def test_vopt_kms_without_rest_frequency(tmp_path):
     np.testing.assert_allclose(cube.velocities, C_KMS * (1.0 - 1.0 / (1.0 + v_opt / C_KMS)), atol=1e-6)
     assert cube.obspars.restfreq is None
     # Linear in optical velocity is not linear in radio velocity: recorded, and obspars is the best straight line.
-    assert 0 < cube.obspars.extra["velocity_nonlinearity_kms"] < 0.1 * cube.obspars.dv
+    assert 0 < cube.obspars.provenance.velocity_nonlinearity_kms < 0.1 * cube.obspars.dv
 
 
 def test_velo_without_velref_is_read_as_optical_with_a_warning(tmp_path, caplog):
@@ -228,7 +228,7 @@ def test_velo_without_velref_is_radio_for_miriad_and_optical_otherwise(tmp_path,
     cube = read_cube(write(tmp_path / "velo.fits", header, cube_data()))
     expected = VELO_AS_WRITTEN if convention == "radio" else radio_of_optical(VELO_AS_WRITTEN)
     np.testing.assert_allclose(cube.velocities, expected, atol=1e-6)
-    chosen = cube.obspars.extra["velocity_convention"]
+    chosen = cube.obspars.provenance.velocity_convention
     assert (chosen["convention"], chosen["requested"]) == (convention, "auto")
     warning = next(w for w in cube.warnings if "without VELREF" in w)
     assert f"read as {convention} velocity" in warning
@@ -240,7 +240,7 @@ def test_velo_without_velref_is_radio_for_miriad_and_optical_otherwise(tmp_path,
         assert "AIPS convention" in warning
     if convention == "radio":  # the header's numbers exactly, not their round trip through frequency
         assert cube.velocities[0] == 3000.0 and cube.obspars.velocity_start == 3000.0 and cube.obspars.dv == 10.0
-        assert cube.obspars.extra.get("velocity_nonlinearity_kms", 0.0) == 0.0
+        assert (cube.obspars.provenance.velocity_nonlinearity_kms or 0.0) == 0.0
         assert cube.obspars.specsys == "LSRK"
 
 
@@ -252,7 +252,7 @@ def test_velocity_convention_given_overrides_the_guess_silently(tmp_path, origin
     header = velo_header(origin)
     cube = read_cube(write(tmp_path / "velo.fits", header, cube_data()), velocity_convention=convention)
     np.testing.assert_allclose(cube.velocities, expected, atol=1e-6)
-    assert cube.obspars.extra["velocity_convention"] == {
+    assert cube.obspars.provenance.velocity_convention == {
         "convention": convention,
         "requested": convention,
         "reason": "given",
@@ -265,7 +265,7 @@ def test_velref_in_the_header_wins_over_the_velocity_convention(tmp_path):
     for convention in ("auto", "radio"):
         cube = read_cube(path, velocity_convention=convention)
         np.testing.assert_allclose(cube.velocities, radio_of_optical(VELO_AS_WRITTEN), atol=1e-6)
-        assert "velocity_convention" not in cube.obspars.extra
+        assert cube.obspars.provenance.velocity_convention is None
         assert not any("VELREF" in w for w in cube.warnings)
 
 
@@ -302,7 +302,7 @@ def test_rest_frequency_from_a_history_card(tmp_path):
     header["HISTORY"] = MIRIAD_FREQ0
     cube = read_cube(write(tmp_path / "freq0.fits", header, cube_data()))
     assert cube.obspars.restfreq == 1.420405718410e9
-    assert cube.obspars.extra["restfreq_source"] == "HISTORY FREQ0"
+    assert cube.obspars.provenance.restfreq_source == "HISTORY FREQ0"
     assert any("rest frequency 1420405718.41 Hz is taken from a HISTORY FREQ0 card" in w for w in cube.warnings)
     check_orientation(cube, header, expected_velocities(header, 1.420405718410e9))
     given = read_cube(tmp_path / "freq0.fits", restfreq=HI_REST)
@@ -362,10 +362,10 @@ def test_sky_axis_variants(tmp_path, kind):
     header = build_header(spec, sky=_sky(kind))
     cube = read_cube(write(tmp_path / f"{kind}.fits", header, cube_data()))
     check_orientation(cube, header, expected_velocities(header, HI_REST))
-    flipped = cube.obspars.extra["flipped"]
+    flipped = cube.obspars.provenance.flipped
     assert flipped["x"] == (kind in ("ra_increasing", "both_flipped_cd"))
     assert flipped["y"] == (kind in ("dec_decreasing", "both_flipped_cd"))
-    assert "sky_rotation_deg" not in cube.obspars.extra
+    assert cube.obspars.provenance.sky_rotation_deg is None
 
 
 def test_rotated_sky_axes_warn_and_record_the_angle(tmp_path, caplog):
@@ -374,7 +374,7 @@ def test_rotated_sky_axes_warn_and_record_the_angle(tmp_path, caplog):
     header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"), sky=sky)
     with caplog.at_level(logging.WARNING, logger="kinms_core.ingest"):
         cube = read_cube(write(tmp_path / "rot.fits", header, cube_data()))
-    assert cube.obspars.extra["sky_rotation_deg"] == pytest.approx(5.0, abs=1e-6)
+    assert cube.obspars.provenance.sky_rotation_deg == pytest.approx(5.0, abs=1e-6)
     assert "rotated by 5.00 deg" in caplog.text
     # The celestial WCS keeps the rotation: the bright voxel stays at its sky position.
     iv, iy, ix = np.unravel_index(np.argmax(cube.data), cube.data.shape)
@@ -418,7 +418,7 @@ def test_aips_history_beam(tmp_path):
     header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
     cube = read_cube(write(tmp_path / "aips.fits", header, cube_data(), beam="aips"))
     assert cube.obspars.beam == pytest.approx((1.3889e-3 * 3600, 1.1111e-3 * 3600, 45.0))
-    assert cube.obspars.extra["beam_source"] == "history"
+    assert cube.obspars.provenance.beam_source == "history"
 
 
 @pytest.mark.parametrize(("bmaj", "bmin"), [(-1.0, -1.0), (0.0, 0.0), (3.0 / 3600.0, -1.0)])
@@ -432,8 +432,8 @@ def test_placeholder_beam_is_refused_with_the_fix_and_read_with_a_given_beam(tmp
     assert "--beam BMAJ BMIN BPA on the command line" in str(info.value)
     cube = read_cube(path, beam=(15.0, 20.0, 0.0))
     assert cube.obspars.beam == pytest.approx((20.0, 15.0, 90.0))
-    assert cube.obspars.extra["beam_source"] == "override"
-    assert cube.obspars.extra["placeholder_beam"] == pytest.approx({"BMAJ": bmaj, "BMIN": bmin, "BPA": 0.0})
+    assert cube.obspars.provenance.beam_source == "override"
+    assert cube.obspars.provenance.placeholder_beam == pytest.approx({"BMAJ": bmaj, "BMIN": bmin, "BPA": 0.0})
     check_orientation(cube, header, expected_velocities(header, HI_REST))
 
 
@@ -442,7 +442,7 @@ def test_placeholder_beam_gives_way_to_an_aips_history_beam(tmp_path):
     header["BMAJ"], header["BMIN"], header["BPA"] = -1.0, -1.0, 0.0
     cube = read_cube(write(tmp_path / "history.fits", header, cube_data(), beam="aips"))
     assert cube.obspars.beam == pytest.approx((1.3889e-3 * 3600, 1.1111e-3 * 3600, 45.0))
-    assert cube.obspars.extra["beam_source"] == "history"
+    assert cube.obspars.provenance.beam_source == "history"
 
 
 def test_blank_on_float_data_is_ignored_and_said(tmp_path, caplog):
@@ -458,7 +458,7 @@ def test_blank_on_float_data_is_ignored_and_said(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="kinms_core.ingest"):
         cube = read_cube(path)
     assert "BLANK = -32768 on BITPIX -32 (floating-point) data is not FITS and is ignored" in caplog.text
-    assert cube.obspars.extra["ignored_blank"] == -32768
+    assert cube.obspars.provenance.ignored_blank == -32768
     assert np.isfinite(cube.data).all()
     assert cube.data[0, 0, 0] == -32768.0
     assert any("1 voxels equal BLANK = -32768" in w for w in cube.warnings)
@@ -491,9 +491,9 @@ def test_casa_beams_table_uses_the_median_beam_and_records_the_spread(tmp_path):
     cube = read_cube(path)
     check_orientation(cube, header, expected_velocities(header, HI_REST))
     op = cube.obspars
-    assert op.extra["beam_source"] == "beams_table"
+    assert op.provenance.beam_source == "beams_table"
     assert 3.0 < op.beam[0] < 3.6 and op.beam[0] == pytest.approx(np.median(bmaj), abs=0.05)
-    spread = op.extra["beam_spread"]
+    spread = op.provenance.beam_spread
     assert spread["bmaj_min"] == pytest.approx(3.0) and spread["bmaj_max"] == pytest.approx(3.6, rel=1e-6)
     assert spread["area_ratio_max_min"] == pytest.approx(3.6 * 2.3 / 6.0, rel=1e-5)
 
@@ -503,7 +503,7 @@ def test_beam_and_restfreq_overrides(tmp_path):
     path = write(tmp_path / "override.fits", header, cube_data(), beam="none")
     cube = read_cube(path, restfreq=HI_REST, beam=(5.0, 4.0, 10.0))
     assert cube.obspars.beam == (5.0, 4.0, 10.0)
-    assert cube.obspars.extra["beam_source"] == "override"
+    assert cube.obspars.provenance.beam_source == "override"
     assert cube.obspars.restfreq == HI_REST
     check_orientation(cube, header, expected_velocities(header, HI_REST))
 
@@ -513,7 +513,7 @@ def test_mjy_per_beam_is_scaled(tmp_path):
     header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
     cube = read_cube(write(tmp_path / "mjy.fits", header, cube_data(), unit="mJy/beam"))
     assert cube.obspars.bunit == "Jy/beam"
-    assert cube.obspars.extra["bunit_original"] == "mJy/beam"
+    assert cube.obspars.provenance.bunit_original == "mJy/beam"
     check_orientation(cube, header, expected_velocities(header, HI_REST), scale=1e-3)
 
 
@@ -521,7 +521,7 @@ def test_kelvin_is_converted_with_the_beam_and_frequency(tmp_path):
     spec = spectral_cards("FREQ", 115.0e9, -2.0e6, "Hz", RESTFRQ=CO_REST, SPECSYS="LSRK")
     header = build_header(spec)
     cube = read_cube(write(tmp_path / "kelvin.fits", header, cube_data(), unit="K"))
-    assert cube.obspars.extra["bunit_original"] == "K"
+    assert cube.obspars.provenance.bunit_original == "K"
     # 1 K at the bright voxel's frequency, through the beam's solid angle (astropy's equivalency).
     freq = WCS(header).spectral.pixel_to_world(BRIGHT[0]).to(u.Hz)
     omega = 2 * math.pi * (3.0 * u.arcsec) * (2.0 * u.arcsec) / (8 * math.log(2))
@@ -547,7 +547,7 @@ def test_legacy_spectral_unit_is_normalised_with_a_warning(tmp_path, legacy):
     header = build_header(spec)
     path = write(tmp_path / "legacy.fits", header, cube_data())
     cube = read_cube(path)
-    assert cube.obspars.extra["units_normalised"] == {"CUNIT3": [legacy, canonical]}
+    assert cube.obspars.provenance.units_normalised == {"CUNIT3": [legacy, canonical]}
     assert any(f"CUNIT3 '{legacy}' as '{canonical}'" in w for w in cube.warnings)
     good = build_header({**spec, "CUNIT": canonical})
     check_orientation(cube, good, expected_velocities(good, HI_REST))
@@ -561,7 +561,7 @@ def test_legacy_sky_unit_is_normalised_with_a_warning(tmp_path, legacy):
     sky["CUNIT2"] = legacy
     header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"), sky=sky)
     cube = read_cube(write(tmp_path / "legacy.fits", header, cube_data()))
-    assert cube.obspars.extra["units_normalised"] == {"CUNIT1": [legacy, "deg"], "CUNIT2": [legacy, "deg"]}
+    assert cube.obspars.provenance.units_normalised == {"CUNIT1": [legacy, "deg"], "CUNIT2": [legacy, "deg"]}
     assert any(f"CUNIT1 '{legacy}' as 'deg'" in w for w in cube.warnings)
     assert cube.obspars.cellsize == pytest.approx(1.0, rel=1e-9)
     check_orientation(cube, build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s")), np.arange(NV) * 10.0 + 1000.0)
@@ -579,8 +579,8 @@ def test_legacy_sky_unit_is_normalised_with_a_warning(tmp_path, legacy):
 def test_legacy_bunit_is_normalised_with_a_warning(tmp_path, legacy, canonical, scale):
     header = build_header(spectral_cards("VRAD", 1.0e6, 1.0e4, "m/s"))
     cube = read_cube(write(tmp_path / "legacy.fits", header, cube_data(), unit=legacy))
-    assert cube.obspars.extra["units_normalised"] == {"BUNIT": [legacy.strip(), canonical]}
-    assert cube.obspars.extra["bunit_original"] == legacy.strip()
+    assert cube.obspars.provenance.units_normalised == {"BUNIT": [legacy.strip(), canonical]}
+    assert cube.obspars.provenance.bunit_original == legacy.strip()
     assert any(f"BUNIT '{legacy.strip()}' as '{canonical}'" in w for w in cube.warnings)
     check_orientation(cube, header, expected_velocities(header, HI_REST), scale=scale)
 
@@ -588,7 +588,7 @@ def test_legacy_bunit_is_normalised_with_a_warning(tmp_path, legacy, canonical, 
 def test_fits_unit_strings_are_left_alone(tmp_path):
     header = build_header(spectral_cards("FREQ", 1.41e9, -1.0e5, "Hz", RESTFRQ=HI_REST))
     cube = read_cube(write(tmp_path / "fits_units.fits", header, cube_data(), unit="mJy/beam"))
-    assert "units_normalised" not in cube.obspars.extra
+    assert cube.obspars.provenance.units_normalised is None
     assert not any("legacy unit" in w for w in cube.warnings)
 
 
@@ -818,19 +818,19 @@ def test_every_observed_cube_reads_with_its_documented_axes(name):
             read_cube(path)
         cube = read_cube(path, beam=GIVEN_BEAM)
         assert cube.obspars.beam == GIVEN_BEAM
-        assert cube.obspars.extra["ignored_blank"] == -32768
+        assert cube.obspars.provenance.ignored_blank == -32768
     else:
         cube = read_cube(path)
         assert cube.obspars.beam == pytest.approx(expected["beam"], rel=1e-9)
     op = cube.obspars
     assert cube.shape == expected["shape"]
     assert op.restfreq == pytest.approx(expected["restfreq"], rel=1e-12)
-    assert not any(op.extra["flipped"].values())
+    assert not any(op.provenance.flipped.values())
     if "channels_kms" in expected:  # velocity axes, radio convention (VELREF 257, or Miriad without VELREF)
         first, last = expected["channels_kms"]
         assert cube.velocities[0] == pytest.approx(first, abs=1e-6)
         assert cube.velocities[-1] == pytest.approx(last, abs=1e-6)
-        assert op.extra.get("velocity_nonlinearity_kms", 0.0) == 0.0
+        assert (op.provenance.velocity_nonlinearity_kms or 0.0) == 0.0
         assert op.velocities[0] == pytest.approx(first, abs=1e-6)
     else:  # FREQ axis: channel 1 (highest frequency) is the lowest radio velocity; SOURCE.md rounds to 1 kHz
         first_mhz, last_mhz = expected["channels_mhz"]
@@ -842,12 +842,12 @@ def test_every_observed_cube_reads_with_its_documented_axes(name):
     if name == "ngc4324_co_carma":
         assert cube.velocities[0] == 1450.0  # exactly: CRVAL3 = 1450000 m/s read as radio velocity
     assert np.isnan(cube.data).sum() == expected["nan"]
-    assert op.extra["bunit_original"] == expected["bunit"]
+    assert op.provenance.bunit_original == expected["bunit"]
     if expected["bunit"] == "K":
         centre = op.nv // 2
         freq = expected["restfreq"] * (1.0 - cube.velocities[centre] / C_KMS) * u.Hz
         omega = 2 * math.pi * (op.beam[0] * u.arcsec) * (op.beam[1] * u.arcsec) / (8 * math.log(2))
         jy_per_k = (1 * u.K).to(u.Jy, equivalencies=u.brightness_temperature(freq, beam_area=omega)).value
-        assert op.extra["unit_scale"] == pytest.approx(jy_per_k, rel=1e-6)
+        assert op.provenance.unit_scale == pytest.approx(jy_per_k, rel=1e-6)
     else:
-        assert op.extra["unit_scale"] == 1.0
+        assert op.provenance.unit_scale == 1.0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -11,6 +14,8 @@ from scipy.signal import convolve2d
 
 from kinms_core import CubeModel, ObsPars, model_cube, write_cube
 from kinms_core.beam import BeamConvolver, fast_fft_size, gaussian_psf
+from kinms_core.errors import CorruptFileError
+from kinms_core.obspars import Provenance
 
 SMALL = 2**13
 
@@ -226,6 +231,90 @@ def test_obspars_json_and_tutorial_round_trips(tmp_path, tutorial_obspars):
     tutorial = {"xsize": 64.0, "ysize": 64.0, "vsize": 500.0, "cellsize": 1.0, "dv": 20.0, "beamsize": [4.0, 4.0, 0]}
     assert ObsPars.from_tutorial(tutorial) == tutorial_obspars
     assert ObsPars.from_tutorial(tutorial_obspars.to_tutorial()) == tutorial_obspars
+
+
+# An obspars.json as read_cube and trim_cube wrote it when the provenance was an untyped dict on ObsPars: every
+# key that dict could hold (a real file holds some of them), written as ObsPars.to_json wrote it.
+FIRST_LAYOUT = {
+    "beam": [4.68272664583, 3.85103272273, 15.5410995483],
+    "bunit": "Jy/beam",
+    "cellsize": 1.00000003811,
+    "dec": 5.2505,
+    "dv": 20.0,
+    "extra": {
+        "beam_source": "beams_table",
+        "beam_spread": {
+            "area_ratio_max_min": 1.38,
+            "bmaj_max": 3.6,
+            "bmaj_min": 3.0,
+            "bmin_max": 2.3,
+            "bmin_min": 2.0,
+            "bpa_max": 40.0,
+            "bpa_min": 40.0,
+            "method": "median-area channel beam",
+            "n_channels": 21,
+        },
+        "bunit_original": "JY/BEAM",
+        "flipped": {"v": False, "x": True, "y": False},
+        "ignored_blank": -32768,
+        "pixel_scales_arcsec": [1.0000000381104, 1.2000000457324762],
+        "placeholder_beam": {"BMAJ": -1.0, "BMIN": -1.0, "BPA": 0.0},
+        "restfreq_source": "HISTORY FREQ0",
+        "sky_rotation_deg": 3.0,
+        "sky_skew_deg": -6.0,
+        "source_file": "/data/NGC4324.fits",
+        "spectral_ctype": "VELO-LSR",
+        "trim_offset": [0, 2, 3],
+        "trim_original_shape": [21, 100, 100],
+        "unit_scale": 1.0,
+        "units_normalised": {"BUNIT": ["JY/BEAM", "Jy/beam"]},
+        "velocity_convention": {"convention": "radio", "reason": "Miriad file", "requested": "auto"},
+        "velocity_nonlinearity_kms": 0.012,
+    },
+    "nv": 21,
+    "nx": 96,
+    "ny": 96,
+    "projection": "SIN",
+    "ra": 185.77575,
+    "radesys": "FK5",
+    "restfreq": 115271202000.0,
+    "specsys": "LSRK",
+    "v_start": 1450.0,
+    "x_ref": 47.0,
+    "y_ref": 48.0,
+}
+
+
+def test_obspars_json_of_the_first_layout_loads_into_typed_provenance_and_is_written_unchanged(tmp_path):
+    text = json.dumps(FIRST_LAYOUT, indent=2, sort_keys=True) + "\n"
+    (tmp_path / "obspars.json").write_text(text)
+    op = ObsPars.from_json(tmp_path / "obspars.json")
+    assert op.provenance.flipped == {"v": False, "x": True, "y": False}
+    assert op.provenance.beam_spread["n_channels"] == 21
+    assert op.provenance.trim_offset == [0, 2, 3]
+    assert {name: getattr(op.provenance, name) for name in FIRST_LAYOUT["extra"]} == FIRST_LAYOUT["extra"]
+    assert op.to_dict() == FIRST_LAYOUT
+    op.to_json(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_text() == text
+    # an ObsPars made in Python records nothing, and is written with an empty extra, as before
+    assert ObsPars(nx=4, ny=4, nv=3, cellsize=1.0, dv=10.0, beam=(2.0, 2.0, 0.0)).to_dict()["extra"] == {}
+
+
+def test_unknown_provenance_entries_are_dropped_but_unknown_obspars_keys_refused(tmp_path, caplog):
+    data = json.loads(json.dumps(FIRST_LAYOUT))
+    data["extra"]["from_a_later_version"] = 1
+    (tmp_path / "obspars.json").write_text(json.dumps(data))
+    with caplog.at_level(logging.DEBUG, logger="kinms_core.obspars"):
+        op = ObsPars.from_json(tmp_path / "obspars.json")
+    assert "from_a_later_version" in caplog.text
+    assert op.to_dict() == FIRST_LAYOUT
+    assert Provenance.from_dict({"flipped": {"x": True, "y": True, "v": False}}) == Provenance(
+        flipped={"x": True, "y": True, "v": False}
+    )
+    data["not_an_obspars_key"] = 1
+    (tmp_path / "obspars.json").write_text(json.dumps(data))
+    with pytest.raises(CorruptFileError, match="unknown ObsPars keys"):
+        ObsPars.from_json(tmp_path / "obspars.json")
 
 
 @pytest.mark.parametrize(
