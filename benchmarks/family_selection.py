@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kinms_core.fit import information_criterion, maximise
+from kinms_core.fit import information_criterion
 from kinms_core.galaxy import load_fit_data
 from kinms_core.likelihood import LogPosterior
+from kinms_core.optimise import maximise
 from kinms_core.settings import load_settings
 
 log = logging.getLogger("family_selection")

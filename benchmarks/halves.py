@@ -3,10 +3,10 @@
 FAT and TiRiFiC users quote, beside the fit's formal errors, half the difference between fits of the approaching and
 the receding side of a galaxy: an estimate of what the model's assumed symmetry costs. This benchmark measures that
 estimate on the error calibration's mocks (benchmarks/calibration.py: KinMS-made galaxies with rings, bars, flows,
-thick discs, warps...). For every fitted mock it maximises the likelihood of each half (the voxels where the default
-fit's best model is receding, or approaching, from the systemic velocity; the kinematic centre fixed at the default
-fit's, every other parameter free, started from the default fit's best point, the library's optimiser) and prints,
-per parameter, the pulls with the systematic term ``|receding - approaching| / 2`` added in quadrature to the fit's
+thick discs, warps...). For every fitted mock it fits each half as a fit does with ``fit.side_errors``
+(:mod:`kinms_core.sides`: the sky pixels where the default fit's best model is receding, or approaching; the
+kinematic centre held, every other parameter free from the default fit's best point) and prints, per parameter, the
+pulls with the systematic term ``|receding - approaching| / 2`` added in quadrature to the fit's
 errors, beside the pulls without it, and the median errors with and without it.
 
     python benchmarks/halves.py [--calibration benchmarks/out/calibration] [--jobs 2] [--max-evaluations 2000]
@@ -22,57 +22,37 @@ import json
 import logging
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kinms_core.fit import maximise
 from kinms_core.galaxy import load_fit_data
-from kinms_core.likelihood import FitData, LogPosterior
-from kinms_core.moments import moment1
-from kinms_core.settings import FitSettings, load_settings
+from kinms_core.settings import load_settings
+from kinms_core.sides import side_differences
 
 log = logging.getLogger("halves")
 
 PARAMETERS = ("pa", "inc", "vsys", "vflat", "sigma")
-#: Fixed at the default fit's best values: one half alone does not locate the centre.
-FIXED = ("xc", "yc")
-
-
-def _posterior(fit_data: FitData, settings: FitSettings) -> LogPosterior:
-    parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
-    return LogPosterior(
-        fit_data,
-        parameters,
-        settings.spec,
-        correction="none",
-        noise_correlation="none",
-        n_clouds=settings.n_clouds,
-        seed=settings.options.seed,
-    )
 
 
 def fit_halves(fit_root: Path, max_evaluations: int) -> dict[str, dict[str, float]]:
-    """Best parameters of the receding and the approaching half of one mock's prepared cube."""
+    """Best parameters of the receding and the approaching half of one mock's prepared cube, from the default fit's
+    best point (:func:`kinms_core.sides.side_differences`, what ``fit.side_errors`` adds to a fit)."""
     fit_data = load_fit_data(fit_root / "prepare")
     summary = json.loads((fit_root / "fit" / "summary.json").read_text())
     best = {name: entry["map"] for name, entry in summary["parameters"].items()}
-    fixed = {name: {"fixed": True, "guess": best[name]} for name in FIXED}
-    settings = replace(load_settings({"parameters": fixed}), n_clouds=int(summary["n_clouds"]))
-    start = replace(fit_data, guesses={**fit_data.guesses, **best})
-    whole = _posterior(start, settings)
-    model = whole.model_cube(np.clip(whole.guess, whole.low, whole.high))
-    velocity = moment1(model, fit_data.obspars.velocities)
-    out = {}
-    for side, half in (("receding", velocity > best["vsys"]), ("approaching", velocity < best["vsys"])):
-        data = np.where(half[None, :, :], fit_data.data, np.nan)
-        posterior = _posterior(replace(start, data=data), settings)
-        guess = np.clip(posterior.guess, posterior.low, posterior.high)
-        theta, _ = maximise(posterior, guess, posterior.low, posterior.high, max_evaluations)
-        out[side] = dict(zip(posterior.free_names, theta.tolist(), strict=True))
-    return out
+    settings = load_settings({})
+    parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
+    return side_differences(
+        fit_data,
+        parameters,
+        settings.spec,
+        best,
+        n_clouds=int(summary["n_clouds"]),
+        seed=settings.options.seed,
+        max_evaluations=max_evaluations,
+    )
 
 
 def run_one(name: str, calibration: str, max_evaluations: int) -> str:

@@ -14,7 +14,6 @@ import math
 import multiprocessing
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import Any
 
 import emcee
 import numpy as np
-from scipy.optimize import minimize
 from tqdm import tqdm
 
 from .errors import InputError, SettingsError
@@ -36,12 +34,14 @@ from .likelihood import (
     parameters_to_sampling,
     sampling_to_parameters,
 )
+from .optimise import maximise
 from .quality import fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
 from .sandwich import ErrorModel, adjust_samples, error_model
 from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
+from .sides import side_differences, widen_samples
 
-__all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion", "maximise", "software_versions"]
+__all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion", "software_versions"]
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,8 @@ def _fingerprint(fit_data: FitData, parameters: list[Parameter], settings: FitSe
                 "obspars": fit_data.obspars.to_dict(),
                 "parameters": [asdict(p) for p in parameters],
                 "spec": asdict(settings.spec),
-                "options": asdict(settings.options),
+                # side errors are made after the chain and do not change it
+                "options": {k: v for k, v in asdict(settings.options).items() if k != "side_errors"},
                 "n_clouds": settings.n_clouds,
             },
             sort_keys=True,
@@ -123,52 +124,6 @@ def _fingerprint(fit_data: FitData, parameters: list[Parameter], settings: FitSe
         ).encode()
     )
     return digest.hexdigest()
-
-
-def maximise(
-    log_prob: Callable[[np.ndarray], float],
-    guess: np.ndarray,
-    low: np.ndarray,
-    high: np.ndarray,
-    max_evaluations: int,
-) -> tuple[np.ndarray, int]:
-    """Nelder-Mead from ``guess`` towards the maximum of ``log_prob`` inside ``[low, high]``, in coordinates scaled
-    by the bounds, restarted with a fresh simplex from its last best point while a restart still gains more than
-    0.01 in ``log_prob`` (a simplex that has collapsed in some direction stalls short of the maximum); returns the
-    best point and the number of evaluations (the guess when nothing better is found)."""
-    span = high - low
-    if max_evaluations == 0:
-        return guess.copy(), 0
-    calls = 0
-
-    def negative(u: np.ndarray) -> float:
-        nonlocal calls
-        calls += 1
-        value = log_prob(low + np.clip(u, 0.0, 1.0) * span)
-        return 1e300 if not math.isfinite(value) else -value
-
-    best_u = (guess - low) / span
-    best_value = negative(best_u)
-    while calls < max_evaluations:
-        result = minimize(
-            negative,
-            best_u,
-            method="Nelder-Mead",
-            options={
-                "maxfev": max_evaluations - calls,
-                "xatol": 1e-4,
-                "fatol": 1e-3,
-                "adaptive": best_u.size > 3,
-            },
-        )
-        gain = best_value - float(result.fun)
-        if gain > 0:
-            best_u, best_value = np.clip(result.x, 0.0, 1.0), float(result.fun)
-        if gain < 0.01:
-            break
-    if not math.isfinite(-best_value) or best_value >= 1e300:
-        return guess.copy(), calls
-    return low + best_u * span, calls
 
 
 def _initial_walkers(centre: np.ndarray, posterior: LogPosterior, nwalkers: int, scale: float, seed: int) -> np.ndarray:
@@ -333,22 +288,52 @@ def _with_enough_clouds(
 def _start_point(
     fit_data: FitData, posterior: LogPosterior, map_path: Path, fingerprint: str, options: Any
 ) -> tuple[np.ndarray, int, ErrorModel | None]:
-    """The optimiser's best point, its evaluations and the error model there (robust errors): reused from
-    ``map.json`` when it was made for the same data and settings, else made and saved there."""
+    """The optimiser's best point, its evaluations and the error model there (robust errors, with the sides fitted
+    apart when ``side_errors``): reused from ``map.json`` when it was made for the same data and settings, else made
+    and saved there."""
     saved = _saved_start(map_path)
     if saved.get("fingerprint") == fingerprint:
         log.info("%s: reusing the optimiser's start from %s", fit_data.galaxy, map_path)
+        best, optimiser_calls = np.array(saved["theta"]), int(saved["evaluations"])
         errors = ErrorModel.from_dict(saved["error_model"]) if saved.get("error_model") else None
-        return np.array(saved["theta"]), int(saved["evaluations"]), errors
-    log.info("%s: optimising from the guesses (%d free parameters)", fit_data.galaxy, len(posterior.free))
-    best, optimiser_calls = maximise(
-        posterior, posterior.guess, posterior.low, posterior.high, options.optimiser_evaluations
-    )
-    errors = _error_model(fit_data, posterior, best) if options.errors == "robust" else None
+    else:
+        log.info("%s: optimising from the guesses (%d free parameters)", fit_data.galaxy, len(posterior.free))
+        best, optimiser_calls = maximise(
+            posterior, posterior.guess, posterior.low, posterior.high, options.optimiser_evaluations
+        )
+        errors = _error_model(fit_data, posterior, best) if options.errors == "robust" else None
+    if errors is not None and options.side_errors and not errors.sides:
+        errors.sides = _sides(fit_data, posterior, best, options)
+    elif errors is not None and not options.side_errors:
+        errors.sides = {}
     record = {"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls}
     record["error_model"] = errors.to_dict() if errors is not None else None
-    write_json_atomic(map_path, record)
+    if record != {k: saved.get(k) for k in record}:
+        write_json_atomic(map_path, record)
     return best, optimiser_calls, errors
+
+
+def _sides(fit_data: FitData, posterior: LogPosterior, best: np.ndarray, options: Any) -> dict[str, dict[str, float]]:
+    """The approaching and the receding side fitted apart from ``best`` (:func:`kinms_core.sides.side_differences`),
+    each with half the optimiser's evaluations."""
+    start = time.perf_counter()
+    sides = side_differences(
+        fit_data,
+        posterior.parameters,
+        posterior.model.spec,
+        posterior.values(best),
+        n_clouds=posterior.model.cube_model.n_clouds,
+        seed=options.seed,
+        max_evaluations=max(options.optimiser_evaluations // 2, 1),
+    )
+    if sides:
+        log.info(
+            "%s: the two sides differ by (half) %s, %.0f s",
+            fit_data.galaxy,
+            ", ".join(f"{k} {v:.3g}" for k, v in sides["half_difference"].items()),
+            time.perf_counter() - start,
+        )
+    return sides
 
 
 @dataclass
@@ -481,6 +466,11 @@ def _summarise(
         samples = adjust_samples(
             samples, median, errors, posterior.low, posterior.high, prior_precision=posterior.prior_precision()
         )
+        if errors.sides:
+            half_difference = errors.sides["half_difference"]
+            samples = widen_samples(
+                samples, median, posterior.free_names, half_difference, posterior.low, posterior.high
+            )
     parameters = _parameter_table(posterior, median, np.percentile(samples, [16.0, 84.0], axis=0), map_theta)
     n_free = len(posterior.free)
     chi2 = posterior.chi2(median)
@@ -610,6 +600,7 @@ def _likelihood_record(posterior: LogPosterior, options: Any, errors: ErrorModel
         "lags": errors.lags,
         "sandwich_sd": errors.standard_deviations,
         **errors.diagnostics,
+        "sides": errors.sides,
     }
 
 

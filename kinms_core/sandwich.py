@@ -237,6 +237,9 @@ class ErrorModel:
         (whitened, away from it), ``noise_correlation_x``/``_y``/``_v`` (lag-1 correlations of the noise), ``n_signal``
         (voxels in the galaxy's region), and the per-parameter standard deviations of other estimators for
         comparison: ``sd_independent`` (``H^-1``), ``sd_noise`` (correlated noise only), ``sd_hac`` (scores).
+    sides
+        The approaching and the receding side fitted apart (:func:`kinms_core.sides.side_differences`): each side's
+        best values and ``half_difference``, the term the errors gain in quadrature; empty when not made.
     """
 
     names: list[str]
@@ -248,6 +251,7 @@ class ErrorModel:
     temperature: float
     lags: list[int]
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    sides: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def covariance(self) -> np.ndarray:

@@ -357,6 +357,17 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
         assert (low, high) == pytest.approx((entry["p16"], entry["p84"]))
         width = 0.5 * (high - low)
         assert 0.4 < width / likelihood["sandwich_sd"][name] < 3.0, (name, width, likelihood["sandwich_sd"][name])
+    # the two sides were fitted apart (the centre held) and their half difference widened the errors in quadrature
+    sides = likelihood["sides"]
+    assert set(sides["half_difference"]) == set(summary["free_parameters"]) - {"xc", "yc"}
+    # without side errors the same chain (same seed; the option does not enter it) gives the narrower errors
+    raw["fit"]["side_errors"] = False
+    narrow = fit_prepared(tmp_path / "prepared", raw, tmp_path / "no_sides", progress=False)
+    assert narrow["likelihood"]["sides"] == {}
+    for name, term in sides["half_difference"].items():
+        wide, thin = summary["parameters"][name], narrow["parameters"][name]
+        expected = np.hypot(0.5 * (thin["p84"] - thin["p16"]), term)
+        assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), name
 
 
 class _StubPosterior:

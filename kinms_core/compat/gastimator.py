@@ -22,7 +22,7 @@ from pathlib import Path
 import emcee
 import numpy as np
 
-from ..fit import maximise
+from ..optimise import maximise
 from ..posterior_plots import plot_corner
 
 __all__ = ["corner_plot", "gastimator"]

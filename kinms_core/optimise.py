@@ -1,0 +1,57 @@
+"""The optimiser that finds a fit's starting point (and the best point of a side or a model family)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy.optimize import minimize
+
+__all__ = ["maximise"]
+
+
+def maximise(
+    log_prob: Callable[[np.ndarray], float],
+    guess: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    max_evaluations: int,
+) -> tuple[np.ndarray, int]:
+    """Nelder-Mead from ``guess`` towards the maximum of ``log_prob`` inside ``[low, high]``, in coordinates scaled
+    by the bounds, restarted with a fresh simplex from its last best point while a restart still gains more than
+    0.01 in ``log_prob`` (a simplex that has collapsed in some direction stalls short of the maximum); returns the
+    best point and the number of evaluations (the guess when nothing better is found)."""
+    span = high - low
+    if max_evaluations == 0:
+        return guess.copy(), 0
+    calls = 0
+
+    def negative(u: np.ndarray) -> float:
+        nonlocal calls
+        calls += 1
+        value = log_prob(low + np.clip(u, 0.0, 1.0) * span)
+        return 1e300 if not math.isfinite(value) else -value
+
+    best_u = (guess - low) / span
+    best_value = negative(best_u)
+    while calls < max_evaluations:
+        result = minimize(
+            negative,
+            best_u,
+            method="Nelder-Mead",
+            options={
+                "maxfev": max_evaluations - calls,
+                "xatol": 1e-4,
+                "fatol": 1e-3,
+                "adaptive": best_u.size > 3,
+            },
+        )
+        gain = best_value - float(result.fun)
+        if gain > 0:
+            best_u, best_value = np.clip(result.x, 0.0, 1.0), float(result.fun)
+        if gain < 0.01:
+            break
+    if not math.isfinite(-best_value) or best_value >= 1e300:
+        return guess.copy(), calls
+    return low + best_u * span, calls
