@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from .errors import OverwriteError, UsageError
-from .status import clear_status, read_status, run_stage, write_status
+from .status import read_status, run_stage
 
 __all__ = ["output_folder", "parse_assignments", "register_fit", "register_plot"]
 
@@ -156,15 +155,3 @@ def register_plot(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--galaxy", default=None, help="name for titles (default: from the path)")
     p.add_argument("--truth", action="append", metavar="PARAM=VALUE", help="true value to mark (mocks)")
     p.set_defaults(func=_run_plot)
-
-
-def prepare_with_status(args: argparse.Namespace, prepare: Callable[[], object]) -> int:
-    """Run the prepare stage with a status file (used by ``kinms-core prepare --record-failure``)."""
-    galaxy = args.galaxy or Path(args.cube).stem
-    output_folder(args.outdir)
-    if args.record_failure or args.galaxy:
-        return run_stage("prepare", galaxy, args.outdir, prepare, record_failure=args.record_failure)
-    clear_status(args.outdir)
-    prepare()
-    write_status(args.outdir, "prepare", galaxy)
-    return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 __all__ = ["register"]
 
@@ -94,7 +96,6 @@ def run_obspars(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Prepare the cube (with a status file) and print what was trimmed, the noise and the guesses."""
-    from .fit_cli import prepare_with_status
     from .prepare import prepare_cube
     from .status import read_status
 
@@ -110,7 +111,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             **_reading_kwargs(args),
         )
 
-    code = prepare_with_status(args, prepare)
+    code = _prepare_with_status(args, prepare)
     if "summary" not in results:
         print(f"{args.cube}: failed: {read_status(args.outdir)['error']}")
         return code
@@ -125,4 +126,19 @@ def run_prepare(args: argparse.Namespace) -> int:
         f"{'x'.join(map(str, trim['shape']))} ({trim['size_rule']}); rms {summary['rms']:.4g} Jy/beam; "
         f"{summary['n_detected']} voxels detected\nguesses: {guesses}"
     )
+    return 0
+
+
+def _prepare_with_status(args: argparse.Namespace, prepare: Callable[[], object]) -> int:
+    """Run the prepare stage with a status file (used by ``kinms-core prepare --record-failure``)."""
+    from .fit_cli import output_folder
+    from .status import clear_status, run_stage, write_status
+
+    galaxy = args.galaxy or Path(args.cube).stem
+    output_folder(args.outdir)
+    if args.record_failure or args.galaxy:
+        return run_stage("prepare", galaxy, args.outdir, prepare, record_failure=args.record_failure)
+    clear_status(args.outdir)
+    prepare()
+    write_status(args.outdir, "prepare", galaxy)
     return 0
