@@ -5,13 +5,13 @@ every mock whose only mismatch is one that a family describes (radial flow, bisy
 dispersion gradient) or that has none, maximises the likelihood of each candidate family and ranks them by the BIC
 that summary.json reports (:func:`kinms_core.fit.information_criterion`: the chi-square and the voxel count divided
 by the measured noise-correlation volume, so that correlated voxels count once). Every family starts from the
-default fit's best point with its own extra parameters at their neutral guesses (no radial motion, no warp, ...),
-so that it is at least as good as the default, and the library's optimiser (``maximise``) runs the same number of
-evaluations for each. It prints, per true feature, how often each family wins and the fraction picked right
-(``default`` is right for a mock without a feature), and the BIC margins. Because a richer family's better
-maximum can lie far from the default's (a thick disc seen at the inclination a thin one would have), the right family
-is also started from the mock's truth (its own parameters from the generator's where they have a counterpart): the
-fraction picked right then says what the criterion can do with a better search.
+default fit's best point with its own extra parameters at the library's guesses (no radial motion, no warp, no
+dispersion gradient, a scale height of a tenth of the scale length), and the library's optimiser (``maximise``) runs
+the same number of evaluations for each. It prints, per true feature, how often each family wins and the fraction
+picked right (``default`` is right for a mock without a feature), and the BIC margins. Because a richer family's
+better maximum can lie far from the default's (a thick disc seen at the inclination a thin one would have), the
+right family is also started from the mock's truth (its own parameters from the generator's where they have a
+counterpart): the fraction picked right then says what the criterion can do with a better search.
 
     python benchmarks/family_selection.py [--calibration benchmarks/out/calibration] [--jobs 2]
                                           [--max-evaluations 4000] [--summarise]
