@@ -179,8 +179,15 @@ def collect(truth: pd.DataFrame, outdir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _robust_std(values: np.ndarray) -> float:
+def robust_std(values: np.ndarray) -> float:
+    """1.4826 times the median absolute deviation: the standard deviation of the core of a distribution."""
     return float(1.482602218505602 * np.median(np.abs(values - np.median(values))))
+
+
+def truth_side_sigma(rows: pd.DataFrame) -> np.ndarray:
+    """Each fit's 1-sigma error on the truth's side of its median: the 16th or the 84th percentile's distance."""
+    diff = (rows["median"] - rows["truth"]).to_numpy()
+    return np.where(diff > 0, rows["median"] - rows["p16"], rows["p84"] - rows["median"])
 
 
 def pull_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -191,7 +198,7 @@ def pull_table(frame: pd.DataFrame) -> pd.DataFrame:
         if sub.empty:
             continue
         diff = (sub["median"] - sub["truth"]).to_numpy()
-        sigma = np.where(diff > 0, sub["median"] - sub["p16"], sub["p84"] - sub["median"])
+        sigma = truth_side_sigma(sub)
         pulls = diff / np.where(sigma > 0, sigma, np.nan)
         pulls = pulls[np.isfinite(pulls)]
         covered = ((sub["p16"] <= sub["truth"]) & (sub["truth"] <= sub["p84"])).mean()
@@ -200,7 +207,7 @@ def pull_table(frame: pd.DataFrame) -> pd.DataFrame:
             "parameter": name,
             "n": len(sub),
             "pull_std": float(np.std(pulls)),
-            "pull_robust_std": _robust_std(pulls),
+            "pull_robust_std": robust_std(pulls),
             "pull_mean": float(np.mean(pulls)),
             "coverage_68": float(covered),
             "median_error": float(np.median(half)),

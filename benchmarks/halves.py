@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from calibration import robust_std, truth_side_sigma  # the pulls as the calibration computes them
 
 from kinms_core.galaxy import load_fit_data
 from kinms_core.settings import load_settings
@@ -64,10 +65,6 @@ def run_one(name: str, calibration: str, max_evaluations: int) -> str:
     return name
 
 
-def _robust_std(values: np.ndarray) -> float:
-    return float(1.482602218505602 * np.median(np.abs(values - np.median(values))))
-
-
 def pull_table(calibration: Path) -> pd.DataFrame:
     """Per parameter: pull std (robust), 68% coverage and median error, without and with the halves' term."""
     pulls = pd.read_csv(calibration / "pulls.csv")
@@ -82,12 +79,12 @@ def pull_table(calibration: Path) -> pd.DataFrame:
         results = [json.loads(path.read_text()) for path, k in zip(halves, keep, strict=True) if k]
         term = np.array([0.5 * abs(r["receding"][name] - r["approaching"][name]) for r in results])
         diff = (sub["median"] - sub["truth"]).to_numpy()
-        sigma = np.where(diff > 0, sub["median"] - sub["p16"], sub["p84"] - sub["median"])
+        sigma = truth_side_sigma(sub)
         line = {"parameter": name, "n": len(sub)}
         for label, total in (("fit", sigma), ("fit+halves", np.hypot(sigma, term))):
             pull = diff / total
             line[f"{label} std"] = float(np.std(pull))
-            line[f"{label} robust"] = _robust_std(pull)
+            line[f"{label} robust"] = robust_std(pull)
             line[f"{label} coverage"] = float(np.mean(np.abs(pull) <= 1.0))
             line[f"{label} median err"] = float(np.median(total))
         lines.append(line)
