@@ -18,7 +18,7 @@ import pyfftw
 
 from .constants import FWHM_TO_SIGMA
 
-__all__ = ["BeamConvolver", "fast_fft_size", "fftw_wisdom_path", "gaussian_psf", "shared_fftw_wisdom"]
+__all__ = ["BeamConvolver", "beam_axes", "fast_fft_size", "fftw_wisdom_path", "gaussian_psf", "shared_fftw_wisdom"]
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,11 @@ def shared_fftw_wisdom(path: Path | None) -> Iterator[None]:
                 log.warning("FFTW wisdom not saved to %s (%s): later runs may differ in the last bits", path, err)
 
 
-def _psf_axes(beam: tuple[float, float, float], cellsize: float) -> tuple[float, float, float]:
-    bmaj, bmin, bpa = beam
-    return bmaj / cellsize * FWHM_TO_SIGMA, bmin / cellsize * FWHM_TO_SIGMA, math.radians(bpa)
+def beam_axes(bpa: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Unit vectors ``(x, y)`` in pixels of the major and the minor axis of a beam at position angle ``bpa``
+    (degrees from north, +y, through east, -x, as RA decreases along x)."""
+    theta = math.radians(bpa)
+    return (-math.sin(theta), math.cos(theta)), (math.cos(theta), math.sin(theta))
 
 
 def gaussian_psf(
@@ -116,13 +118,13 @@ def gaussian_psf(
     (-x, as RA decreases along x). ``shift = (sx, sy)`` moves the Gaussian's peak by that many pixels from the
     kernel's central pixel.
     """
-    sig_maj, sig_min, bpa = _psf_axes(beam, cellsize)
+    bmaj, bmin, bpa = beam
+    sig_maj, sig_min = bmaj / cellsize * FWHM_TO_SIGMA, bmin / cellsize * FWHM_TO_SIGMA
     half = int(math.ceil(sig_maj * math.sqrt(2.0 * math.log(1.0 / PSF_CUTOFF)))) + 1
     offsets = np.arange(-half, half + 1, dtype=float)
     dy, dx = np.meshgrid(offsets - shift[1], offsets - shift[0], indexing="ij")
-    # Coordinates along the major axis (unit vector (-sin bpa, cos bpa) in pixels) and the minor axis.
-    along = -math.sin(bpa) * dx + math.cos(bpa) * dy
-    across = math.cos(bpa) * dx + math.sin(bpa) * dy
+    (ux, uy), (vx, vy) = beam_axes(bpa)
+    along, across = ux * dx + uy * dy, vx * dx + vy * dy
     psf = np.exp(-0.5 * ((along / sig_maj) ** 2 + (across / sig_min) ** 2))
     psf[psf < PSF_CUTOFF] = 0.0
     return psf

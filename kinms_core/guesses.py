@@ -25,6 +25,7 @@ import math
 import numpy as np
 from scipy.optimize import least_squares
 
+from .beam import beam_axes
 from .constants import FWHM_TO_SIGMA
 from .errors import NoEmissionError
 from .ingest import Cube
@@ -80,9 +81,7 @@ def _beam_covariance(beam: tuple[float, float, float], cellsize: float) -> np.nd
     bmaj, bmin, bpa = beam
     s_maj = bmaj * FWHM_TO_SIGMA / cellsize
     s_min = bmin * FWHM_TO_SIGMA / cellsize
-    pa = math.radians(bpa)
-    u = np.array([-math.sin(pa), math.cos(pa)])
-    v = np.array([math.cos(pa), math.sin(pa)])
+    u, v = (np.array(axis) for axis in beam_axes(bpa))
     return s_maj**2 * np.outer(u, u) + s_min**2 * np.outer(v, v)
 
 

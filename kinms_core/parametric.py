@@ -48,6 +48,7 @@ __all__ = [
     "all_parameter_names",
     "dispersion_profile",
     "geometry_profile",
+    "phase_centre",
     "rotation_curve",
     "radius_grid",
     "unit_of",
@@ -177,6 +178,14 @@ def radius_grid(obspars: ObsPars, max_offset: float = 0.0) -> np.ndarray:
     return np.arange(0.0, rmax, step)
 
 
+def phase_centre(obspars: ObsPars, xc: float, yc: float) -> tuple[float, float]:
+    """KinMS's phase centre (arcsec from the model's centre pixel) of a galaxy at ``xc, yc`` (arcsec from the
+    reference pixel, the fitted parameters)."""
+    cx, cy = obspars.centre_pixel
+    x_ref, y_ref = obspars.reference_pixel
+    return xc + (x_ref - cx) * obspars.cellsize, yc + (y_ref - cy) * obspars.cellsize
+
+
 def _sersic_b(n: float) -> float:
     """``b_n`` of a Sersic profile, so that ``reff`` holds half the light (Ciotti & Bertin 1999, to O(1/n^2))."""
     return 2.0 * n - 1.0 / 3.0 + 4.0 / (405.0 * n) + 46.0 / (25515.0 * n * n)
@@ -248,7 +257,7 @@ class GalaxyModel:
         Grid of the (trimmed) data cube.
     spec
         Surface-brightness and rotation-curve families.
-    n_clouds, seed, threads
+    n_clouds, seed, threads, planner_effort
         Passed to :class:`CubeModel`.
     max_offset
         Largest centre offset (arcsec) the fit may try; extends the radius grid.
@@ -266,21 +275,20 @@ class GalaxyModel:
         threads: int = 1,
         max_offset: float = 0.0,
         surface: np.ndarray | None = None,
+        planner_effort: str = "FFTW_MEASURE",
     ) -> None:
         self.obspars = obspars
         self.spec = spec
         self.names = spec.parameter_names
         self.radius = radius_grid(obspars, max_offset)
-        self.cube_model = CubeModel(obspars, n_clouds=n_clouds, seed=seed, threads=threads)
+        self.cube_model = CubeModel(
+            obspars, n_clouds=n_clouds, seed=seed, threads=threads, planner_effort=planner_effort
+        )
         self.sky_clouds: SkyClouds | None = None
         if spec.surface_brightness == "data":
             if surface is None:
                 raise ValueError("model.surface_brightness data needs the emission's map (surface=)")
             self.sky_clouds = SkyClouds.from_map(surface, obspars, self.cube_model.n_clouds, seed=seed + 1)
-        cx, cy = obspars.centre_pixel
-        x_ref, y_ref = obspars.reference_pixel
-        # xc, yc are offsets from the reference pixel; KinMS's phase centre is relative to the model centre.
-        self._phase_zero = ((x_ref - cx) * obspars.cellsize, (y_ref - cy) * obspars.cellsize)
         self._velocity_zero = obspars.centre_velocity
 
     def rotation(self, p: Mapping[str, float], r: np.ndarray | None = None) -> np.ndarray:
@@ -323,7 +331,7 @@ class GalaxyModel:
             vel_prof=vel,
             int_flux=p["flux"],
             gas_sigma=sigma if self.spec.dispersion != "constant" else p["sigma"],
-            phase_cent=(p["xc"] + self._phase_zero[0], p["yc"] + self._phase_zero[1]),
+            phase_cent=phase_centre(self.obspars, p["xc"], p["yc"]),
             v_offset=p["vsys"] - self._velocity_zero,
             clean=clean,
             **self._motions(p),

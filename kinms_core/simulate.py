@@ -34,13 +34,13 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from .cells import is_missing
+from .beam import beam_axes
+from .cells import as_bool, is_missing
 from .constants import C_KMS, FWHM_TO_SIGMA
 from .errors import MissingInputError, SettingsError
 from .fitsio import obspars_header
-from .model import model_cube
 from .obspars import ObsPars
-from .parametric import radius_grid
+from .parametric import GalaxyModel, ModelSpec, phase_centre
 from .safe_files import atomic_path
 
 __all__ = [
@@ -86,18 +86,14 @@ _DEFAULTS: dict[str, Any] = {
 #: Every column a mock table may hold.
 MOCK_COLUMNS = _REQUIRED + tuple(_DEFAULTS)
 #: Columns that are true values of the fitted parameters (exponential disc, arctan rotation curve).
-TRUTH_COLUMNS = ("flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "scalerad", "vflat", "rturn")
+TRUTH_COLUMNS = ModelSpec().parameter_names
 
 
 def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "1", "1.0"):
-        return True
-    if text in ("false", "no", "0", "0.0"):
-        return False
-    raise SettingsError(f"mock column {name}={value!r}: give true or false")
+    flag = as_bool(value)
+    if flag is None:
+        raise SettingsError(f"mock column {name}={value!r}: give true or false")
+    return flag
 
 
 def mock_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,14 +190,12 @@ def beam_correlated_noise(obspars: ObsPars, rms: float, rng: np.random.Generator
     bmaj, bmin, bpa = obspars.beam
     s_maj = bmaj / math.sqrt(2.0) * FWHM_TO_SIGMA / obspars.cellsize
     s_min = bmin / math.sqrt(2.0) * FWHM_TO_SIGMA / obspars.cellsize
-    theta = math.radians(bpa)
     # Periodic pixel offsets (0, 1, ..., -2, -1) so the kernel is centred on pixel (0, 0) of the torus.
     dy, dx = np.meshgrid(
         np.fft.fftfreq(obspars.ny) * obspars.ny, np.fft.fftfreq(obspars.nx) * obspars.nx, indexing="ij"
     )
-    # Same axes as kinms_core.beam.gaussian_psf: major axis along (-sin bpa, cos bpa), i.e. north through east.
-    along = -math.sin(theta) * dx + math.cos(theta) * dy
-    across = math.cos(theta) * dx + math.sin(theta) * dy
+    (ux, uy), (vx, vy) = beam_axes(bpa)
+    along, across = ux * dx + uy * dy, vx * dx + vy * dy
     kernel = np.exp(-0.5 * ((along / s_maj) ** 2 + (across / s_min) ** 2))
     kernel /= math.sqrt(float(np.sum(kernel**2)))
     white = rng.standard_normal(obspars.shape)
@@ -239,17 +233,12 @@ def _header(op: ObsPars, r: Mapping[str, Any]) -> fits.Header:
 def simulate_cube(row: Mapping[str, Any], path: str | Path, *, seed: int) -> Path:
     """Write a mock cube FITS of the galaxy described by ``row`` (see the module's docstring for its columns).
 
-    The true cube is :func:`kinms_core.model_cube` (an exponential disc with an arctan rotation curve, KinMS
-    conventions) with ``phase_cent`` and ``v_offset`` computed from ``xc, yc`` (offsets from the reference pixel)
-    and ``vsys`` (absolute radio velocity), so that a fit of the written file recovers the row's values in the
-    parameters of :mod:`kinms_core.parametric`. Gaussian noise of standard deviation ``rms`` is added, by default
-    beam-correlated (:func:`beam_correlated_noise`) as in interferometric cubes: neighbouring pixels within a beam
-    are not independent, so the chi-square of independent voxels over-counts the information and a fit's errors come
-    out too small unless its likelihood inflates the noise: ``fit.noise_correlation: beam`` (the RMS times the square
-    root of the beam area in pixels) accounts for the correlation, and the seed tutorial's (2N)^1/4
-    (``fit.chi2_correction``, N the detected voxels) widens the posterior further for model mismatch; with white
-    noise the former is not needed. This is why mocks have correlated noise by default: errors are only tested
-    honestly on noise like the real one. ``correlated: false`` gives white noise.
+    The true cube is the fit's own model, :class:`kinms_core.parametric.GalaxyModel` with the default families (an
+    exponential disc with an arctan rotation curve, KinMS conventions), at the row's values of the fitted
+    parameters (:data:`TRUTH_COLUMNS`), so that a fit of the written file recovers them. Gaussian noise of standard
+    deviation ``rms`` is added, by default beam-correlated (:func:`beam_correlated_noise`) as in interferometric
+    cubes, whose neighbouring pixels within a beam are not independent: errors are only tested honestly on noise
+    like the real one. ``correlated: false`` gives white noise.
 
     Parameters
     ----------
@@ -273,28 +262,18 @@ def simulate_cube(row: Mapping[str, Any], path: str | Path, *, seed: int) -> Pat
     """
     r = mock_parameters(row)
     op = mock_obspars(r)
-    cx, cy = op.centre_pixel
-    x_ref, y_ref = op.reference_pixel
-    # KinMS's phase centre is relative to the model centre (centre_pixel); xc, yc are relative to the reference pixel.
-    phase_cent = (r["xc"] + (x_ref - cx) * op.cellsize, r["yc"] + (y_ref - cy) * op.cellsize)
-    v_offset = r["vsys"] - op.centre_velocity
-    radius = radius_grid(op, max_offset=math.hypot(*phase_cent))
+    truth = {name: float(r[name]) for name in ModelSpec().parameter_names}
     model_seed, noise_seed = np.random.SeedSequence(int(seed)).generate_state(2)
-    cube = model_cube(
+    # the fit's own model (default families), planned cheaply: it is used once
+    model = GalaxyModel(
         op,
-        inc=r["inc"],
-        pa=r["pa"],
-        sb_rad=radius,
-        sb_prof=np.exp(-radius / r["scalerad"]),
-        vel_rad=radius,
-        vel_prof=r["vflat"] * 2.0 / np.pi * np.arctan(radius / r["rturn"]),
-        int_flux=r["flux"],
-        gas_sigma=r["sigma"],
-        phase_cent=phase_cent,
-        v_offset=v_offset,
+        ModelSpec(),
         n_clouds=r["n_clouds"],
         seed=int(model_seed),
+        max_offset=math.hypot(*phase_centre(op, truth["xc"], truth["yc"])),
+        planner_effort="FFTW_ESTIMATE",
     )
+    cube = model.cube(truth)
     peak = float(cube.max())
     rng = np.random.default_rng(int(noise_seed))
     if r["rms"] > 0:
