@@ -20,9 +20,14 @@ from matplotlib.ticker import MaxNLocator
 
 from .plots import save_figure
 
-__all__ = ["plot_distributions", "plot_pulls", "plot_recovery", "pulls"]
+__all__ = ["SURVEY_PLOT_FILES", "plot_distributions", "plot_pulls", "plot_recovery", "pulls"]
+
+#: The files ``kinms-core survey-plots`` writes (:func:`plot_recovery`, :func:`plot_pulls`, :func:`plot_distributions`).
+SURVEY_PLOT_FILES = ("recovery.png", "pulls.png", "distributions.png")
 
 log = logging.getLogger(__name__)
+
+NO_OK_ROWS = "No galaxy was fitted successfully (no rows with status 'ok')."
 
 PULL_COLUMNS = ["galaxy", "param", "value", "true", "sigma", "pull"]
 
@@ -133,7 +138,7 @@ def plot_recovery(cat: pd.DataFrame, params: Sequence[str], path: str | Path) ->
     ok = _ok(cat)
     title = "Parameter recovery"
     if ok.empty:
-        return _message_figure(path, title, "No galaxy was fitted successfully (no rows with status 'ok').")
+        return _message_figure(path, title, NO_OK_ROWS)
     with_truth = _with_truth(ok, params)
     if not with_truth:
         return _message_figure(path, title, "The catalogue holds no true values (no '<param>_true' columns).")
@@ -195,7 +200,7 @@ def plot_pulls(cat: pd.DataFrame, params: Sequence[str], path: str | Path) -> Pa
     ok = _ok(cat)
     title = "Pulls (fit - true) / sigma"
     if ok.empty:
-        return _message_figure(path, title, "No galaxy was fitted successfully (no rows with status 'ok').")
+        return _message_figure(path, title, NO_OK_ROWS)
     table = pulls(cat, params)
     table = table[np.isfinite(table["pull"].to_numpy(dtype=float))]
     if table.empty:
@@ -244,7 +249,7 @@ def plot_distributions(cat: pd.DataFrame, params: Sequence[str], path: str | Pat
     ok = _ok(cat)
     title = "Fitted parameters"
     if ok.empty:
-        return _message_figure(path, title, "No galaxy was fitted successfully (no rows with status 'ok').")
+        return _message_figure(path, title, NO_OK_ROWS)
     present = [p for p in params if p in ok.columns and np.isfinite(_numeric(ok, p)).any()]
     missing = [p for p in params if p not in present]
     if missing:

@@ -14,7 +14,7 @@ from kinms_core.catalogue import make_catalogue_after_failure
 from kinms_core.galaxy import PLOT_FILES
 from kinms_core.settings import load_settings
 from kinms_core.simulate import read_mock_table
-from kinms_core.survey_cli import SURVEY_PLOT_FILES
+from kinms_core.survey_plots import SURVEY_PLOT_FILES
 
 
 def checked(data, schema, what):

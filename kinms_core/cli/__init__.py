@@ -4,54 +4,34 @@ Errors it can foresee (a bad input, settings or command line: :class:`~kinms_cor
 cannot be read or written: :class:`OSError`) print one line naming the problem; ``--debug`` adds their traceback.
 Anything else is a bug and prints its traceback. Exit codes: 0 done (also when a failure was recorded with
 ``--record-failure``), 1 a file-system error or a bug, 2 a bad input or command line, 130 interrupted.
+
+Each subcommand module adds its parsers with ``register(subparsers)`` and calls one library function per
+subcommand: :mod:`~kinms_core.cli.ingest` (``obspars``, ``prepare``), :mod:`~kinms_core.cli.fit` (``fit``,
+``plot``), :mod:`~kinms_core.cli.survey` (``simulate``, ``catalogue``, ``survey-plots``); shared argument parsing is
+in :mod:`~kinms_core.cli.arguments`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
-from .errors import InputError
+from ..errors import InputError
+from . import fit, ingest, survey
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="kinms-core", description=__doc__)
+    # the help shows what a user needs: the docstring's first two paragraphs (the rest is for developers)
+    parser = argparse.ArgumentParser(prog="kinms-core", description="\n\n".join(__doc__.split("\n\n")[:2]))
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--debug", action="store_true", help="also show the traceback of foreseen errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    for register in _REGISTRY:
-        register(sub)
+    for module in (ingest, fit, survey):
+        module.register(sub)
     return parser
-
-
-# Each subcommand module provides ``register(subparsers)`` which adds its parser and sets ``func``.
-_REGISTRY: list = []
-
-
-def _register_ingest(sub: argparse._SubParsersAction) -> None:
-    from .ingest_cli import register
-
-    register(sub)
-
-
-def _register_fit(sub: argparse._SubParsersAction) -> None:
-    from .fit_cli import register_fit, register_plot
-
-    register_fit(sub)
-    register_plot(sub)
-
-
-def _register_survey(sub: argparse._SubParsersAction) -> None:
-    from .survey_cli import register
-
-    register(sub)
-
-
-_REGISTRY.extend([_register_ingest, _register_fit, _register_survey])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +57,3 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         log.critical("unexpected error: a bug in kinms-core; please report it with this traceback", exc_info=True)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,37 +7,19 @@ import logging
 import os
 from pathlib import Path
 
-from .errors import OverwriteError, UsageError
-from .status import read_status, run_stage
+from ..errors import OverwriteError, UsageError
+from ..status import read_status, run_stage
+from .arguments import output_folder, parse_assignments
 
-__all__ = ["output_folder", "parse_assignments", "register_fit", "register_plot"]
+__all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
 
-def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
-    """``["inc_guess=50", ...]`` -> ``{"inc_guess": "50"}``; a malformed item is an error naming the option."""
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"{option} {item!r}: give KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def output_folder(path: str | Path, option: str = "-o") -> Path:
-    """The output folder a command was given, refused with a clear message when it is an existing file."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{option} {path} is an existing file: give a folder (it is made if needed)")
-    return path
-
-
 def _run_fit(args: argparse.Namespace) -> int:
-    from .galaxy import FIT_FILES, fit_prepared
-    from .prepare import prepare_cube
-    from .safe_files import refuse_overwrite
+    from ..galaxy import FIT_FILES, fit_prepared
+    from ..prepare import prepare_cube
+    from ..safe_files import refuse_overwrite
 
     outdir = output_folder(args.outdir)
     source = Path(args.input)
@@ -84,7 +66,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         record_failure=args.record_failure,
     )
     if args.plots and code == 0:
-        from .galaxy import plot_galaxy
+        from ..galaxy import plot_galaxy
 
         plot_galaxy(outdir, prepared, outdir / "plots", galaxy=galaxy, truths=_truths(args.truth))
     status = read_status(outdir)
@@ -138,7 +120,7 @@ def register_fit(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_plot(args: argparse.Namespace) -> int:
-    from .galaxy import plot_galaxy
+    from ..galaxy import plot_galaxy
 
     galaxy = args.galaxy or Path(args.fit_dir).resolve().parent.name
     truths = _truths(args.truth)
@@ -155,3 +137,9 @@ def register_plot(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--galaxy", default=None, help="name for titles (default: from the path)")
     p.add_argument("--truth", action="append", metavar="PARAM=VALUE", help="true value to mark (mocks)")
     p.set_defaults(func=_run_plot)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``fit`` and ``plot``."""
+    register_fit(sub)
+    register_plot(sub)

@@ -53,7 +53,7 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
 
 
 def _reading_kwargs(args: argparse.Namespace) -> dict:
-    from .ingest import DEFAULT_MAX_VOXELS
+    from ..ingest import DEFAULT_MAX_VOXELS
 
     return {
         "restfreq": args.restfreq,
@@ -65,8 +65,8 @@ def _reading_kwargs(args: argparse.Namespace) -> dict:
 
 def run_obspars(args: argparse.Namespace) -> int:
     """Print the cube's obspars, noise and reading warnings (as text or JSON)."""
-    from .ingest import read_cube
-    from .noise import estimate_rms
+    from ..ingest import read_cube
+    from ..noise import estimate_rms
 
     cube = read_cube(args.cube, **_reading_kwargs(args))
     rms = estimate_rms(cube.data)
@@ -96,8 +96,8 @@ def run_obspars(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Prepare the cube (with a status file) and print what was trimmed, the noise and the guesses."""
-    from .prepare import prepare_cube
-    from .status import read_status
+    from ..prepare import prepare_cube
+    from ..status import read_status
 
     results = {}
 
@@ -131,8 +131,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def _prepare_with_status(args: argparse.Namespace, prepare: Callable[[], object]) -> int:
     """Run the prepare stage with a status file (used by ``kinms-core prepare --record-failure``)."""
-    from .fit_cli import output_folder
-    from .status import clear_status, run_stage, write_status
+    from ..status import clear_status, run_stage, write_status
+    from .arguments import output_folder
 
     galaxy = args.galaxy or Path(args.cube).stem
     output_folder(args.outdir)

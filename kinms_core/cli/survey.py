@@ -1,6 +1,6 @@
 """Survey subcommands of ``kinms-core``: ``simulate``, ``catalogue`` and ``survey-plots`` (what the workflow runs).
 
-Each ``register_*`` function adds one subcommand to the ``kinms-core`` parser (``kinms_core.cli._REGISTRY``).
+Each ``register_*`` function adds one subcommand to the ``kinms-core`` parser (:func:`kinms_core.cli.build_parser`).
 """
 
 from __future__ import annotations
@@ -9,19 +9,16 @@ import argparse
 import logging
 from pathlib import Path
 
-from .errors import MissingInputError, UsageError
+from ..errors import MissingInputError, UsageError
 
-__all__ = ["SURVEY_PLOT_FILES", "register", "register_catalogue", "register_simulate", "register_survey_plots"]
+__all__ = ["register", "register_catalogue", "register_simulate", "register_survey_plots"]
 
 log = logging.getLogger(__name__)
 
-#: The files ``kinms-core survey-plots`` writes.
-SURVEY_PLOT_FILES = ("recovery.png", "pulls.png", "distributions.png")
-
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from .safe_files import refuse_overwrite
-    from .simulate import simulate_survey_row
+    from ..safe_files import refuse_overwrite
+    from ..simulate import simulate_survey_row
 
     refuse_overwrite([args.table], [args.output])
     path = simulate_survey_row(args.table, args.galaxy, args.output)
@@ -44,8 +41,8 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_catalogue(args: argparse.Namespace) -> int:
-    from .catalogue import make_catalogue
-    from .fit_cli import parse_assignments
+    from ..catalogue import make_catalogue
+    from .arguments import parse_assignments
 
     families = parse_assignments(args.family, "--family")
     frame = make_catalogue(
@@ -86,7 +83,7 @@ def register_catalogue(sub: argparse._SubParsersAction) -> None:
 def _run_survey_plots(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .survey_plots import plot_distributions, plot_pulls, plot_recovery
+    from ..survey_plots import SURVEY_PLOT_FILES, plot_distributions, plot_pulls, plot_recovery
 
     path = Path(args.catalogue)
     if not path.is_file():
