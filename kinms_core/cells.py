@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["clean_row", "is_missing"]
+__all__ = ["as_bool", "clean_row", "is_missing"]
 
 
 def is_missing(value: Any) -> bool:
@@ -20,6 +20,16 @@ def is_missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+def as_bool(value: Any) -> bool | None:
+    """A cell as a boolean: ``true/yes/1`` or ``false/no/0`` (any case), a bool; None when it reads as neither."""
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "1.0"):
+        return True
+    if text in ("false", "no", "0", "0.0"):
+        return False
+    return None
 
 
 def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:

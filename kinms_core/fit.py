@@ -15,7 +15,6 @@ import multiprocessing
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,9 @@ from .safe_files import atomic_path, read_json_object, write_json_atomic, write_
 from .sandwich import ErrorModel, adjust_samples, error_model
 from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
 from .sides import side_differences, widen_samples
+from .versions import software_versions
 
-__all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion", "software_versions"]
+__all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion"]
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +82,6 @@ def _make_posterior(
         seed=settings.options.seed,
         temperature=temperature,
     )
-
-
-def software_versions() -> dict[str, str]:
-    """Versions of the packages that determine a fit's result."""
-    out = {"python": sys.version.split()[0]}
-    for name in ("kinms_core", "numpy", "scipy", "astropy", "emcee", "pyfftw", "h5py"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "unknown"
-    return out
 
 
 def autocorrelation_time(chain: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ __all__ = [
     "diagnostic_maps",
     "plot_diagnostics",
     "save_figure",
-    "signal_mask",
+    "display_mask",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ DIAGNOSTICS_FIGSIZE_NO_MODEL = (11.5, 9.5)
 
 # Fractions of the data's peak at which model contours are drawn (on moment 0 and the pv diagram).
 CONTOUR_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
-# A masked region is kept only if its smoothed peak exceeds this many sigma (see signal_mask).
+# A masked region is kept only if its smoothed peak exceeds this many sigma (see display_mask).
 SEED_NSIGMA = 5.0
 MAP_CMAP = "YlOrBr"
 VELOCITY_CMAP = "RdYlBu_r"
@@ -113,14 +113,15 @@ def _smooth(cube: np.ndarray, beam: Sequence[float], cellsize: float) -> np.ndar
     return gaussian_filter(values, sigma=(1.0, sigma_pix, sigma_pix), mode="constant", cval=0.0)
 
 
-def signal_mask(
+def display_mask(
     data: np.ndarray,
     obspars: ObsPars,
     rms: float | None = None,
     *,
     nsigma: float = 3.0,
 ) -> tuple[np.ndarray, float]:
-    """Smooth-and-clip mask of the emission in a cube (the usual radio practice for moment maps).
+    """Smooth-and-clip mask of the emission for the figures' moment maps when no prepared mask is given (the usual
+    radio practice; the fit's own mask is :func:`kinms_core.noise.signal_mask`).
 
     The cube is smoothed by a Gaussian of the beam's FWHM in the sky and of one channel in velocity; voxels of the
     smoothed cube above ``nsigma`` times its noise are kept, in connected regions whose smoothed peak reaches 5 sigma
@@ -283,7 +284,7 @@ def plot_diagnostics(
     rms
         Noise per voxel; ``None`` estimates it from the negative values of the data.
     mask
-        Boolean signal mask ``(nv, ny, nx)``; ``None`` makes one with :func:`signal_mask` (smooth and clip at
+        Boolean signal mask ``(nv, ny, nx)``; ``None`` makes one with :func:`display_mask` (smooth and clip at
         3 sigma).
     vsys
         Systemic velocity (km/s): centre of the velocity colour scale and a reference line in the spectrum and
@@ -364,7 +365,7 @@ def _checked_inputs(
     mask: np.ndarray | None,
     galaxy: str,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, tuple[float, float, float]]:
-    """The cubes as float arrays of the grid's shape, the mask (given, or made as :func:`signal_mask` makes it; every
+    """The cubes as float arrays of the grid's shape, the mask (given, or made as :func:`display_mask` makes it; every
     finite voxel when empty) and the mask's ``(threshold, seed, rms)``."""
     data = np.asarray(data, dtype=float)
     if data.shape != obspars.shape:

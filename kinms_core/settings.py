@@ -31,6 +31,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .cells import as_bool
 from .errors import MissingInputError, SettingsError
 from .parametric import DISPERSIONS, MOTIONS, ROTATION_CURVES, SURFACE_BRIGHTNESS, THICKNESS, WARPS, ModelSpec
 
@@ -424,10 +425,10 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
             raise SettingsError(f"override {key!r} is not of the form <parameter>_<{'|'.join(OVERRIDE_FIELDS)}>")
         entry = dict(params.get(name, {}))
         if field_name == "fixed":
-            text = str(value).strip().lower()
-            if text not in ("true", "false", "yes", "no", "1", "0", "1.0", "0.0"):
+            fixed = as_bool(value)
+            if fixed is None:
                 raise SettingsError(f"override {key}={value!r}: give true or false")
-            entry["fixed"] = text in ("true", "yes", "1", "1.0")
+            entry["fixed"] = fixed
         elif isinstance(value, str) and value.strip().lower() == "auto":
             entry[field_name] = "auto"
         else:

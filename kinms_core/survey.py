@@ -30,7 +30,6 @@ import math
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from .errors import MissingInputError, SettingsError
 from .safe_files import write_json_atomic, write_text_atomic
 from .settings import OVERRIDE_FIELDS, load_settings
 from .simulate import TRUTH_COLUMNS, mock_parameters
+from .versions import SURVEY_PACKAGES, software_versions
 
 __all__ = [
     "GALAXY_PATTERN",
@@ -58,7 +58,6 @@ __all__ = [
     "is_missing",
     "read_sheet",
     "sheet_row",
-    "software_versions",
     "write_provenance",
     "write_settings",
 ]
@@ -333,20 +332,6 @@ def write_settings(settings: Mapping[str, Any], path: str | Path) -> Path:
     return write_text_atomic(path, text + yaml.safe_dump(json.loads(json.dumps(dict(settings))), sort_keys=False))
 
 
-def software_versions() -> dict[str, str]:
-    """Versions of Python and of the packages a survey's results depend on."""
-    import sys
-
-    out = {"python": sys.version.split()[0]}
-    names = ("kinms_core", "numpy", "scipy", "astropy", "emcee", "pyfftw", "h5py", "pandas", "matplotlib")
-    for name in (*names, "corner", "spectral-cube", "radio-beam", "snakemake"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def _git_commit(folder: Path) -> str:
     """The git commit (with ``-dirty``) of the folder's checkout, or '' outside one."""
     try:
@@ -379,10 +364,8 @@ def write_provenance(
 ) -> Path:
     """Write ``provenance.json``: software versions, the code's git commit, the full config, the sheet and the mock
     table (as text cells, exactly as read)."""
-    from .fit import software_versions as fit_versions
-
     record = {
-        "versions": {**fit_versions(), **software_versions()},
+        "versions": software_versions(SURVEY_PACKAGES),
         "git_commit": _git_commit(Path(workflow_dir)) if workflow_dir else "",
         "config": json.loads(json.dumps(dict(config), default=str)),
         "sheet": {"path": str(sheet), "rows": _records(sheet)},

@@ -20,8 +20,8 @@ from kinms_core.plots import (
     DIAGNOSTICS_FIGSIZE_NO_MODEL,
     DPI,
     beam_ellipse,
+    display_mask,
     plot_diagnostics,
-    signal_mask,
 )
 from kinms_core.posterior_plots import plot_corner, plot_traces
 from kinms_core.survey_plots import plot_distributions, plot_pulls, plot_recovery, pulls
@@ -98,10 +98,10 @@ def test_signal_mask_keeps_emission_and_drops_noise(cubes):
     data, _ = cubes
     rms = 0.05 * np.nanmax(data)
     noise = np.random.default_rng(3).normal(0.0, rms, data.shape)
-    mask, used = signal_mask(noise, OBSPARS, rms)
+    mask, used = display_mask(noise, OBSPARS, rms)
     assert used == pytest.approx(rms)
     assert mask.mean() < 1e-3
-    mask, _ = signal_mask(data, OBSPARS, rms)
+    mask, _ = display_mask(data, OBSPARS, rms)
     bright = np.nan_to_num(data) > 10 * rms
     assert mask[bright].mean() > 0.99
     assert not mask[np.isnan(data)].any()
