@@ -82,7 +82,18 @@ def demo_copy(tmp_path: Path) -> Path:
 # ----------------------------------------------------------------------------------------------- dry runs
 def test_demo_dry_run_plans_every_galaxy(tmp_path):
     configfile = demo_copy(tmp_path)
-    result = snakemake(tmp_path, "-n", "-p", "--cores", "2", "--workflow-profile", "none", configfile=configfile)
+    result = snakemake(
+        tmp_path,
+        "-n",
+        "-p",
+        "--cores",
+        "4",
+        "--set-threads",
+        "fit=3",
+        "--workflow-profile",
+        "none",
+        configfile=configfile,
+    )
     assert result.returncode == 0, result.output
     jobs = planned_jobs(result.output)
     galaxies = list(pd.read_csv(tmp_path / "config" / "galaxies.csv", comment="#")["galaxy"])
@@ -93,7 +104,7 @@ def test_demo_dry_run_plans_every_galaxy(tmp_path):
         assert [g for r, g in jobs if r == rule] == [""], rule
     # rules call the kinms-core CLI, one galaxy per job, with the fit's worker processes from its threads
     assert "kinms-core fit results/tutorial/prepare --settings results/survey/settings.yaml" in result.output
-    assert "--threads 2" in result.output and "--record-failure" in result.output
+    assert "--threads 3" in result.output and "--record-failure" in result.output
     assert "results/benchmarks/fit/tutorial.tsv" in result.output
 
 

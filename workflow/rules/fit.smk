@@ -13,7 +13,9 @@ rule fit_settings:
 
 rule fit:
     """Fit one galaxy (emcee, checkpointed in chain.h5 so a killed job resumes). Each job is one galaxy; its worker
-    processes are the job's threads. A recognised failure becomes a failed status.json (exit 0).
+    processes are the job's threads: one by default, since a survey fits one galaxy per core faster than it fits
+    galaxies one after another with several processes each (--set-threads fit=N for one galaxy sooner). A
+    recognised failure becomes a failed status.json (exit 0).
 
     Writes results/<galaxy>/fit/: map.json (the start and the error model), chain.h5, summary.json, posterior.csv,
     model.fits, residual.fits and, last, status.json, the only declared output, so that Snakemake never deletes the
@@ -30,7 +32,7 @@ rule fit:
         os.path.join(RESULTS, "benchmarks", "fit", "{galaxy}.tsv")
     conda:
         "../envs/kinms.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
@@ -68,7 +70,7 @@ rule fit_family:
         "logs/families/{family}/{galaxy}.log",
     conda:
         "../envs/kinms.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
