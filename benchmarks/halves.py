@@ -35,6 +35,9 @@ from kinms_core.sides import side_differences
 log = logging.getLogger("halves")
 
 PARAMETERS = ("pa", "inc", "vsys", "vflat", "sigma")
+#: Factors the errors (with the halves' term) are multiplied by, to show whether any one scale would give both a
+#: pull std of 1 and a 68% coverage (it cannot when the pulls have heavy tails).
+SCALES = (1.5, 2.0, 3.0)
 
 
 def fit_halves(fit_root: Path, max_evaluations: int) -> dict[str, dict[str, float]]:
@@ -86,7 +89,12 @@ def pull_table(calibration: Path) -> pd.DataFrame:
             line[f"{label} std"] = float(np.std(pull))
             line[f"{label} robust"] = robust_std(pull)
             line[f"{label} coverage"] = float(np.mean(np.abs(pull) <= 1.0))
+            line[f"{label} >3"] = float(np.mean(np.abs(pull) > 3.0))
             line[f"{label} median err"] = float(np.median(total))
+        for scale in SCALES:
+            pull = diff / (scale * np.hypot(sigma, term))
+            line[f"x{scale:g} std"] = float(np.std(pull))
+            line[f"x{scale:g} coverage"] = float(np.mean(np.abs(pull) <= 1.0))
         lines.append(line)
     return pd.DataFrame(lines)
 
