@@ -186,10 +186,7 @@ class CubeModel:
     n_clouds
         Number of cloudlets (rounded up to a power of two, which keeps the Sobol sequence balanced).
     seed
-        Seed of the scrambled Sobol sequence (or of the pseudo-random generator); the same seed gives
-        bit-identical cubes.
-    sampling
-        ``"sobol"`` (quasi-random, default) or ``"random"`` (pseudo-random, as KinMS).
+        Seed of the scrambled Sobol sequence; the same seed gives bit-identical cubes.
     threads
         FFTW threads for the beam convolution.
     planner_effort
@@ -202,7 +199,6 @@ class CubeModel:
         *,
         n_clouds: int = DEFAULT_CLOUDS,
         seed: int = 0,
-        sampling: str = "sobol",
         threads: int = 1,
         planner_effort: str = "FFTW_MEASURE",
     ) -> None:
@@ -212,9 +208,8 @@ class CubeModel:
             raise ValueError(f"n_clouds must be at least 16, got {n_clouds}")
         self.obspars = obspars
         self.seed = int(seed)
-        self.sampling = sampling
         self.n_clouds = 1 << int(math.ceil(math.log2(int(n_clouds))))
-        draws = self._draws(self.n_clouds, self.seed, sampling)
+        draws = self._draws(self.n_clouds, self.seed)
         # Sorting by the radial coordinate makes cloudlet radii monotonic: interpolation then walks each profile
         # once, and the permutation leaves the joint distribution of the draws unchanged.
         draws = draws[np.argsort(draws[:, 0], kind="stable")]
@@ -235,13 +230,8 @@ class CubeModel:
         self._convolver = BeamConvolver(obspars.shape, psf, threads=threads, planner_effort=planner_effort)
 
     @staticmethod
-    def _draws(n: int, seed: int, sampling: str) -> np.ndarray:
-        if sampling == "sobol":
-            draws = qmc.Sobol(d=4, scramble=True, seed=np.random.default_rng(seed)).random(n)
-        elif sampling == "random":
-            draws = np.random.default_rng(seed).random((n, 4))
-        else:
-            raise ValueError(f"sampling must be 'sobol' or 'random', got {sampling!r}")
+    def _draws(n: int, seed: int) -> np.ndarray:
+        draws = qmc.Sobol(d=4, scramble=True, seed=np.random.default_rng(seed)).random(n)
         # Keep draws strictly inside (0, 1) so that the Gaussian and exponential transforms stay finite.
         return np.clip(draws, 1e-12, 1.0 - 1e-12)
 
@@ -552,21 +542,18 @@ def model_cube(
     *,
     n_clouds: int = DEFAULT_CLOUDS,
     seed: int = 0,
-    sampling: str = "sobol",
     threads: int = 1,
     **params: object,
 ) -> np.ndarray:
     """One-shot model cube: ``CubeModel(obspars, ...).cube(**params)``.
 
     Keywords are those of :meth:`CubeModel.cube` (``inc, pa, sb_rad, sb_prof, vel_rad, vel_prof, int_flux,
-    gas_sigma, disk_thick, phase_cent, v_offset, clean``) and of :class:`CubeModel` (``n_clouds, seed, sampling,
-    threads``).
+    gas_sigma, disk_thick, phase_cent, v_offset, clean``) and of :class:`CubeModel` (``n_clouds, seed, threads``).
     """
     model = CubeModel(
         obspars,
         n_clouds=n_clouds,
         seed=seed,
-        sampling=sampling,
         threads=threads,
         planner_effort="FFTW_ESTIMATE",
     )
