@@ -4,7 +4,8 @@ Reads the fits of the error calibration (benchmarks/calibration.py: KinMS-made m
 every mock whose only mismatch is one that a family describes (radial flow, bisymmetric flow, thick disc, warp,
 dispersion gradient) or that has none, maximises the likelihood of each candidate family and ranks them by the BIC
 that summary.json reports (:func:`kinms_core.fit.information_criterion`: the chi-square and the voxel count divided
-by the measured noise-correlation volume, so that correlated voxels count once). Every family starts from the
+by the data's noise-correlation volume, :func:`kinms_core.fit.noise_volume`, so that correlated voxels count once;
+stored results are re-ranked with it). Every family starts from the
 default fit's best point with its own extra parameters at the library's guesses (no radial motion, no warp, no
 dispersion gradient, a scale height of a tenth of the scale length), and the library's optimiser (``maximise``) runs
 the same number of evaluations for each. It prints, per true feature, how often each family wins and the fraction
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kinms_core.fit import information_criterion
+from kinms_core.fit import information_criterion, noise_volume
 from kinms_core.galaxy import load_fit_data
 from kinms_core.likelihood import LogPosterior
 from kinms_core.optimise import maximise
@@ -90,7 +92,7 @@ def rank_families(
     fit_data = load_fit_data(fit_root / "prepare")
     summary = json.loads((fit_root / "fit" / "summary.json").read_text())
     best = start_values or {name: entry["map"] for name, entry in summary["parameters"].items()}
-    volume = float(summary["likelihood"]["noise_correlation_volume"])
+    volume = noise_volume(fit_data)
     start = replace(fit_data, guesses={**fit_data.guesses, **best})
     out = {}
     for family in families:
@@ -138,6 +140,12 @@ def run_one(mock: pd.Series, spec: dict, calibration: str, max_evaluations: int)
     return mock["name"]
 
 
+def _bic(entry: dict[str, float], volume: float, n_voxels: int) -> float:
+    """A family's BIC from its stored chi-square and free parameters, with the cube's noise volume as
+    :func:`kinms_core.fit.information_criterion` computes it (results kept from earlier runs are ranked alike)."""
+    return entry["chi2"] / volume + entry["n_free"] * math.log(n_voxels / volume)
+
+
 def summarise(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
     """Per mock: the right family, the one with the lowest BIC from the default's best point, and the BIC margins,
     also with the right family started from the truth (what a better search would find)."""
@@ -147,9 +155,12 @@ def summarise(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
         oracle = calibration / "families_from_truth" / f"{mock['name']}.json"
         if not path.exists() or not oracle.exists():
             continue
-        bics = pd.Series({family: entry["bic"] for family, entry in json.loads(path.read_text()).items()})
+        fit_root = calibration / "fits" / mock["name"]
+        volume = noise_volume(load_fit_data(fit_root / "prepare"))
+        n_voxels = json.loads((fit_root / "fit" / "summary.json").read_text())["n_voxels"]
+        bics = pd.Series({f: _bic(e, volume, n_voxels) for f, e in json.loads(path.read_text()).items()})
         right = _right_family(mock)
-        from_truth = min(bics[right], json.loads(oracle.read_text())[right]["bic"])
+        from_truth = min(bics[right], _bic(json.loads(oracle.read_text())[right], volume, n_voxels))
         with_truth = bics.copy()
         with_truth[right] = from_truth
         rows.append(

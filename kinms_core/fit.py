@@ -36,12 +36,12 @@ from .likelihood import (
 from .optimise import maximise
 from .quality import fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
-from .sandwich import ErrorModel, adjust_samples, error_model
+from .sandwich import ErrorModel, adjust_samples, data_noise_volume, error_model
 from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
 from .sides import side_differences, widen_samples
 from .versions import software_versions
 
-__all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion"]
+__all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion", "noise_volume"]
 
 log = logging.getLogger(__name__)
 
@@ -488,7 +488,7 @@ def _summarise(
         "spec": asdict(posterior.model.spec),
         "n_free": n_free,
         "n_clouds": posterior.model.cube_model.n_clouds,
-        **information_criterion(posterior, map_theta, _noise_correlation_volume(posterior, errors)),
+        **information_criterion(posterior, map_theta, noise_volume(fit_data)),
         "n_voxels": posterior.n_voxels,
         "n_detected": int(fit_data.n_detected),
         "rms": posterior.rms,
@@ -554,19 +554,23 @@ def _parameter_table(
     return table
 
 
-def _noise_correlation_volume(posterior: LogPosterior, errors: ErrorModel | None) -> float:
-    """Voxels per independent noise sample: the error model's measured one, else the scaled errors' chi-square
-    scale (or the temperature of an error model that did not measure it)."""
-    volume = None if errors is None else errors.diagnostics.get("noise_correlation_volume")
-    if volume is None:
-        volume = posterior.chi2_scale if errors is None else errors.temperature
-    return float(volume)
+def noise_volume(fit_data: FitData) -> float:
+    """Voxels per independent noise sample of the cube (:func:`kinms_core.sandwich.data_noise_volume`): one value
+    for every model family fitted to it."""
+    op = fit_data.obspars
+    return data_noise_volume(
+        fit_data.data,
+        fit_data.noise_cube,
+        fit_data.mask,
+        beam_fwhm_pixels=op.beam[0] / op.cellsize,
+        beam_area_pixels=op.beam_area_pixels,
+    )
 
 
 def information_criterion(posterior: LogPosterior, best: np.ndarray, volume: float) -> dict[str, float]:
     """BIC = chi2_max / c + k ln(N / c) (Schwarz 1978) at the best point, with ``c`` the voxels per independent noise
-    sample (``volume``: the measured noise correlation volume), so that correlated voxels count once: lower is
-    better, between model families fitted to the same cube."""
+    sample (``volume``: the data's noise correlation volume, the same for every family), so that correlated voxels
+    count once: lower is better, between model families fitted to the same cube."""
     n_effective = posterior.n_voxels / volume
     chi2 = posterior.chi2(best) / volume
     return {"bic": chi2 + len(posterior.free) * math.log(n_effective), "n_effective": n_effective}

@@ -41,6 +41,7 @@ __all__ = [
     "ErrorModel",
     "adjust_samples",
     "autocovariance",
+    "data_noise_volume",
     "error_model",
     "jacobian",
     "lag_window",
@@ -407,10 +408,44 @@ def _noise_alone(
 
 
 def _volume(acov: np.ndarray, centre: tuple[int, int, int]) -> float:
-    """``sum(acov) / acov(0)``: how many voxels share one independent noise sample (1 for white noise, the beam's
-    area in pixels for beam-correlated noise), at least 1."""
+    """How many voxels share one independent noise sample (1 for white noise, the beam's area in pixels for
+    beam-correlated noise), at least 1: the autocorrelation summed over the spatial lags at zero spectral lag, times
+    its sum over the spectral lags at zero spatial lag (noise correlated by the beam in the sky and by the spectral
+    response along the velocity axis). Summing all 3-D lags instead adds the estimation noise of thousands of
+    near-zero lags: 11-14 instead of 18 for beam-correlated noise of an 18-pixel beam."""
     zero = float(acov[centre])
-    return max(float(acov.sum()) / zero, 1.0) if zero > 0 else 1.0
+    if not zero > 0:
+        return 1.0
+    cv, cy, cx = centre
+    spatial = float(acov[cv].sum()) / zero
+    spectral = float(acov[:, cy, cx].sum()) / zero
+    return max(spatial * spectral, 1.0)
+
+
+def data_noise_volume(
+    data: np.ndarray,
+    noise: np.ndarray,
+    mask: np.ndarray | None,
+    *,
+    beam_fwhm_pixels: float,
+    beam_area_pixels: float,
+) -> float:
+    """Voxels per independent noise sample, measured on the data alone: the autocorrelation of ``data / noise`` in
+    the voxels away from the detected signal (``mask`` dilated by a beam FWHM), summed over the lag window.
+
+    It is the same for every model fitted to a cube, so that information criteria of model families fitted to it
+    compare: the error model's own measurement (:func:`error_model`) keeps away from each model's extent, and moved
+    by 13% between three families fitted to NGC 4324, which moved their BIC by hundreds. With fewer than
+    :data:`MIN_LINE_FREE` voxels free of signal, the beam's area in pixels (noise correlated as the beam).
+    """
+    finite = np.isfinite(data)
+    whitened = np.where(finite, np.nan_to_num(data) / np.broadcast_to(noise, data.shape), 0.0)
+    signal = np.zeros(data.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    line_free = finite & ~ndimage.binary_dilation(signal, iterations=max(1, int(round(beam_fwhm_pixels))))
+    if line_free.sum() < MIN_LINE_FREE:
+        return max(float(beam_area_pixels), 1.0)
+    lags = lag_window(beam_fwhm_pixels, data.shape)
+    return _volume(autocovariance(whitened, line_free, lags), lags)
 
 
 def _jacobian_at(

@@ -15,7 +15,7 @@ from kinms_core import ObsPars, model_cube
 from kinms_core.noise import estimate_rms, noise_model, separate_sources, signal_mask
 from kinms_core.parametric import GalaxyModel, ModelSpec
 from kinms_core.prepare import noise_and_mask
-from kinms_core.sandwich import ErrorModel, adjust_samples, error_model
+from kinms_core.sandwich import ErrorModel, adjust_samples, data_noise_volume, error_model
 from kinms_core.simulate import beam_correlated_noise
 
 PB_OBSPARS = ObsPars(nx=96, ny=96, nv=24, cellsize=1.0, dv=20.0, beam=(4.0, 4.0, 0.0))
@@ -149,6 +149,28 @@ def test_sandwich_gives_the_spread_of_fits_under_beam_correlated_noise():
     # the chain's temperature is the noise's inflation: about the beam's area in pixels
     assert 0.5 * SMALL.beam_area_pixels < model.temperature < 1.5 * SMALL.beam_area_pixels
     assert 0.6 < model.diagnostics["noise_correlation_x"] < 0.9  # a 3-pixel beam's noise at lag 1
+
+
+def test_data_noise_volume_is_the_noise_s_and_not_the_galaxy_s():
+    """The noise correlation volume that the BIC divides by is measured on the data away from the signal mask: the
+    beam's area for beam-correlated noise, 1 for white noise, whatever the galaxy (so one value for every model
+    family fitted to a cube)."""
+    op = PB_OBSPARS
+    rng = np.random.default_rng(5)
+    rms = 2e-3
+    galaxy = model_cube(op, seed=3, **tutorial_params(int_flux=60.0))
+    mask = galaxy > 0.5 * rms
+    beam = {"beam_fwhm_pixels": op.beam[0] / op.cellsize, "beam_area_pixels": op.beam_area_pixels}
+    correlated = beam_correlated_noise(op, rms, rng)
+    volume = data_noise_volume(galaxy + correlated, rms, mask, **beam)
+    assert abs(volume / op.beam_area_pixels - 1.0) < 0.15, (volume, op.beam_area_pixels)
+    # a galaxy three times brighter (the same mask) leaves it within 5%: the emission is not counted as noise (only
+    # its faint wings beyond the mask's dilation are)
+    assert data_noise_volume(3.0 * galaxy + correlated, rms, mask, **beam) == pytest.approx(volume, rel=0.05)
+    white = rng.standard_normal(op.shape) * rms
+    assert data_noise_volume(galaxy + white, rms, mask, **beam) == pytest.approx(1.0, abs=0.15)
+    # a galaxy that fills the cube leaves no noise to measure: the beam's area is assumed
+    assert data_noise_volume(galaxy + correlated, rms, np.ones(op.shape, bool), **beam) == op.beam_area_pixels
 
 
 def test_adjusted_samples_take_the_sandwich_covariance():
