@@ -431,7 +431,7 @@ def data_noise_volume(
     beam_area_pixels: float,
 ) -> float:
     """Voxels per independent noise sample, measured on the data alone: the autocorrelation of ``data / noise`` in
-    the voxels away from the detected signal (``mask`` dilated by a beam FWHM), summed over the lag window.
+    the voxels away from the detected signal (``mask`` dilated by a beam FWHM), summed as :func:`_volume` sums it.
 
     It is the same for every model fitted to a cube, so that information criteria of model families fitted to it
     compare: the error model's own measurement (:func:`error_model`) keeps away from each model's extent, and moved
