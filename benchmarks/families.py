@@ -47,7 +47,7 @@ def compare(prepared: Path, fit_dir: Path, radius: float) -> dict[str, float]:
     mask = data.mask & np.isfinite(data.data)
     missed = float(np.abs(residual[mask]).sum() / np.abs(data.data[mask]).sum())
     values = {name: entry["median"] for name, entry in summary["parameters"].items()}
-    spec = ModelSpec(**summary["spec"])
+    spec = ModelSpec.from_record(summary["spec"])
     names = open(fit_dir / "posterior.csv").readline().strip().split(",")
     samples = np.loadtxt(fit_dir / "posterior.csv", delimiter=",", skiprows=1, ndmin=2)
     rows = [{**values, **dict(zip(names, row, strict=True))} for row in samples[:: max(1, len(samples) // 400)]]

@@ -97,6 +97,7 @@ def rank_families(
     out = {}
     for family in families:
         settings = replace(load_settings({"model": FAMILIES[family][0]}), n_clouds=int(summary["n_clouds"]))
+        settings = settings.for_data(fit_data.guesses)
         parameters = settings.resolved(start.guesses, start.bounds)
         posterior = LogPosterior(
             start,

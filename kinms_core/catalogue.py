@@ -4,8 +4,9 @@ Columns, in order: ``galaxy``, ``status`` (``ok`` or ``failed``), ``error`` (emp
 ``<stage>: <message>``); for every model parameter ``p``: ``p`` (posterior median), ``p_lo`` and ``p_hi`` (16th and
 84th percentiles); the diagnostics ``chi2_reduced``, ``n_detected``, ``rms``, ``acceptance``, ``tau_max``,
 ``converged``, ``runtime_s``, ``ra``, ``dec`` (the fitted centre, deg); the model and how to compare it with another
-fit of the same cube: ``model`` (the families that differ from the default, :attr:`ModelSpec.label`), ``n_free``
-and ``bic`` (lower is better); how the errors and the noise were modelled:
+fit of the same cube: ``model`` (the families that differ from the default, :attr:`ModelSpec.label`),
+``warp_radius`` (arcsec, where a warped fit's ``pa`` and ``inc`` hold; empty without a warp), ``n_free`` and ``bic``
+(lower is better); how the errors and the noise were modelled:
 ``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation`` (robust errors:
 how much larger the errors are than for independent, exactly modelled noise, the geometric mean over parameters),
 ``residual_excess`` (residual variance in the galaxy's region over the noise's); the quality flags: ``flags`` (the
@@ -54,7 +55,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: How the errors and the noise were modelled, after the diagnostics.
-MODELLING = ("model", "n_free", "bic", "errors", "noise_model", "error_inflation", "residual_excess")
+MODELLING = ("model", "warp_radius", "n_free", "bic", "errors", "noise_model", "error_inflation", "residual_excess")
 #: The quality-flag columns.
 FLAG_COLUMNS = tuple(f"flag_{name}" for name in FLAGS)
 
@@ -252,6 +253,7 @@ def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
     flags = summary.get("flags") or {}
     return {
         "model": str(summary.get("model", "default")),
+        "warp_radius": _float((summary.get("spec") or {}).get("warp_radius")),
         "n_free": _float(summary.get("n_free")),
         "bic": _float(summary.get("bic")),
         "errors": str(summary.get("errors", "")),

@@ -103,7 +103,7 @@ def _fingerprint(fit_data: FitData, parameters: list[Parameter], settings: FitSe
                 "n_detected": fit_data.n_detected,
                 "obspars": fit_data.obspars.to_dict(),
                 "parameters": [asdict(p) for p in parameters],
-                "spec": asdict(settings.spec),
+                "spec": settings.spec.record(),
                 # side errors are made after the chain and do not change it
                 "options": {k: v for k, v in asdict(settings.options).items() if k != "side_errors"},
                 "n_clouds": settings.n_clouds,
@@ -216,6 +216,7 @@ def fit_galaxy(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     options = settings.options
+    settings = settings.for_data(fit_data.guesses)
     parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
     settings, model_noise = _with_enough_clouds(fit_data, settings, parameters)
     posterior = _make_posterior(fit_data, parameters, settings)
@@ -485,7 +486,7 @@ def _summarise(
         "chi2": chi2,
         "chi2_reduced": chi2 / max(posterior.n_voxels - n_free, 1),
         "model": posterior.model.spec.label,
-        "spec": asdict(posterior.model.spec),
+        "spec": posterior.model.spec.record(),
         "n_free": n_free,
         "n_clouds": posterior.model.cube_model.n_clouds,
         **information_criterion(posterior, map_theta, noise_volume(fit_data)),

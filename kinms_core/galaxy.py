@@ -158,7 +158,7 @@ def plot_galaxy(
     paths.append(
         plot_traces(chain, free, outdir / "traces.png", burn_in=summary["burn_in"], truths=truth_list, title=galaxy)
     )
-    spec = ModelSpec(**summary.get("spec", {}))
+    spec = ModelSpec.from_record(summary.get("spec", {}))
     every = {name: np.full(samples.shape[0], entry["median"]) for name, entry in summary["parameters"].items()}
     every.update({name: samples[:, k] for k, name in enumerate(free)})
     radius = np.linspace(0.0, 0.5 * max(op.nx, op.ny) * op.cellsize, 200)

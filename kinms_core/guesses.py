@@ -29,6 +29,7 @@ from .beam import beam_axes
 from .constants import FWHM_TO_SIGMA
 from .errors import NoEmissionError
 from .ingest import Cube
+from .parametric import HALF_LIGHT_PER_SCALE
 
 __all__ = ["GUESS_KEYS", "data_bounds", "first_guesses"]
 
@@ -37,8 +38,6 @@ log = logging.getLogger(__name__)
 #: Keys of :func:`first_guesses` (and of :func:`data_bounds`).
 GUESS_KEYS = ("flux", "xc", "yc", "vsys", "pa", "inc", "vflat", "scalerad", "rturn", "sigma")
 
-# Half-light radius of an exponential disc in scale lengths.
-_HALF_LIGHT_PER_SCALE = 1.678
 # Default gas dispersion guess (km/s).
 _SIGMA_GUESS = 10.0
 # W20 of model discs (exponential, arctan rotation curve, rturn <~ scalerad, channel width dv, dispersion s) is
@@ -187,7 +186,7 @@ def first_guesses(cube: Cube, mask: np.ndarray, rms: float) -> dict[str, float]:
     if not np.isfinite(pa):
         pa = float(np.degrees(np.arctan2(-major[0], major[1])) % 360.0)
         log.warning("%s: no velocity gradient found; PA guess from the moment-0 shape only (%.0f deg)", cube.name, pa)
-    scalerad = _half_light_radius(mom0, cov, beam_cov, centre) * cell / _HALF_LIGHT_PER_SCALE
+    scalerad = _half_light_radius(mom0, cov, beam_cov, centre) * cell / HALF_LIGHT_PER_SCALE
 
     sigma = max(_SIGMA_GUESS, 0.5 * op.dv)
     broadening = math.sqrt(sigma**2 + op.dv**2 / 12.0)

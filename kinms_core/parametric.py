@@ -12,8 +12,9 @@ A galaxy is a set of families, one per aspect (:class:`ModelSpec`); each family 
   observed moment-0 map, deconvolved from the beam, has its emission; :mod:`kinms_core.surface`);
 - rotation curve: ``arctan`` (``vflat`` km/s, ``rturn`` arcsec) and ``rings`` (circular velocity ``vrot_1 ..
   vrot_K`` in km/s at fixed radii, interpolated linearly, rising linearly from zero inside the first ring);
-- warp: ``none`` or ``linear`` (``pa_grad``, ``inc_grad``: degrees per arcsec of radius, so ``pa(r) = pa + pa_grad
-  r``);
+- warp: ``none`` or ``linear`` (``pa_grad``, ``inc_grad``: degrees per arcsec of radius about the pivot radius
+  ``ModelSpec.warp_radius``, so ``pa(r) = pa + pa_grad (r - warp_radius)``: ``pa`` and ``inc`` are the geometry
+  where the gas is, the emission's half-light radius in a fit, not an extrapolation to the centre);
 - thickness: ``thin`` or ``exponential`` (``z0``, the exponential scale height in arcsec: a thick disc looks
   rounder than a thin one at the same inclination);
 - dispersion: ``constant`` or ``linear`` (``sigma_grad``, km/s per arcsec: ``sigma(r) = max(sigma + sigma_grad r,
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from .obspars import ObsPars
 __all__ = [
     "DISPERSIONS",
     "GEOMETRY_PARAMETERS",
+    "HALF_LIGHT_PER_SCALE",
     "MOTIONS",
     "ROTATION_CURVES",
     "SURFACE_BRIGHTNESS",
@@ -55,6 +57,8 @@ __all__ = [
 ]
 
 GEOMETRY_PARAMETERS = ("flux", "pa", "inc", "xc", "yc", "vsys", "sigma")
+#: Half-light radius of an exponential disc in scale lengths.
+HALF_LIGHT_PER_SCALE = 1.678
 SURFACE_BRIGHTNESS = {
     "exponential": ("scalerad",),
     "gaussian_ring": ("ring_radius", "ring_width"),
@@ -89,6 +93,7 @@ UNITS = {
     "z0": "arcsec",
     "pa_grad": "deg/arcsec",
     "inc_grad": "deg/arcsec",
+    "warp_radius": "arcsec",
     "sigma_grad": "km/s/arcsec",
     "vrad": "km/s",
     "v2t": "km/s",
@@ -124,7 +129,9 @@ _FAMILIES = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which families make the galaxy, and the ring radii of a ``rings`` rotation curve (arcsec)."""
+    """Which families make the galaxy, the ring radii of a ``rings`` rotation curve (arcsec) and the pivot radius of
+    a warp (arcsec; None until set: a fit sets it to the emission's half-light radius, :meth:`FitSettings.for_data
+    <kinms_core.settings.FitSettings.for_data>`)."""
 
     surface_brightness: str = "exponential"
     rotation_curve: str = "arctan"
@@ -133,6 +140,7 @@ class ModelSpec:
     thickness: str = "thin"
     dispersion: str = "constant"
     motions: str = "none"
+    warp_radius: float | None = None
 
     def __post_init__(self) -> None:
         for key, family in _FAMILIES.items():
@@ -147,7 +155,26 @@ class ModelSpec:
                 "model.surface_brightness data cannot go with a warp or a thickness: sky-fixed cloudlets are "
                 "deprojected into one thin plane"
             )
+        if self.warp_radius is not None and not (math.isfinite(self.warp_radius) and self.warp_radius >= 0):
+            raise ValueError(f"model.warp_radius must be a radius of 0 arcsec or more, got {self.warp_radius!r}")
         object.__setattr__(self, "ring_radii", radii)
+
+    def record(self) -> dict[str, object]:
+        """The spec as JSON-ready values (summary.json, the chain's fingerprint); the warp's pivot only for a warp,
+        so that the records of unwarped fits are those of releases without it (their chains still resume)."""
+        out = asdict(self)
+        if self.warp == "none":
+            del out["warp_radius"]
+        return out
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, object]) -> ModelSpec:
+        """The spec of a :meth:`record`; a warp recorded without a pivot was fitted before the pivot existed, about
+        the centre."""
+        record = dict(record)
+        if record.get("warp", "none") != "none":
+            record.setdefault("warp_radius", 0.0)
+        return cls(**record)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -233,11 +260,14 @@ def rotation_curve(spec: ModelSpec, p: Mapping[str, float], r: np.ndarray) -> np
 
 
 def geometry_profile(spec: ModelSpec, p: Mapping[str, float], r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Position angle and inclination (degrees) at radii ``r``: constant unless warped; the inclination is kept
-    within [0, 90]."""
+    """Position angle and inclination (degrees) at radii ``r``: constant unless warped (about ``spec.warp_radius``);
+    the inclination is kept within [0, 90]."""
     r = np.asarray(r, dtype=float)
     if spec.warp == "linear":
-        return p["pa"] + p["pa_grad"] * r, np.clip(p["inc"] + p["inc_grad"] * r, 0.0, 90.0)
+        if spec.warp_radius is None:
+            raise ValueError("a warped ModelSpec needs warp_radius, the radius (arcsec) where pa and inc hold")
+        dr = r - spec.warp_radius
+        return p["pa"] + p["pa_grad"] * dr, np.clip(p["inc"] + p["inc_grad"] * dr, 0.0, 90.0)
     return np.full(r.shape, float(p["pa"])), np.full(r.shape, float(p["inc"]))
 
 

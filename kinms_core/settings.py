@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,16 @@ import yaml
 
 from .cells import as_bool
 from .errors import MissingInputError, SettingsError
-from .parametric import DISPERSIONS, MOTIONS, ROTATION_CURVES, SURFACE_BRIGHTNESS, THICKNESS, WARPS, ModelSpec
+from .parametric import (
+    DISPERSIONS,
+    HALF_LIGHT_PER_SCALE,
+    MOTIONS,
+    ROTATION_CURVES,
+    SURFACE_BRIGHTNESS,
+    THICKNESS,
+    WARPS,
+    ModelSpec,
+)
 
 __all__ = [
     "DEFAULT_WALKERS",
@@ -75,6 +84,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                 "dispersion": {"enum": sorted(DISPERSIONS), "default": "constant"},
                 "motions": {"enum": sorted(MOTIONS), "default": "none"},
                 "ring_radii": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2},
+                "warp_radius": {"oneOf": [{"type": "number", "minimum": 0}, {"const": "auto"}], "default": "auto"},
                 "n_clouds": {"oneOf": [{"type": "integer", "minimum": 1024, "maximum": MAX_CLOUDS}, {"const": "auto"}]},
             },
         },
@@ -232,6 +242,14 @@ class FitSettings:
             raise SettingsError("every parameter is fixed: free at least one (parameters.<name>.fixed: false)")
         return out
 
+    def for_data(self, guesses: Mapping[str, float]) -> FitSettings:
+        """The settings with a warp's ``auto`` pivot radius set to the emission's half-light radius (from the
+        ingestion's scale-length guess), where the warp's ``pa`` and ``inc`` are measured."""
+        if self.spec.warp == "none" or self.spec.warp_radius is not None:
+            return self
+        pivot = HALF_LIGHT_PER_SCALE * float(guesses["scalerad"])
+        return replace(self, spec=replace(self.spec, warp_radius=pivot))
+
 
 def _family_guesses(
     spec: ModelSpec, guesses: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]
@@ -247,7 +265,7 @@ def _family_guesses(
             ("ring_radius", 2.0 * h, (0.0, 6.0 * high)),
             ("ring_width", h, (low, 3.0 * high)),
             ("ring_fraction", 0.5, (0.0, 1.0)),
-            ("reff", 1.678 * h, (low, half_cube)),
+            ("reff", HALF_LIGHT_PER_SCALE * h, (low, half_cube)),
             ("sersic_n", 1.0, (0.3, 8.0)),
             ("hole_radius", 0.5 * h, (0.0, half_cube)),
             # up to a disc as thick as it is wide
@@ -374,6 +392,7 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
             thickness=model.get("thickness", "thin"),
             dispersion=model.get("dispersion", "constant"),
             motions=model.get("motions", "none"),
+            warp_radius=None if model.get("warp_radius", "auto") == "auto" else float(model["warp_radius"]),
         )
     except ValueError as exc:
         raise SettingsError(f"settings key {exc}") from exc

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from kinms_core import ObsPars
+from kinms_core.errors import SettingsError
 from kinms_core.parametric import (
     DISPERSIONS,
     MOTIONS,
@@ -59,11 +60,11 @@ def test_every_parameter_has_a_unit_and_a_sheet_column():
     + [{"motions": m} for m in MOTIONS],
 )
 def test_every_family_has_guesses_and_bounds_and_conserves_flux(model):
-    settings = load_settings({"model": model})
     guesses = {"flux": 30, "xc": 0, "yc": 0, "vsys": 0, "pa": 100, "inc": 50, "vflat": 180, "scalerad": 4}
     guesses |= {"rturn": 2, "sigma": 10}
     bounds = {"scalerad": (0.1, 24.0), "sigma": (0.0, 100.0), "vflat": (10.0, 1000.0)}
     bounds |= {name: (value - 50.0, value + 50.0) for name, value in guesses.items() if name not in bounds}
+    settings = load_settings({"model": model}).for_data(guesses)
     parameters = settings.resolved(guesses, bounds)
     values = {p.name: p.guess for p in parameters}
     assert all(p.min <= p.guess <= p.max for p in parameters if not p.fixed)
@@ -75,7 +76,7 @@ def test_every_family_has_guesses_and_bounds_and_conserves_flux(model):
 def test_families_reduce_to_the_default_where_their_parameters_vanish():
     default = _cube(ModelSpec())
     zero = {
-        ModelSpec(warp="linear"): {"pa_grad": 0.0, "inc_grad": 0.0},
+        ModelSpec(warp="linear", warp_radius=6.0): {"pa_grad": 0.0, "inc_grad": 0.0},
         ModelSpec(dispersion="linear"): {"sigma_grad": 0.0},
         ModelSpec(thickness="exponential"): {"z0": 0.0},
         ModelSpec(motions="radial"): {"vrad": 0.0},
@@ -97,13 +98,13 @@ def test_families_reduce_to_the_default_where_their_parameters_vanish():
 def test_non_circular_families_change_the_cube():
     default = _cube(ModelSpec())
     assert _rel(_cube(ModelSpec(motions="radial"), vrad=30.0), default) > 0.1
-    assert _rel(_cube(ModelSpec(warp="linear"), pa_grad=2.0, inc_grad=0.0), default) > 0.1
+    assert _rel(_cube(ModelSpec(warp="linear", warp_radius=0.0), pa_grad=2.0, inc_grad=0.0), default) > 0.1
     assert _rel(_cube(ModelSpec(dispersion="linear"), sigma_grad=2.0), default) > 0.1
     assert _rel(_cube(ModelSpec(thickness="exponential"), z0=2.0), default) > 0.1
-    model = GalaxyModel(OP, ModelSpec(warp="linear"), n_clouds=2**10)
+    model = GalaxyModel(OP, ModelSpec(warp="linear", warp_radius=10.0), n_clouds=2**10)
     pa, inc = model.geometry({**BASE, "pa_grad": 2.0, "inc_grad": 1.0}, np.array([0.0, 10.0, 50.0]))
-    np.testing.assert_allclose(pa, [120.0, 140.0, 220.0])
-    np.testing.assert_allclose(inc, [55.0, 65.0, 90.0])  # held at edge-on
+    np.testing.assert_allclose(pa, [100.0, 120.0, 200.0])  # pa and inc hold at the pivot, 10"
+    np.testing.assert_allclose(inc, [45.0, 55.0, 90.0])  # held at edge-on
 
 
 def test_surface_from_the_data_reproduces_its_galaxy_only_with_its_geometry():
@@ -125,3 +126,26 @@ def test_surface_from_the_data_reproduces_its_galaxy_only_with_its_geometry():
 def test_data_surface_brightness_cannot_be_warped():
     with pytest.raises(ValueError, match="cannot go with a warp or a thickness"):
         load_settings({"model": {"surface_brightness": "data", "warp": "linear"}})
+
+
+def test_a_warp_pivots_about_the_emission_s_half_light_radius_unless_given():
+    guesses = {"scalerad": 5.0}
+    warped = load_settings({"model": {"warp": "linear"}})
+    assert warped.spec.warp_radius is None
+    assert warped.for_data(guesses).spec.warp_radius == pytest.approx(1.678 * 5.0)
+    given = load_settings({"model": {"warp": "linear", "warp_radius": 12.0}})
+    assert given.for_data(guesses).spec.warp_radius == 12.0
+    assert load_settings({}).for_data(guesses).spec.warp_radius is None  # no warp, no pivot
+    with pytest.raises(SettingsError, match="warp_radius"):
+        load_settings({"model": {"warp": "linear", "warp_radius": -1.0}})
+    with pytest.raises(ValueError, match="needs warp_radius"):
+        GalaxyModel(OP, warped.spec, n_clouds=2**10).geometry({**BASE, "pa_grad": 1.0, "inc_grad": 0.0})
+
+
+def test_spec_records_keep_unwarped_fits_as_they_were_and_read_old_warps_as_centred():
+    assert "warp_radius" not in ModelSpec().record()  # unwarped chains of earlier releases still resume
+    record = ModelSpec(warp="linear", warp_radius=8.0).record()
+    assert ModelSpec.from_record(record) == ModelSpec(warp="linear", warp_radius=8.0)
+    # a warp recorded before the pivot existed was fitted about the centre
+    old = {k: v for k, v in record.items() if k != "warp_radius"}
+    assert ModelSpec.from_record(old).warp_radius == 0.0

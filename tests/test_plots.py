@@ -272,10 +272,11 @@ def test_rotation_figure_shows_each_varying_profile_with_its_band(tmp_path):
     samples |= {"inc": np.full(n, 50.0), "pa_grad": 1.0 + 0.1 * rng.standard_normal(n), "inc_grad": np.zeros(n)}
     samples |= {"sigma": np.full(n, 10.0)}
     radius = np.linspace(0, 30, 61)
-    profiles = profile_samples(samples, ModelSpec(warp="linear"), radius)
+    warped = ModelSpec(warp="linear", warp_radius=0.0)
+    profiles = profile_samples(samples, warped, radius)
     assert set(profiles) == {"rotation", "pa", "inc"}  # no dispersion panel: it is constant
     assert np.median(profiles["pa"][:, -1]) == pytest.approx(130.0, abs=1.0)  # 100 + 1 deg/arcsec x 30"
     band = np.percentile(profiles["rotation"][:, -1], [16, 84])
     assert 8.0 < band[1] - band[0] < 12.0  # vflat's 1-sigma of 5 km/s, nearly all of it at 30"
-    path = plot_profiles(samples, ModelSpec(warp="linear"), radius, tmp_path / "rotation.png", title="G", beam=4.0)
+    path = plot_profiles(samples, warped, radius, tmp_path / "rotation.png", title="G", beam=4.0)
     assert path.stat().st_size > 10_000

@@ -275,7 +275,17 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
     for p in PARAMS:
         expected += [p, f"{p}_lo", f"{p}_hi"]
     expected += ["chi2_reduced", "n_detected", "rms", "acceptance", "tau_max", "converged", "runtime_s", "ra", "dec"]
-    expected += ["model", "n_free", "bic", "errors", "noise_model", "error_inflation", "residual_excess", "flags"]
+    expected += [
+        "model",
+        "warp_radius",
+        "n_free",
+        "bic",
+        "errors",
+        "noise_model",
+        "error_inflation",
+        "residual_excess",
+        "flags",
+    ]
     expected += [f"flag_{name}" for name in FLAGS]
     expected += ["pa_true", "inc_true"]
     assert list(df.columns) == expected
@@ -288,6 +298,7 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
     # how the errors and noise were modelled, and the raised flags in FLAGS order
     assert (a["errors"], a["noise_model"], a["error_inflation"], a["residual_excess"]) == ("robust", "map", 2.0, 2.0)
     assert (a["model"], a["n_free"], a["bic"]) == ("data", 9, 1234.5)
+    assert np.isnan(a["warp_radius"])  # no warp, no pivot
     assert a["flags"] == "mismatch;other_sources" and a["flag_mismatch"] and not a["flag_not_converged"]
     assert pd.isna(b["flag_mismatch"]) and pd.isna(b["errors"])
     # PA: into [0, 360) without a truth, with its percentiles
