@@ -5,20 +5,22 @@ every mock whose only mismatch is one that a family describes (radial flow, bisy
 dispersion gradient) or that has none, maximises the likelihood of each candidate family and ranks them by the BIC
 that summary.json reports (:func:`kinms_core.fit.information_criterion`: the chi-square and the voxel count divided
 by the data's noise-correlation volume, :func:`kinms_core.fit.noise_volume`, so that correlated voxels count once;
-stored results are re-ranked with it). Every family starts from the
-default fit's best point with its own extra parameters at the library's guesses (no radial motion, no warp, no
-dispersion gradient, a scale height of a tenth of the scale length), and the library's optimiser (``maximise``) runs
-the same number of evaluations for each. It prints, per true feature, how often each family wins and the fraction
+stored results are re-ranked with it). Every family starts from the default fit's best point with its own extra
+parameters at the library's guesses (no radial motion, no warp, no dispersion gradient, a scale height of a tenth of
+the scale length), and the library's optimiser (``maximise``) runs the same number of evaluations for each; a thick
+disc also starts higher up the valley of constant v sin i with a thicker disc, as a fit of the thick family does
+(:func:`kinms_core.starts.start_values`). It prints, per true feature, how often each family wins and the fraction
 picked right (``default`` is right for a mock without a feature), and the BIC margins. Because a richer family's
 better maximum can lie far from the default's (a thick disc seen at the inclination a thin one would have), the
 right family is also started from the mock's truth (its own parameters from the generator's where they have a
 counterpart): the fraction picked right then says what the criterion can do with a better search.
 
     python benchmarks/family_selection.py [--calibration benchmarks/out/calibration] [--jobs 2]
-                                          [--max-evaluations 4000] [--summarise]
+                                          [--max-evaluations 4000] [--summarise] [--refit thick ...]
 
 Resumable: each mock's results are kept in ``<calibration>/families/<name>.json`` and
-``<calibration>/families_from_truth/<name>.json``.
+``<calibration>/families_from_truth/<name>.json`` (``--refit`` maximises the named families again, e.g. after a
+change to their search).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ import pandas as pd
 from kinms_core.fit import information_criterion, noise_volume
 from kinms_core.galaxy import load_fit_data
 from kinms_core.likelihood import LogPosterior
-from kinms_core.optimise import maximise
+from kinms_core.optimise import maximise_from
 from kinms_core.settings import load_settings
+from kinms_core.starts import start_values
 
 log = logging.getLogger("family_selection")
 
@@ -85,13 +88,14 @@ def truth_start(mock: pd.Series, spec: dict) -> dict[str, float]:
 
 
 def rank_families(
-    fit_root: Path, max_evaluations: int, families: list[str], start_values: dict[str, float] | None = None
+    fit_root: Path, max_evaluations: int, families: list[str], begin: dict[str, float] | None = None
 ) -> dict[str, dict[str, float]]:
     """Each family's best chi-square, free parameters and BIC for one mock's prepared cube, started from the default
-    fit's best point (or from ``start_values``)."""
+    fit's best point (or from ``begin``), and for a thick disc also from higher inclinations
+    (:func:`kinms_core.starts.start_values`)."""
     fit_data = load_fit_data(fit_root / "prepare")
     summary = json.loads((fit_root / "fit" / "summary.json").read_text())
-    best = start_values or {name: entry["map"] for name, entry in summary["parameters"].items()}
+    best = begin or {name: entry["map"] for name, entry in summary["parameters"].items()}
     volume = noise_volume(fit_data)
     start = replace(fit_data, guesses={**fit_data.guesses, **best})
     out = {}
@@ -109,7 +113,10 @@ def rank_families(
             seed=settings.options.seed,
         )
         guess = np.clip(posterior.guess, posterior.low, posterior.high)
-        theta, calls = maximise(posterior, guess, posterior.low, posterior.high, max_evaluations)
+        bounds = dict(zip(posterior.free_names, zip(posterior.low, posterior.high, strict=True), strict=True))
+        starts = start_values(settings.spec, posterior.values(guess), bounds, fit_data.guesses["scalerad"])
+        vectors = [np.array([values[name] for name in posterior.free_names]) for values in starts]
+        theta, calls, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, max_evaluations)
         criterion = information_criterion(posterior, theta, volume)
         out[family] = {
             "chi2": posterior.chi2(theta),
@@ -126,11 +133,15 @@ def _right_family(mock: pd.Series) -> str:
     return FEATURE_FAMILY.get(str(mock["features"]), "default") if mock["n_features"] else "default"
 
 
-def run_one(mock: pd.Series, spec: dict, calibration: str, max_evaluations: int) -> str:
+def run_one(mock: pd.Series, spec: dict, calibration: str, max_evaluations: int, refit: tuple[str, ...] = ()) -> str:
+    """Rank the families of one mock (from the default's best point, and the right one from the truth); a stored
+    result is kept, except for the ``refit`` families, which are maximised again."""
     fit_root = Path(calibration) / "fits" / mock["name"]
     target = Path(calibration) / "families" / f"{mock['name']}.json"
-    if not target.exists():
-        result = rank_families(fit_root, max_evaluations, list(FAMILIES))
+    stored = json.loads(target.read_text()) if target.exists() else {}
+    missing = [family for family in FAMILIES if family not in stored or family in refit]
+    if missing:
+        result = stored | rank_families(fit_root, max_evaluations, missing)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(result, indent=1) + "\n")
     target = Path(calibration) / "families_from_truth" / f"{mock['name']}.json"
@@ -189,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--max-evaluations", type=int, default=4000)
     parser.add_argument("--summarise", action="store_true", help="only summarise the results already there")
+    parser.add_argument(
+        "--refit", nargs="+", default=[], choices=sorted(FAMILIES), help="families to maximise again in stored results"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     truth = pd.read_csv(args.calibration / "truth.csv")
@@ -199,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%d mocks with one family's feature or none", len(todo))
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = [
-                pool.submit(run_one, mock, specs[mock["name"]], str(args.calibration), args.max_evaluations)
+                pool.submit(
+                    run_one, mock, specs[mock["name"]], str(args.calibration), args.max_evaluations, tuple(args.refit)
+                )
                 for _, mock in todo.iterrows()
             ]
             for done, future in enumerate(as_completed(futures), 1):

@@ -33,12 +33,13 @@ from .likelihood import (
     parameters_to_sampling,
     sampling_to_parameters,
 )
-from .optimise import maximise
+from .optimise import maximise_from
 from .quality import fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
 from .sandwich import ErrorModel, adjust_samples, data_noise_volume, error_model
 from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
 from .sides import side_differences, widen_samples
+from .starts import start_values
 from .versions import software_versions
 
 __all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion", "noise_volume"]
@@ -287,10 +288,7 @@ def _start_point(
         best, optimiser_calls = np.array(saved["theta"]), int(saved["evaluations"])
         errors = ErrorModel.from_dict(saved["error_model"]) if saved.get("error_model") else None
     else:
-        log.info("%s: optimising from the guesses (%d free parameters)", fit_data.galaxy, len(posterior.free))
-        best, optimiser_calls = maximise(
-            posterior, posterior.guess, posterior.low, posterior.high, options.optimiser_evaluations
-        )
+        best, optimiser_calls = _optimise(fit_data, posterior, options.optimiser_evaluations)
         errors = _error_model(fit_data, posterior, best) if options.errors == "robust" else None
     if errors is not None and options.side_errors and not errors.sides:
         errors.sides = _sides(fit_data, posterior, best, options)
@@ -301,6 +299,28 @@ def _start_point(
     if record != {k: saved.get(k) for k in record}:
         write_json_atomic(map_path, record)
     return best, optimiser_calls, errors
+
+
+def _optimise(fit_data: FitData, posterior: LogPosterior, evaluations: int) -> tuple[np.ndarray, int]:
+    """The optimiser's best point from the guesses and any start its families need
+    (:func:`kinms_core.starts.start_values`), and its evaluations."""
+    bounds = dict(zip(posterior.free_names, zip(posterior.low, posterior.high, strict=True), strict=True))
+    starts = start_values(posterior.model.spec, posterior.values(posterior.guess), bounds, fit_data.guesses["scalerad"])
+    log.info(
+        "%s: optimising from the guesses (%d free parameters, %d start(s))",
+        fit_data.galaxy,
+        len(posterior.free),
+        len(starts),
+    )
+    vectors = [np.array([values[name] for name in posterior.free_names]) for values in starts]
+    best, calls, index = maximise_from(posterior, vectors, posterior.low, posterior.high, evaluations)
+    if index:
+        log.info(
+            "%s: the best point came from the start at %s",
+            fit_data.galaxy,
+            _format(posterior.free_names, vectors[index]),
+        )
+    return best, calls
 
 
 def _sides(fit_data: FitData, posterior: LogPosterior, best: np.ndarray, options: Any) -> dict[str, dict[str, float]]:

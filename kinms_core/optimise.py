@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import minimize
 
-__all__ = ["maximise"]
+__all__ = ["maximise", "maximise_from"]
 
 
 def maximise(
@@ -55,3 +55,22 @@ def maximise(
     if not math.isfinite(-best_value) or best_value >= 1e300:
         return guess.copy(), calls
     return low + best_u * span, calls
+
+
+def maximise_from(
+    log_prob: Callable[[np.ndarray], float],
+    starts: list[np.ndarray],
+    low: np.ndarray,
+    high: np.ndarray,
+    max_evaluations: int,
+) -> tuple[np.ndarray, int, int]:
+    """:func:`maximise` from each start (each with ``max_evaluations``); returns the best point of all, the
+    evaluations of all and the index of the start that led to it."""
+    best, best_value, best_index, calls = starts[0].copy(), -math.inf, 0, 0
+    for index, start in enumerate(starts):
+        theta, used = maximise(log_prob, start, low, high, max_evaluations)
+        value = log_prob(theta)
+        calls += used + 1
+        if math.isfinite(value) and value > best_value:
+            best, best_value, best_index = theta, value, index
+    return best, calls, best_index

@@ -1,0 +1,47 @@
+"""The optimiser's start points: a thick disc also starts up the valley of constant v sin i with a thicker disc, and
+the best of several starts is the one kept."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kinms_core.optimise import maximise_from
+from kinms_core.parametric import ModelSpec
+from kinms_core.starts import THICK_LADDER, start_values
+
+VALUES = {"flux": 10.0, "pa": 100.0, "inc": 30.0, "vflat": 200.0, "rturn": 2.0, "z0": 0.4, "scalerad": 4.0}
+BOUNDS = {"inc": (5.0, 89.0), "vflat": (10.0, 1000.0), "z0": (0.0, 8.0), "pa": (0.0, 360.0)}
+
+
+def test_a_thin_disc_starts_only_from_its_guesses():
+    assert start_values(ModelSpec(), VALUES, BOUNDS, length=4.0) == [VALUES]
+
+
+def test_a_thick_disc_also_starts_higher_at_the_same_v_sin_i_and_thicker():
+    starts = start_values(ModelSpec(thickness="exponential"), VALUES, BOUNDS, length=4.0)
+    assert starts[0] == VALUES and len(starts) == 1 + len(THICK_LADDER)
+    vsini = VALUES["vflat"] * math.sin(math.radians(VALUES["inc"]))
+    for start, (step, height) in zip(starts[1:], THICK_LADDER, strict=True):
+        assert start["inc"] == pytest.approx(VALUES["inc"] + step)
+        assert start["vflat"] * math.sin(math.radians(start["inc"])) == pytest.approx(vsini)
+        assert start["z0"] == pytest.approx(height * 4.0)
+        assert {k: start[k] for k in ("pa", "flux", "rturn")} == {k: VALUES[k] for k in ("pa", "flux", "rturn")}
+    # an inclination near its upper bound stays inside it; a fixed one (no bounds) is not moved at all
+    near_edge = start_values(ModelSpec(thickness="exponential"), {**VALUES, "inc": 80.0}, BOUNDS, length=4.0)
+    assert [s["inc"] for s in near_edge] == [80.0, 89.0, 89.0]
+    fixed = {k: v for k, v in BOUNDS.items() if k != "inc"}
+    assert start_values(ModelSpec(thickness="exponential"), VALUES, fixed, length=4.0) == [VALUES]
+
+
+def test_the_best_of_several_starts_is_kept():
+    def two_peaks(x: np.ndarray) -> float:  # a low peak at 0.2 and a high one at 0.8
+        return max(-((x[0] - 0.2) ** 2) / 0.005, 5.0 - (x[0] - 0.8) ** 2 / 0.005)
+
+    low, high = np.array([0.0]), np.array([1.0])
+    best, calls, index = maximise_from(two_peaks, [np.array([0.15]), np.array([0.9])], low, high, 500)
+    assert index == 1 and best[0] == pytest.approx(0.8, abs=1e-3) and calls > 2
+    alone, _, _ = maximise_from(two_peaks, [np.array([0.15])], low, high, 500)
+    assert alone[0] == pytest.approx(0.2, abs=1e-3)  # from the first start alone it stays on the low peak
