@@ -249,6 +249,9 @@ class LogPosterior:
         Model cloudlets and the seed of their draws.
     temperature
         The chi-square is divided by this (the sandwich error model's, for robust errors; 1 otherwise).
+    surface
+        The map of the ``data`` surface brightness (default: made from ``fit_data``; a fit of part of the cube
+        passes the whole cube's, so that the model keeps all of the galaxy's gas).
     """
 
     def __init__(
@@ -262,6 +265,7 @@ class LogPosterior:
         n_clouds: int,
         seed: int,
         temperature: float = 1.0,
+        surface: np.ndarray | None = None,
     ) -> None:
         self.parameters = list(parameters)
         self.names = [p.name for p in self.parameters]
@@ -276,13 +280,14 @@ class LogPosterior:
         self._priors = [(k, p.prior) for k, p in enumerate(self.parameters[i] for i in self.free) if p.prior]
         max_offset = offset_reach(self.parameters)
         self.max_offset = max_offset
+        self.surface = surface if surface is not None else _surface(fit_data, spec)
         self.model = GalaxyModel(
             fit_data.obspars,
             spec,
             n_clouds=n_clouds,
             seed=seed,
             max_offset=max_offset,
-            surface=_surface(fit_data, spec),
+            surface=self.surface,
         )
         finite = np.isfinite(fit_data.data)
         self.n_voxels = int(finite.sum())
