@@ -194,6 +194,32 @@ def summarise(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
     return table
 
 
+def bias_table(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
+    """Per true feature: the median |best - truth| of pa, inc and vflat of the default family and of the family
+    that describes the feature, each maximised from the default fit's best point (does the richer family remove the
+    feature's bias?)."""
+    rows = []
+    for _, mock in truth[truth["n_features"] == 1].iterrows():
+        path = calibration / "families" / f"{mock['name']}.json"
+        if not path.exists():
+            continue
+        result, right = json.loads(path.read_text()), _right_family(mock)
+        for family, label in (("default", "default"), (right, "right family")):
+            best = result[family]["best"]
+            row = {"feature": mock["features"], "family": label}
+            for name in ("pa", "inc", "vflat"):
+                difference = best[name] - float(mock[f"{name}_true"])
+                if name == "pa":  # the shortest arc
+                    difference = (difference + 180.0) % 360.0 - 180.0
+                row[name] = abs(difference)
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    table = frame.groupby(["feature", "family"])[["pa", "inc", "vflat"]].median()
+    return table.join(frame.groupby(["feature", "family"]).size().rename("mocks"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calibration", type=Path, default=Path("benchmarks/out/calibration"))
@@ -231,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nright family picked: {table['ok'].sum()} of {len(table)} ({100 * table['ok'].mean():.0f}%)")
     right = table["ok_truth_start"]
     print(f"with the right family started from the truth: {right.sum()} of {len(table)} ({100 * right.mean():.0f}%)")
+    print("\nmedian |best - truth| (pa, inc in deg, vflat in km/s) of the default and of the right family")
+    print(bias_table(todo, args.calibration).to_string(float_format=lambda v: f"{v:.1f}"))
     return 0
 
 
