@@ -34,6 +34,7 @@ FAMILIES = {
     "radial": {"motions": "radial"},
     "bisymmetric": {"motions": "bisymmetric"},
     "warp": {"warp": "linear"},
+    "warp_rings": {"warp": "rings"},
     "thick": {"thickness": "exponential"},
     "sigma_linear": {"dispersion": "linear"},
 }

@@ -12,9 +12,13 @@ A galaxy is a set of families, one per aspect (:class:`ModelSpec`); each family 
   observed moment-0 map, deconvolved from the beam, has its emission; :mod:`kinms_core.surface`);
 - rotation curve: ``arctan`` (``vflat`` km/s, ``rturn`` arcsec) and ``rings`` (circular velocity ``vrot_1 ..
   vrot_K`` in km/s at fixed radii, interpolated linearly, rising linearly from zero inside the first ring);
-- warp: ``none`` or ``linear`` (``pa_grad``, ``inc_grad``: degrees per arcsec of radius about the pivot radius
+- warp: ``none``, ``linear`` (``pa_grad``, ``inc_grad``: degrees per arcsec of radius about the pivot radius
   ``ModelSpec.warp_radius``, so ``pa(r) = pa + pa_grad (r - warp_radius)``: ``pa`` and ``inc`` are the geometry
-  where the gas is, the emission's half-light radius in a fit, not an extrapolation to the centre);
+  where the gas is, the emission's half-light radius in a fit, not an extrapolation to the centre) or ``rings``
+  (``dpa_k``, ``dinc_k``: degrees, the change of PA and inclination from the inner disc's ``pa`` and ``inc`` at the
+  radii ``ModelSpec.warp_radii`` r_1..r_K after the first, r_0, where the warp starts; linear between them, flat
+  inside r_0 and beyond r_K, as TiRiFiC's and 3D-Barolo's rings; a fit's ``auto`` radii are 1, 2 and 3 half-light
+  radii);
 - thickness: ``thin`` or ``exponential`` (``z0``, the exponential scale height in arcsec: a thick disc looks
   rounder than a thin one at the same inclination);
 - dispersion: ``constant`` or ``linear`` (``sigma_grad``, km/s per arcsec: ``sigma(r) = max(sigma + sigma_grad r,
@@ -38,6 +42,7 @@ from .obspars import ObsPars
 
 __all__ = [
     "DISPERSIONS",
+    "AUTO_WARP_RADII",
     "GEOMETRY_PARAMETERS",
     "HALF_LIGHT_PER_SCALE",
     "MOTIONS",
@@ -68,7 +73,9 @@ SURFACE_BRIGHTNESS = {
     "data": (),
 }
 ROTATION_CURVES = {"arctan": ("vflat", "rturn"), "rings": ()}
-WARPS = {"none": (), "linear": ("pa_grad", "inc_grad")}
+WARPS = {"none": (), "linear": ("pa_grad", "inc_grad"), "rings": ()}
+#: A ring-wise warp's radii when the settings say ``auto``: multiples of the emission's half-light radius.
+AUTO_WARP_RADII = (1.0, 2.0, 3.0)
 THICKNESS = {"thin": (), "exponential": ("z0",)}
 DISPERSIONS = {"constant": (), "linear": ("sigma_grad",)}
 MOTIONS = {"none": (), "radial": ("vrad",), "bisymmetric": ("v2t", "v2r", "phib")}
@@ -103,8 +110,12 @@ UNITS = {
 
 
 def unit_of(name: str) -> str:
-    """Unit of a parameter (``vrot_k`` are km/s)."""
-    return "km/s" if name.startswith("vrot_") else UNITS[name]
+    """Unit of a parameter (``vrot_k`` are km/s, ``dpa_k`` and ``dinc_k`` degrees)."""
+    if name.startswith("vrot_"):
+        return "km/s"
+    if name.startswith(("dpa_", "dinc_")):
+        return "deg"
+    return UNITS[name]
 
 
 def all_parameter_names() -> tuple[str, ...]:
@@ -129,9 +140,9 @@ _FAMILIES = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which families make the galaxy, the ring radii of a ``rings`` rotation curve (arcsec) and the pivot radius of
-    a warp (arcsec; None until set: a fit sets it to the emission's half-light radius, :meth:`FitSettings.for_data
-    <kinms_core.settings.FitSettings.for_data>`)."""
+    """Which families make the galaxy, the ring radii of a ``rings`` rotation curve (arcsec), the pivot radius of a
+    linear warp and the radii of a ring-wise warp (arcsec; None until set: a fit sets them from the emission's
+    half-light radius, :meth:`FitSettings.for_data <kinms_core.settings.FitSettings.for_data>`)."""
 
     surface_brightness: str = "exponential"
     rotation_curve: str = "arctan"
@@ -141,6 +152,7 @@ class ModelSpec:
     dispersion: str = "constant"
     motions: str = "none"
     warp_radius: float | None = None
+    warp_radii: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for key, family in _FAMILIES.items():
@@ -158,13 +170,20 @@ class ModelSpec:
         if self.warp_radius is not None and not (math.isfinite(self.warp_radius) and self.warp_radius >= 0):
             raise ValueError(f"model.warp_radius must be a radius of 0 arcsec or more, got {self.warp_radius!r}")
         object.__setattr__(self, "ring_radii", radii)
+        if self.warp_radii is not None:
+            warp_radii = tuple(float(r) for r in self.warp_radii)
+            if len(warp_radii) < 2 or warp_radii[0] < 0 or any(np.diff(warp_radii) <= 0):
+                raise ValueError("model.warp_radii must be at least two increasing radii of 0 arcsec or more")
+            object.__setattr__(self, "warp_radii", warp_radii)
 
     def record(self) -> dict[str, object]:
         """The spec as JSON-ready values (summary.json, the chain's fingerprint); the warp's pivot only for a warp,
         so that the records of unwarped fits are those of releases without it (their chains still resume)."""
         out = asdict(self)
-        if self.warp == "none":
+        if self.warp != "linear":
             del out["warp_radius"]
+        if self.warp != "rings":
+            del out["warp_radii"]
         return out
 
     @classmethod
@@ -172,7 +191,7 @@ class ModelSpec:
         """The spec of a :meth:`record`; a warp recorded without a pivot was fitted before the pivot existed, about
         the centre."""
         record = dict(record)
-        if record.get("warp", "none") != "none":
+        if record.get("warp", "none") == "linear":
             record.setdefault("warp_radius", 0.0)
         return cls(**record)
 
@@ -182,7 +201,11 @@ class ModelSpec:
         rc = ROTATION_CURVES[self.rotation_curve]
         if self.rotation_curve == "rings":
             rc = tuple(f"vrot_{k + 1}" for k in range(len(self.ring_radii)))
-        extra = WARPS[self.warp] + THICKNESS[self.thickness] + DISPERSIONS[self.dispersion] + MOTIONS[self.motions]
+        warp = WARPS[self.warp]
+        if self.warp == "rings":
+            rings = range(1, len(self.warp_radii or AUTO_WARP_RADII))
+            warp = tuple(f"dpa_{k}" for k in rings) + tuple(f"dinc_{k}" for k in rings)
+        extra = warp + THICKNESS[self.thickness] + DISPERSIONS[self.dispersion] + MOTIONS[self.motions]
         return GEOMETRY_PARAMETERS + SURFACE_BRIGHTNESS[self.surface_brightness] + rc + extra
 
     @property
@@ -190,9 +213,16 @@ class ModelSpec:
         """A short name of the families that differ from the default, e.g. ``data+radial`` or ``warp+sigma_linear``
         (``default`` when none does)."""
         defaults = ModelSpec()
-        names = {"warp": "warp", "thickness": "thick", "dispersion": "sigma_linear"}
+        names = {
+            ("warp", "linear"): "warp",
+            ("warp", "rings"): "warp_rings",
+            ("thickness", "exponential"): "thick",
+            ("dispersion", "linear"): "sigma_linear",
+        }
         parts = [
-            names.get(key, getattr(self, key)) for key in _FAMILIES if getattr(self, key) != getattr(defaults, key)
+            names.get((key, getattr(self, key)), getattr(self, key))
+            for key in _FAMILIES
+            if getattr(self, key) != getattr(defaults, key)
         ]
         return "+".join(parts) or "default"
 
@@ -268,6 +298,13 @@ def geometry_profile(spec: ModelSpec, p: Mapping[str, float], r: np.ndarray) -> 
             raise ValueError("a warped ModelSpec needs warp_radius, the radius (arcsec) where pa and inc hold")
         dr = r - spec.warp_radius
         return p["pa"] + p["pa_grad"] * dr, np.clip(p["inc"] + p["inc_grad"] * dr, 0.0, 90.0)
+    if spec.warp == "rings":
+        if spec.warp_radii is None:
+            raise ValueError("a ring-wise warped ModelSpec needs warp_radii, the radii (arcsec) of its rings")
+        rings = range(1, len(spec.warp_radii))
+        pa = p["pa"] + np.interp(r, spec.warp_radii, [0.0, *(p[f"dpa_{k}"] for k in rings)])
+        inc = p["inc"] + np.interp(r, spec.warp_radii, [0.0, *(p[f"dinc_{k}"] for k in rings)])
+        return pa, np.clip(inc, 0.0, 90.0)
     return np.full(r.shape, float(p["pa"])), np.full(r.shape, float(p["inc"]))
 
 

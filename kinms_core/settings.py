@@ -34,6 +34,7 @@ import yaml
 from .cells import as_bool
 from .errors import MissingInputError, SettingsError
 from .parametric import (
+    AUTO_WARP_RADII,
     DISPERSIONS,
     HALF_LIGHT_PER_SCALE,
     MOTIONS,
@@ -85,6 +86,13 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                 "motions": {"enum": sorted(MOTIONS), "default": "none"},
                 "ring_radii": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2},
                 "warp_radius": {"oneOf": [{"type": "number", "minimum": 0}, {"const": "auto"}], "default": "auto"},
+                "warp_radii": {
+                    "oneOf": [
+                        {"type": "array", "items": {"type": "number", "minimum": 0}, "minItems": 2},
+                        {"const": "auto"},
+                    ],
+                    "default": "auto",
+                },
                 "n_clouds": {"oneOf": [{"type": "integer", "minimum": 1024, "maximum": MAX_CLOUDS}, {"const": "auto"}]},
             },
         },
@@ -243,12 +251,25 @@ class FitSettings:
         return out
 
     def for_data(self, guesses: Mapping[str, float]) -> FitSettings:
-        """The settings with a warp's ``auto`` pivot radius set to the emission's half-light radius (from the
-        ingestion's scale-length guess), where the warp's ``pa`` and ``inc`` are measured."""
-        if self.spec.warp == "none" or self.spec.warp_radius is not None:
-            return self
-        pivot = HALF_LIGHT_PER_SCALE * float(guesses["scalerad"])
-        return replace(self, spec=replace(self.spec, warp_radius=pivot))
+        """The settings with a warp's ``auto`` radii set from the emission's half-light radius (from the ingestion's
+        scale-length guess): a linear warp's pivot, where its ``pa`` and ``inc`` are measured, at it, and a ring-wise
+        warp's radii at :data:`~kinms_core.parametric.AUTO_WARP_RADII` times it."""
+        half_light = HALF_LIGHT_PER_SCALE * float(guesses.get("scalerad", math.nan))
+        if self.spec.warp == "linear" and self.spec.warp_radius is None:
+            return replace(self, spec=replace(self.spec, warp_radius=_emission_size(half_light)))
+        if self.spec.warp == "rings" and self.spec.warp_radii is None:
+            radii = tuple(_emission_size(half_light) * multiple for multiple in AUTO_WARP_RADII)
+            return replace(self, spec=replace(self.spec, warp_radii=radii))
+        return self
+
+
+def _emission_size(half_light: float) -> float:
+    """The half-light radius (arcsec) that auto warp radii scale with, or an error that says what to give."""
+    if not (math.isfinite(half_light) and half_light > 0):
+        raise SettingsError(
+            "model.warp_radius or warp_radii auto needs the emission's size (the scalerad guess): give them in arcsec"
+        )
+    return half_light
 
 
 def _family_guesses(
@@ -279,6 +300,11 @@ def _family_guesses(
         sigma_high = bounds.get("sigma", (0.0, 100.0))[1]
         guesses.setdefault("sigma_grad", 0.0)
         bounds.setdefault("sigma_grad", (-sigma_high / half_cube, sigma_high / half_cube))
+    # a ring-wise warp's turns of up to 45 degrees
+    for name in spec.parameter_names:
+        if name.startswith(("dpa_", "dinc_")):
+            guesses.setdefault(name, 0.0)
+            bounds.setdefault(name, (-45.0, 45.0))
     if "vflat" in guesses:
         for k in range(len(spec.ring_radii)):
             guesses.setdefault(f"vrot_{k + 1}", guesses["vflat"])
@@ -393,6 +419,7 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
             dispersion=model.get("dispersion", "constant"),
             motions=model.get("motions", "none"),
             warp_radius=None if model.get("warp_radius", "auto") == "auto" else float(model["warp_radius"]),
+            warp_radii=None if model.get("warp_radii", "auto") == "auto" else tuple(model["warp_radii"]),
         )
     except ValueError as exc:
         raise SettingsError(f"settings key {exc}") from exc
