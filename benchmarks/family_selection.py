@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kinms_core.fit import information_criterion, noise_volume
+from kinms_core.fit import bic, information_criterion, noise_volume
 from kinms_core.galaxy import load_fit_data
 from kinms_core.likelihood import LogPosterior
 from kinms_core.optimise import maximise_from
@@ -153,9 +152,9 @@ def run_one(mock: pd.Series, spec: dict, calibration: str, max_evaluations: int,
 
 
 def _bic(entry: dict[str, float], volume: float, n_voxels: int) -> float:
-    """A family's BIC from its stored chi-square and free parameters, with the cube's noise volume as
-    :func:`kinms_core.fit.information_criterion` computes it (results kept from earlier runs are ranked alike)."""
-    return entry["chi2"] / volume + entry["n_free"] * math.log(n_voxels / volume)
+    """A family's BIC from its stored chi-square and free parameters, with the cube's noise volume
+    (:func:`kinms_core.fit.bic`: results kept from earlier runs are ranked alike)."""
+    return bic(entry["chi2"], entry["n_free"], n_voxels, volume)["bic"]
 
 
 def summarise(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:

@@ -42,7 +42,7 @@ from .sides import side_differences, widen_samples
 from .starts import start_values
 from .versions import software_versions
 
-__all__ = ["ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion", "noise_volume"]
+__all__ = ["bic", "ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion", "noise_volume"]
 
 log = logging.getLogger(__name__)
 
@@ -589,12 +589,17 @@ def noise_volume(fit_data: FitData) -> float:
 
 
 def information_criterion(posterior: LogPosterior, best: np.ndarray, volume: float) -> dict[str, float]:
-    """BIC = chi2_max / c + k ln(N / c) (Schwarz 1978) at the best point, with ``c`` the voxels per independent noise
-    sample (``volume``: the data's noise correlation volume, the same for every family), so that correlated voxels
-    count once: lower is better, between model families fitted to the same cube."""
-    n_effective = posterior.n_voxels / volume
-    chi2 = posterior.chi2(best) / volume
-    return {"bic": chi2 + len(posterior.free) * math.log(n_effective), "n_effective": n_effective}
+    """The BIC (:func:`bic`) of ``posterior``'s model at its best point."""
+    return bic(posterior.chi2(best), len(posterior.free), posterior.n_voxels, volume)
+
+
+def bic(chi2: float, n_free: int, n_voxels: int, volume: float) -> dict[str, float]:
+    """BIC = chi2_max / c + k ln(N / c) (Schwarz 1978) of a fit's chi-square at its best point, ``k`` free parameters
+    and ``N`` voxels, with ``c`` the voxels per independent noise sample (``volume``: the data's noise correlation
+    volume, the same for every family), so that correlated voxels count once: lower is better, between model
+    families fitted to the same cube. Returns the BIC and ``N / c`` (``n_effective``)."""
+    n_effective = n_voxels / volume
+    return {"bic": chi2 / volume + n_free * math.log(n_effective), "n_effective": n_effective}
 
 
 def _likelihood_record(posterior: LogPosterior, options: Any, errors: ErrorModel | None) -> dict[str, Any]:
