@@ -5,7 +5,8 @@ Columns, in order: ``galaxy``, ``status`` (``ok`` or ``failed``), ``error`` (emp
 84th percentiles); the diagnostics ``chi2_reduced``, ``n_detected``, ``rms``, ``acceptance``, ``tau_max``,
 ``converged``, ``runtime_s``, ``ra``, ``dec`` (the fitted centre, deg); the model and how to compare it with another
 fit of the same cube: ``model`` (the families that differ from the default, :attr:`ModelSpec.label`),
-``warp_radius`` (arcsec, where a warped fit's ``pa`` and ``inc`` hold; empty without a warp), ``n_free`` and ``bic``
+``warp_radius`` (arcsec, where a warped fit's ``pa`` and ``inc`` hold: a linear warp's pivot, where a ring-wise warp
+starts; empty without a warp), ``n_free`` and ``bic``
 (lower is better); how the errors and the noise were modelled:
 ``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation`` (robust errors:
 how much larger the errors are than for independent, exactly modelled noise, the geometric mean over parameters),
@@ -253,7 +254,7 @@ def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
     flags = summary.get("flags") or {}
     return {
         "model": str(summary.get("model", "default")),
-        "warp_radius": _float((summary.get("spec") or {}).get("warp_radius")),
+        "warp_radius": _warp_radius(summary.get("spec") or {}),
         "n_free": _float(summary.get("n_free")),
         "bic": _float(summary.get("bic")),
         "errors": str(summary.get("errors", "")),
@@ -263,6 +264,14 @@ def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
         "flags": ";".join(raised(flags)),
         **{f"flag_{name}": bool(flags.get(name)) for name in FLAGS},
     }
+
+
+def _warp_radius(spec: Mapping[str, Any]) -> float:
+    """Where a warped fit's ``pa`` and ``inc`` hold (arcsec): a linear warp's pivot, the radius where a ring-wise
+    warp starts; NaN without a warp."""
+    if spec.get("warp") == "rings":
+        return _float((spec.get("warp_radii") or [None])[0])
+    return _float(spec.get("warp_radius"))
 
 
 def catalogue_units(columns: Sequence[str]) -> dict[str, str]:

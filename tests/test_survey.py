@@ -299,6 +299,13 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
     assert (a["errors"], a["noise_model"], a["error_inflation"], a["residual_excess"]) == ("robust", "map", 2.0, 2.0)
     assert (a["model"], a["n_free"], a["bic"]) == ("data", 9, 1234.5)
     assert np.isnan(a["warp_radius"])  # no warp, no pivot
+    warped = fake_summary("d") | {"spec": {"warp": "rings", "warp_radii": [4.0, 8.0, 12.0]}}
+    linear = fake_summary("e") | {"spec": {"warp": "linear", "warp_radius": 6.0}}
+    rows = build_catalogue(
+        [{"galaxy": g, "status": "ok", "error": "", "summary": s} for g, s in (("d", warped), ("e", linear))],
+        params=PARAMS,
+    )
+    assert list(rows["warp_radius"]) == [4.0, 6.0]  # where pa and inc hold: the rings' start, the linear pivot
     assert a["flags"] == "mismatch;other_sources" and a["flag_mismatch"] and not a["flag_not_converged"]
     assert pd.isna(b["flag_mismatch"]) and pd.isna(b["errors"])
     # PA: into [0, 360) without a truth, with its percentiles
