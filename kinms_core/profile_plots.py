@@ -43,6 +43,15 @@ _LABELS = {
 }
 
 
+def _knots(spec: ModelSpec, profile: str) -> tuple[float, ...]:
+    """The radii of a profile's rings (a ``rings`` rotation curve, a ring-wise warp), marked on its panel."""
+    if profile == "rotation" and spec.rotation_curve == "rings":
+        return spec.ring_radii
+    if profile in ("pa", "inc") and spec.warp == "rings":
+        return spec.warp_radii or ()
+    return ()
+
+
 def plot_profiles(
     samples: Mapping[str, np.ndarray],
     spec: ModelSpec,
@@ -61,8 +70,9 @@ def plot_profiles(
         low, median, high = np.percentile(values, [16.0, 50.0, 84.0], axis=0)
         ax.fill_between(radius, low, high, color="tab:blue", alpha=0.3, lw=0, label="16th-84th percentile")
         ax.plot(radius, median, color="tab:blue", lw=1.5, label="median")
-        if name == "rotation" and spec.rotation_curve == "rings":
-            ax.plot(spec.ring_radii, np.interp(spec.ring_radii, radius, median), "o", color="tab:blue", ms=4)
+        knots = _knots(spec, name)
+        if knots:
+            ax.plot(knots, np.interp(knots, radius, median), "o", color="tab:blue", ms=4)
         if beam:
             ax.axvspan(0.0, beam, color="0.85", lw=0, label="beam FWHM")
         ax.set_xlabel("radius (arcsec)")

@@ -280,3 +280,11 @@ def test_rotation_figure_shows_each_varying_profile_with_its_band(tmp_path):
     assert 8.0 < band[1] - band[0] < 12.0  # vflat's 1-sigma of 5 km/s, nearly all of it at 30"
     path = plot_profiles(samples, warped, radius, tmp_path / "rotation.png", title="G", beam=4.0)
     assert path.stat().st_size > 10_000
+    # a ring-wise warp: flat inside its first radius, the turns at the others, flat beyond the last
+    rings = ModelSpec(warp="rings", warp_radii=(5.0, 10.0, 20.0))
+    samples |= {"dpa_1": np.full(n, 10.0), "dpa_2": 20.0 + rng.standard_normal(n), "dinc_1": np.zeros(n)}
+    samples |= {"dinc_2": np.full(n, 5.0)}
+    pa = np.median(profile_samples(samples, rings, radius)["pa"], axis=0)
+    assert (pa[radius <= 5.0] == 100.0).all() and pa[radius == 10.0][0] == pytest.approx(110.0)
+    assert pa[-1] == pytest.approx(120.0, abs=0.2)
+    assert plot_profiles(samples, rings, radius, tmp_path / "rings.png", beam=4.0).stat().st_size > 10_000
