@@ -3,10 +3,13 @@ radius, run time (resumable: a finished family is read back).
 
     python benchmarks/families.py CUBE.fits [--families default data exponential_ring radial warp]
                                   [--radius 20] [--processes 2] [--outdir benchmarks/out/families/NAME]
+                                  [--profile 30]
 
 The residual flux is the absolute residual summed over the signal mask, over the data's flux there: the share of
 the emission that the model misses. The time per likelihood evaluation (run time over evaluations, optimiser and
-chain) compares the families' cost whatever the number of steps each chain needed. ``default`` is the library's
+chain) compares the families' cost whatever the number of steps each chain needed, if they ran under the same load;
+``--profile N`` times N likelihood evaluations of each family back to back instead, and gives the fit-time ratio at
+equal load as that cost ratio times the ratio of evaluations. ``default`` is the library's
 default model; the other names are the keys of FAMILIES below (each a ``model:`` setting).
 """
 
@@ -17,6 +20,7 @@ import json
 import logging
 import math
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +28,10 @@ from astropy.io import fits
 
 from kinms_core.fit import bic, noise_volume
 from kinms_core.galaxy import fit_prepared, load_fit_data
+from kinms_core.likelihood import LogPosterior
 from kinms_core.parametric import ModelSpec, rotation_curve
 from kinms_core.prepare import load_prepared, prepare_cube
+from kinms_core.settings import load_settings
 
 FAMILIES = {
     "default": {},
@@ -75,7 +81,28 @@ def compare(prepared: Path, fit_dir: Path, radius: float) -> dict[str, float]:
         "runtime_s": summary["runtime_s"],
         "ms_per_evaluation": 1e3 * summary["runtime_s"] / max(summary["evaluations"], 1),
         "n_clouds": summary["n_clouds"],
+        "evaluations": summary["evaluations"],
     }
+
+
+def evaluation_ms(prepared: Path, fit_dir: Path, family: str, repeats: int) -> float:
+    """Median wall time (ms) of one likelihood evaluation of a fitted family at its best point, with its cloudlets:
+    profiled back to back, so that the families compare under the same machine load (a fit's runtime depends on what
+    else ran)."""
+    summary = json.loads((fit_dir / "summary.json").read_text())
+    fit_data = load_fit_data(prepared)
+    settings = load_settings({"model": FAMILIES[family]}).for_data(fit_data.guesses)
+    parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
+    posterior = LogPosterior(
+        fit_data, parameters, settings.spec, correction="none", n_clouds=summary["n_clouds"], seed=settings.options.seed
+    )
+    theta = np.array([summary["parameters"][name]["map"] for name in posterior.free_names])
+    times = []
+    for _ in range(repeats + 1):  # the first call plans and warms up
+        start = time.perf_counter()
+        posterior(theta)
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times[1:]))
 
 
 def main() -> None:
@@ -85,6 +112,7 @@ def main() -> None:
     parser.add_argument("--radius", type=float, default=20.0, help="radius of the rotation velocity compared (arcsec)")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--outdir", default=None)
+    parser.add_argument("--profile", type=int, default=0, help="also time this many likelihood evaluations each")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     outdir = Path(args.outdir or f"benchmarks/out/families/{Path(args.cube).name.split('.')[0]}")
@@ -97,6 +125,8 @@ def main() -> None:
         if not (fit_dir / "summary.json").exists():
             fit_prepared(prepared, {"model": FAMILIES[family]}, fit_dir, processes=args.processes, progress=False)
         rows[family] = compare(prepared, fit_dir, args.radius)
+    for family in args.families if args.profile else ():
+        rows[family]["profiled_ms"] = evaluation_ms(prepared, outdir / family, family, args.profile)
     best = min(rows, key=lambda name: rows[name]["bic"])
     print(f"{args.cube}: families compared (lowest BIC: {best})")
     print(
@@ -109,6 +139,16 @@ def main() -> None:
             f"{r['inc']:>7.1f}{r['runtime_s']:>8.0f}{r['ms_per_evaluation']:>9.2f}"
             f"{'' if r['converged'] else ' (not converged)'}"
         )
+    if args.profile:
+        base = rows[args.families[0]]
+        print(f"per evaluation, profiled back to back ({args.profile} each), over {args.families[0]}:")
+        for family, r in rows.items():
+            ratio = r["profiled_ms"] / base["profiled_ms"]
+            steps = r["evaluations"] / base["evaluations"]
+            print(
+                f"  {family:<16}{r['profiled_ms']:>8.2f} ms  x{ratio:.2f}; evaluations x{steps:.2f}; "
+                f"fit time at equal load x{ratio * steps:.2f}"
+            )
     (outdir / "families.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 

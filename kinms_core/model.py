@@ -103,6 +103,19 @@ class Bisymmetric:
     phib: float = 0.0
 
 
+def _on_uniform_grid(r: np.ndarray, grid: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """``np.interp(r, grid, profile)`` by index arithmetic when ``grid`` is evenly spaced (as
+    :func:`~kinms_core.parametric.radius_grid`'s), else np.interp: for unsorted radii, such as those of cloudlets
+    fixed on the sky, np.interp's binary search per point took 40% of a model."""
+    step = (grid[-1] - grid[0]) / (grid.size - 1)
+    if grid.size < 3 or not np.allclose(np.diff(grid), step, rtol=1e-9, atol=0.0):
+        return np.interp(r, grid, profile)
+    position = np.clip((r - grid[0]) / step, 0.0, grid.size - 1)
+    index = np.minimum(position.astype(np.intp), grid.size - 2)
+    fraction = position - index
+    return profile[index] + (profile[index + 1] - profile[index]) * fraction
+
+
 def _line_of_sight(
     radius: np.ndarray,
     cos_phase: np.ndarray,
@@ -110,17 +123,17 @@ def _line_of_sight(
     sin_inc: np.ndarray | float,
     gauss: np.ndarray,
     vel_rad: np.ndarray,
-    vel_prof: np.ndarray,
+    circular: np.ndarray,
     gas_sigma: np.ndarray,
     radial_vel: np.ndarray,
     bisymmetric: Bisymmetric | None,
 ) -> np.ndarray:
     """Line-of-sight velocities (km/s, relative to systemic) of cloudlets at disc-plane ``radius`` and azimuth
-    (``cos_phase``, ``sin_phase``), with KinMS's signs: rotation ``-v_circ cos(theta) sin(inc)``, dispersion
-    ``gauss * sigma``, radial motion ``+v_rad sin(theta) sin(inc)`` (KinMS's ``radial_motion.pure_radial``: whether a
-    positive ``v_rad`` is an outflow or an inflow depends on which side of the disc is nearer, which the kinematics
-    alone do not tell) and an optional bisymmetric flow."""
-    los_vel = np.interp(radius, vel_rad, vel_prof) * cos_phase
+    (``cos_phase``, ``sin_phase``) with circular velocities ``circular``, with KinMS's signs: rotation ``-v_circ
+    cos(theta) sin(inc)``, dispersion ``gauss * sigma``, radial motion ``+v_rad sin(theta) sin(inc)`` (KinMS's
+    ``radial_motion.pure_radial``: whether a positive ``v_rad`` is an outflow or an inflow depends on which side of
+    the disc is nearer, which the kinematics alone do not tell) and an optional bisymmetric flow."""
+    los_vel = circular * cos_phase
     los_vel *= sin_inc
     np.negative(los_vel, out=los_vel)
     if np.any(gas_sigma > 0):
@@ -308,7 +321,7 @@ class CubeModel:
             sin_inc,
             self._gauss,
             vel_rad,
-            vel_prof,
+            np.interp(radius, vel_rad, vel_prof),
             gas_sigma,
             _profile("radial_vel", radial_vel, vel_rad, "vel_rad"),
             bisymmetric,
@@ -512,7 +525,7 @@ class CubeModel:
             math.sin(inc_rad),
             gauss,
             vel_rad,
-            vel_prof,
+            _on_uniform_grid(radius, vel_rad, vel_prof),
             gas_sigma,
             _profile("radial_vel", radial_vel, vel_rad, "vel_rad"),
             bisymmetric,

@@ -403,3 +403,15 @@ def test_unusable_wisdom_file_is_skipped_with_a_warning(tmp_path, monkeypatch, c
     convolver = BeamConvolver((4, 16, 16), gaussian_psf((3.0, 3.0, 0.0), 1.0))
     assert "FFTW wisdom not shared" in caplog.text
     assert convolver(np.ones((4, 16, 16))).shape == (4, 16, 16)
+
+
+def test_interpolation_on_an_even_radius_grid_is_numpy_s():
+    from kinms_core.model import _on_uniform_grid
+
+    rng = np.random.default_rng(0)
+    grid = np.arange(0.0, 40.0, 1.0 / 3.0)
+    profile = 200.0 * np.arctan(grid / 3.0)
+    radii = np.concatenate([rng.uniform(-1.0, 45.0, 10_000), grid, [0.0, grid[-1]]])  # beyond both ends too
+    np.testing.assert_allclose(_on_uniform_grid(radii, grid, profile), np.interp(radii, grid, profile), atol=1e-9)
+    uneven = np.array([0.0, 1.0, 5.0, 6.0])
+    np.testing.assert_array_equal(_on_uniform_grid(radii, uneven, uneven**2), np.interp(radii, uneven, uneven**2))
