@@ -13,7 +13,7 @@ import yaml
 
 from kinms_core import ObsPars
 from kinms_core.errors import SettingsError
-from kinms_core.likelihood import FitData, LogPosterior
+from kinms_core.likelihood import FitData, LogPosterior, model_noise_chi2
 from kinms_core.optimise import maximise
 from kinms_core.parametric import (
     DISPERSIONS,
@@ -192,3 +192,19 @@ def test_a_ring_wise_warp_is_recovered_from_a_mock_made_with_it():
     found = posterior.values(best)
     assert found["dpa_2"] == pytest.approx(25.0, abs=4.0) and found["dinc_2"] == pytest.approx(15.0, abs=6.0)
     assert found["pa"] == pytest.approx(120.0, abs=3.0)
+
+
+def test_the_data_surface_brightness_s_monte_carlo_noise_falls_as_its_cloudlets_grow():
+    # each sky cloudlet's velocity deviate comes from its own draw: paired with the model's deviates (ordered by
+    # another sequence) a pixel's cloudlets moved together and the noise grew with the cloudlets
+    truth = _cube(ModelSpec())
+    surface = surface_map(truth, truth > 0.01 * truth.max(), OP)
+    spec, values = ModelSpec(surface_brightness="data"), {k: v for k, v in BASE.items() if k != "scalerad"}
+    noise = np.full(OP.shape, 1e-3 * truth.max())
+
+    def model_noise(n: int) -> float:
+        pair = [GalaxyModel(OP, spec, n_clouds=n, seed=s, surface=surface) for s in (0, 1)]
+        return model_noise_chi2(*pair, values, noise)
+
+    coarse, fine = model_noise(2**14), model_noise(2**17)
+    assert fine < coarse / 8  # as 1/n or faster (17x here; 4x, and rising beyond 2^16, with the model's deviates)
