@@ -113,7 +113,7 @@ def rank_families(
         )
         guess = np.clip(posterior.guess, posterior.low, posterior.high)
         bounds = dict(zip(posterior.free_names, zip(posterior.low, posterior.high, strict=True), strict=True))
-        starts = start_values(settings.spec, posterior.values(guess), bounds, fit_data.guesses["scalerad"])
+        starts = start_values(settings.spec, posterior.values(guess), bounds, fit_data.guesses.get("scalerad"))
         vectors = [np.array([values[name] for name in posterior.free_names]) for values in starts]
         theta, calls, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, max_evaluations)
         criterion = information_criterion(posterior, theta, volume)

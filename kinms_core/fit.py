@@ -305,7 +305,9 @@ def _optimise(fit_data: FitData, posterior: LogPosterior, evaluations: int) -> t
     """The optimiser's best point from the guesses and any start its families need
     (:func:`kinms_core.starts.start_values`), and its evaluations."""
     bounds = dict(zip(posterior.free_names, zip(posterior.low, posterior.high, strict=True), strict=True))
-    starts = start_values(posterior.model.spec, posterior.values(posterior.guess), bounds, fit_data.guesses["scalerad"])
+    starts = start_values(
+        posterior.model.spec, posterior.values(posterior.guess), bounds, fit_data.guesses.get("scalerad")
+    )
     log.info(
         "%s: optimising from the guesses (%d free parameters, %d start(s))",
         fit_data.galaxy,

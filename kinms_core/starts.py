@@ -25,12 +25,12 @@ def start_values(
     spec: ModelSpec,
     values: Mapping[str, float],
     bounds: Mapping[str, tuple[float, float]],
-    length: float,
+    length: float | None,
 ) -> list[dict[str, float]]:
     """The optimiser's start points: ``values`` first, then, for a thick disc with a free inclination, the
     :data:`THICK_LADDER` steps up in inclination (within its bounds) at the same ``v sin i`` (every rotation speed
     scaled by ``sin i / sin i'``) with the scale height ``z0`` set to the step's multiple of ``length`` (arcsec, the
-    emission's scale length).
+    emission's scale length; None: the start's ``scalerad``, else ``z0`` is left as it is).
 
     ``bounds`` holds the free parameters' bounds; a parameter without bounds is fixed and left as it is.
     """
@@ -45,8 +45,9 @@ def start_values(
         scale = math.sin(math.radians(values["inc"])) / max(math.sin(math.radians(inc)), 1e-6)
         for name in speeds:
             start[name] = _within(values[name] * scale, bounds[name])
-        if "z0" in bounds:
-            start["z0"] = _within(height * length, bounds["z0"])
+        scale = length if length is not None else values.get("scalerad")
+        if "z0" in bounds and scale is not None:
+            start["z0"] = _within(height * scale, bounds["z0"])
         starts.append(start)
     return starts
 

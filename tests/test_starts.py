@@ -32,6 +32,9 @@ def test_a_thick_disc_also_starts_higher_at_the_same_v_sin_i_and_thicker():
     # an inclination near its upper bound stays inside it; a fixed one (no bounds) is not moved at all
     near_edge = start_values(ModelSpec(thickness="exponential"), {**VALUES, "inc": 80.0}, BOUNDS, length=4.0)
     assert [s["inc"] for s in near_edge] == [80.0, 89.0, 89.0]
+    # without the emission's scale length the start's own scale length sets the scale heights
+    own = start_values(ModelSpec(thickness="exponential"), VALUES, BOUNDS, length=None)
+    assert [s["z0"] for s in own[1:]] == [height * VALUES["scalerad"] for _, height in THICK_LADDER]
     fixed = {k: v for k, v in BOUNDS.items() if k != "inc"}
     assert start_values(ModelSpec(thickness="exponential"), VALUES, fixed, length=4.0) == [VALUES]
 
