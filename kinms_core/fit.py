@@ -42,7 +42,7 @@ from .sides import side_differences, widen_samples
 from .starts import start_values
 from .versions import software_versions
 
-__all__ = ["bic", "ChainFile", "autocorrelation_time", "fit_galaxy", "information_criterion", "noise_volume"]
+__all__ = ["ChainFile", "autocorrelation_time", "bic", "fit_galaxy", "information_criterion", "noise_volume"]
 
 log = logging.getLogger(__name__)
 

@@ -66,6 +66,9 @@ def maximise_from(
 ) -> tuple[np.ndarray, int, int]:
     """:func:`maximise` from each start (each with ``max_evaluations``); returns the best point of all, the
     evaluations of all and the index of the start that led to it."""
+    if len(starts) == 1:  # nothing to compare: no extra evaluation
+        theta, calls = maximise(log_prob, starts[0], low, high, max_evaluations)
+        return theta, calls, 0
     best, best_value, best_index, calls = starts[0].copy(), -math.inf, 0, 0
     for index, start in enumerate(starts):
         theta, used = maximise(log_prob, start, low, high, max_evaluations)
