@@ -41,8 +41,8 @@ from .model import DEFAULT_CLOUDS, Bisymmetric, CubeModel, SkyClouds
 from .obspars import ObsPars
 
 __all__ = [
-    "DISPERSIONS",
     "AUTO_WARP_RADII",
+    "DISPERSIONS",
     "GEOMETRY_PARAMETERS",
     "HALF_LIGHT_PER_SCALE",
     "MOTIONS",
@@ -177,8 +177,8 @@ class ModelSpec:
             object.__setattr__(self, "warp_radii", warp_radii)
 
     def record(self) -> dict[str, object]:
-        """The spec as JSON-ready values (summary.json, the chain's fingerprint); the warp's pivot only for a warp,
-        so that the records of unwarped fits are those of releases without it (their chains still resume)."""
+        """The spec as JSON-ready values (summary.json, the chain's fingerprint); a warp's radii only for that warp,
+        so that the records of unwarped fits are those of releases without them (their chains still resume)."""
         out = asdict(self)
         if self.warp != "linear":
             del out["warp_radius"]
