@@ -41,7 +41,7 @@ from kinms_core.galaxy import load_fit_data
 from kinms_core.likelihood import LogPosterior
 from kinms_core.optimise import maximise_from
 from kinms_core.settings import load_settings
-from kinms_core.starts import start_values
+from kinms_core.starts import start_vectors
 
 log = logging.getLogger("family_selection")
 
@@ -112,9 +112,7 @@ def rank_families(
             seed=settings.options.seed,
         )
         guess = np.clip(posterior.guess, posterior.low, posterior.high)
-        bounds = dict(zip(posterior.free_names, zip(posterior.low, posterior.high, strict=True), strict=True))
-        starts = start_values(settings.spec, posterior.values(guess), bounds, fit_data.guesses.get("scalerad"))
-        vectors = [np.array([values[name] for name in posterior.free_names]) for values in starts]
+        vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad"))
         theta, calls, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, max_evaluations)
         criterion = information_criterion(posterior, theta, volume)
         out[family] = {

@@ -39,7 +39,7 @@ from .safe_files import atomic_path, read_json_object, write_json_atomic, write_
 from .sandwich import ErrorModel, adjust_samples, data_noise_volume, error_model
 from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
 from .sides import side_differences, widen_samples
-from .starts import start_values
+from .starts import start_vectors
 from .versions import software_versions
 
 __all__ = ["ChainFile", "autocorrelation_time", "bic", "fit_galaxy", "information_criterion", "noise_volume"]
@@ -304,17 +304,13 @@ def _start_point(
 def _optimise(fit_data: FitData, posterior: LogPosterior, evaluations: int) -> tuple[np.ndarray, int]:
     """The optimiser's best point from the guesses and any start its families need
     (:func:`kinms_core.starts.start_values`), and its evaluations."""
-    bounds = dict(zip(posterior.free_names, zip(posterior.low, posterior.high, strict=True), strict=True))
-    starts = start_values(
-        posterior.model.spec, posterior.values(posterior.guess), bounds, fit_data.guesses.get("scalerad")
-    )
+    vectors = start_vectors(posterior, posterior.guess, fit_data.guesses.get("scalerad"))
     log.info(
         "%s: optimising from the guesses (%d free parameters, %d start(s))",
         fit_data.galaxy,
         len(posterior.free),
-        len(starts),
+        len(vectors),
     )
-    vectors = [np.array([values[name] for name in posterior.free_names]) for values in starts]
     best, calls, index = maximise_from(posterior, vectors, posterior.low, posterior.high, evaluations)
     if index:
         log.info(

@@ -13,9 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
+
+from .likelihood import LogPosterior
 from .parametric import ModelSpec
 
-__all__ = ["THICK_LADDER", "start_values"]
+__all__ = ["THICK_LADDER", "start_values", "start_vectors"]
 
 #: Extra starts of a thick disc: (inclination step in degrees, scale height in scale lengths of the emission).
 THICK_LADDER = ((15.0, 0.5), (30.0, 1.0))
@@ -54,3 +57,10 @@ def start_values(
 
 def _within(value: float, bound: tuple[float, float]) -> float:
     return min(max(value, bound[0]), bound[1])
+
+
+def start_vectors(posterior: LogPosterior, guess: np.ndarray, length: float | None) -> list[np.ndarray]:
+    """:func:`start_values` from the free-parameter vector ``guess``, as free-parameter vectors of ``posterior``."""
+    bounds = dict(zip(posterior.free_names, zip(posterior.low, posterior.high, strict=True), strict=True))
+    starts = start_values(posterior.model.spec, posterior.values(guess), bounds, length)
+    return [np.array([values[name] for name in posterior.free_names]) for values in starts]

@@ -10,7 +10,7 @@ import pytest
 
 from kinms_core.optimise import maximise_from
 from kinms_core.parametric import ModelSpec
-from kinms_core.starts import THICK_LADDER, start_values
+from kinms_core.starts import THICK_LADDER, start_values, start_vectors
 
 VALUES = {"flux": 10.0, "pa": 100.0, "inc": 30.0, "vflat": 200.0, "rturn": 2.0, "z0": 0.4, "scalerad": 4.0}
 BOUNDS = {"inc": (5.0, 89.0), "vflat": (10.0, 1000.0), "z0": (0.0, 8.0), "pa": (0.0, 360.0)}
@@ -48,3 +48,23 @@ def test_the_best_of_several_starts_is_kept():
     assert index == 1 and best[0] == pytest.approx(0.8, abs=1e-3) and calls > 2
     alone, _, _ = maximise_from(two_peaks, [np.array([0.15])], low, high, 500)
     assert alone[0] == pytest.approx(0.2, abs=1e-3)  # from the first start alone it stays on the low peak
+
+
+def test_start_vectors_are_the_posterior_s_free_parameters():
+    from kinms_core import ObsPars
+    from kinms_core.likelihood import FitData, LogPosterior
+    from kinms_core.settings import load_settings
+
+    op = ObsPars(nx=32, ny=32, nv=16, cellsize=1.0, dv=20.0, beam=(4.0, 4.0, 0.0))
+    fit_data = FitData(data=np.zeros(op.shape), obspars=op, rms=1.0, n_detected=10)
+    guesses = {"flux": 10.0, "xc": 0.0, "yc": 0.0, "vsys": 0.0, "pa": 100.0, "inc": 30.0, "vflat": 200.0}
+    guesses |= {"scalerad": 4.0, "rturn": 2.0, "sigma": 10.0}
+    bounds = {name: (value - 50.0, value + 50.0) for name, value in guesses.items()}
+    bounds |= {"inc": (5.0, 89.0), "scalerad": (0.5, 16.0), "vflat": (20.0, 500.0), "sigma": (0.0, 100.0)}
+    settings = load_settings({"model": {"thickness": "exponential"}, "parameters": {"flux": {"fixed": True}}})
+    posterior = LogPosterior(fit_data, settings.resolved(guesses, bounds), settings.spec, n_clouds=2**10, seed=0)
+    vectors = start_vectors(posterior, posterior.guess, length=4.0)
+    assert len(vectors) == 3 and all(v.shape == posterior.guess.shape for v in vectors)
+    inc = posterior.free_names.index("inc")
+    assert [v[inc] for v in vectors] == [30.0, 45.0, 60.0]
+    assert "flux" not in posterior.free_names  # a fixed parameter is not in the vectors
