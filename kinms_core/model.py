@@ -168,11 +168,11 @@ class SkyClouds:
     """Cloudlets fixed on the sky (arcsec from the cube's model centre, ``ObsPars.centre_pixel``, along +x, +y),
     e.g. sampled from an observed moment-0 map: the surface brightness then comes from the data, and a fit measures
     only the kinematics and the geometry (the sky sampling of KinMS_fitter and M. D. Smith's skySampler). ``gauss``
-    holds each cloudlet's standard normal deviate of its dispersion velocity (None: the model's own deviates)."""
+    holds each cloudlet's standard normal deviate of its dispersion velocity, drawn with its position."""
 
     x: np.ndarray
     y: np.ndarray
-    gauss: np.ndarray | None = None
+    gauss: np.ndarray
 
     @classmethod
     def from_map(cls, surface: np.ndarray, obspars: ObsPars, n_clouds: int, seed: int = 0) -> SkyClouds:
@@ -531,13 +531,12 @@ class CubeModel:
         radius = np.hypot(x, y)
         safe = np.where(radius > 0, radius, 1.0)
         cos_phase, sin_phase = np.where(radius > 0, x / safe, 1.0), np.where(radius > 0, y / safe, 0.0)
-        gauss = self._gauss[: clouds.x.size] if clouds.gauss is None else clouds.gauss
         los_vel = _line_of_sight(
             radius,
             cos_phase,
             sin_phase,
             math.sin(inc_rad),
-            gauss,
+            clouds.gauss,
             vel_rad,
             _on_uniform_grid(radius, vel_rad, vel_prof),
             gas_sigma,
