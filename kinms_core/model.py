@@ -124,7 +124,8 @@ def _on_uniform_grid(r: np.ndarray, grid: np.ndarray, profile: np.ndarray) -> np
     position = np.clip((r - grid[0]) / step, 0.0, grid.size - 1)
     index = np.minimum(position.astype(np.intp), grid.size - 2)
     fraction = position - index
-    return profile[index] + (profile[index + 1] - profile[index]) * fraction
+    slope = np.diff(profile)  # the profile's change per grid step: one gather per point instead of two
+    return profile[index] + slope[index] * fraction
 
 
 def _line_of_sight(
@@ -201,6 +202,17 @@ class SkyClouds:
         return cls(x=x, y=y, gauss=ndtri(np.clip(draws[:, 3], 1e-12, 1.0 - 1e-12)))
 
 
+@dataclass(frozen=True)
+class _Pixels:
+    """Nearest pixel of each cloudlet: ``ix``, ``iy`` (whole numbers, as floats), the flat index ``iy * nx + ix``,
+    and whether it lies inside the grid."""
+
+    ix: np.ndarray
+    iy: np.ndarray
+    flat: np.ndarray
+    inside: np.ndarray
+
+
 class CubeModel:
     """A reusable KinMS-equivalent model for one cube grid.
 
@@ -256,6 +268,7 @@ class CubeModel:
         # convolved cube by +0.5 pixel there; we do the same, so that both codes agree (ObsPars.centre_pixel).
         psf = gaussian_psf(obspars.beam, obspars.cellsize, shift=(0.5 * (obspars.nx % 2), 0.5 * (obspars.ny % 2)))
         self.psf_sum = float(psf.sum())
+        self._sky_cache: tuple[SkyClouds, _Pixels] | None = None
         self._convolver = BeamConvolver(obspars.shape, psf, threads=threads, planner_effort=planner_effort)
 
     @staticmethod
@@ -367,47 +380,47 @@ class CubeModel:
         convolved along the spectral axis with a Gaussian, together of dispersion ``spread`` (see
         :func:`analytic_spread`): the expected cube of cloudlets with Gaussian random velocities, without their
         Monte-Carlo noise."""
-        if spread is not None:
-            return self._spread_counts(x_sky, y_sky, los_vel, phase_cent, v_offset, spread)
-        op = self.obspars
         phase_cent = np.asarray(phase_cent, dtype=float)
         if phase_cent.shape != (2,) or not np.all(np.isfinite(phase_cent)):
             raise ValueError(f"phase_cent must be two finite offsets (x, y) in arcsec, got {phase_cent!r}")
         if not np.isfinite(v_offset):
             raise ValueError(f"v_offset must be finite (km/s), got {v_offset!r}")
+        return self._binned(self._pixels(x_sky, y_sky, phase_cent), los_vel, v_offset, spread)
+
+    def _pixels(self, x_sky: np.ndarray, y_sky: np.ndarray, phase_cent: tuple[float, float]) -> _Pixels:
+        """The nearest pixel of every cloudlet."""
+        op = self.obspars
         ix = np.rint(x_sky / op.cellsize + (op.nx / 2.0 + phase_cent[0] / op.cellsize))
         iy = np.rint(y_sky / op.cellsize + (op.ny / 2.0 + phase_cent[1] / op.cellsize))
+        inside = (ix >= 0) & (ix < op.nx) & (iy >= 0) & (iy < op.ny)
+        return _Pixels(ix=ix, iy=iy, flat=(iy * op.nx + ix).astype(np.intp), inside=inside)
+
+    def _binned(self, pixels: _Pixels, los_vel: np.ndarray, v_offset: float, spread: float | None) -> np.ndarray:
+        """Counts per voxel of cloudlets in ``pixels`` at ``los_vel`` (see :meth:`clean_counts`)."""
+        if spread is not None:
+            return self._spread_counts(pixels, los_vel, v_offset, spread)
+        op = self.obspars
         iv = np.rint(los_vel / op.dv + (op.nv / 2.0 + v_offset / op.dv))
-        inside = (ix >= 0) & (ix < op.nx) & (iy >= 0) & (iy < op.ny) & (iv >= 0) & (iv < op.nv)
-        flat = ((iv[inside] * op.ny + iy[inside]) * op.nx + ix[inside]).astype(np.intp)
+        inside = pixels.inside & (iv >= 0) & (iv < op.nv)
+        flat = iv[inside].astype(np.intp) * (op.ny * op.nx) + pixels.flat[inside]
         counts = np.bincount(flat, minlength=op.nv * op.ny * op.nx).astype(float)
         return counts.reshape(op.shape)
 
-    def _spread_counts(
-        self,
-        x_sky: np.ndarray,
-        y_sky: np.ndarray,
-        los_vel: np.ndarray,
-        phase_cent: tuple[float, float],
-        v_offset: float,
-        spread: float,
-    ) -> np.ndarray:
+    def _spread_counts(self, pixels: _Pixels, los_vel: np.ndarray, v_offset: float, spread: float) -> np.ndarray:
         op = self.obspars
         # The linear share between two channels has a variance of dv^2 / 6 against the nearest channel's dv^2 / 12,
         # which is the one KinMS's (and the expected cube's) binning adds: the Gaussian makes up the rest.
         sigma = math.sqrt(max(spread**2 - op.dv**2 / 12.0, 0.0)) / op.dv
         pad = int(math.ceil(4.0 * sigma)) + 2  # cloudlets just outside the band spread into it
-        ix = np.rint(x_sky / op.cellsize + (op.nx / 2.0 + phase_cent[0] / op.cellsize))
-        iy = np.rint(y_sky / op.cellsize + (op.ny / 2.0 + phase_cent[1] / op.cellsize))
         fv = los_vel / op.dv + (op.nv / 2.0 + v_offset / op.dv + pad)
         lower = np.floor(fv)
         upper_share = fv - lower
         length = op.nv + 2 * pad
-        inside = (ix >= 0) & (ix < op.nx) & (iy >= 0) & (iy < op.ny) & (lower >= 0) & (lower < length - 1)
+        inside = pixels.inside & (lower >= 0) & (lower < length - 1)
         out = np.zeros(op.shape)
         if not inside.any():
             return out
-        ix, iy, lower, share = ix[inside], iy[inside], lower[inside], upper_share[inside]
+        ix, iy, lower, share = pixels.ix[inside], pixels.iy[inside], lower[inside], upper_share[inside]
         # Only the sky box that holds cloudlets is convolved (a thin edge-on disc fills a fraction of the cube).
         x0, y0 = int(ix.min()), int(iy.min())
         bx, by = int(ix.max()) - x0 + 1, int(iy.max()) - y0 + 1
@@ -529,8 +542,11 @@ class CubeModel:
         x = cos_rot * dx - sin_rot * dy
         y = (sin_rot * dx + cos_rot * dy) / max(math.cos(inc_rad), _MIN_COS_INC)
         radius = np.hypot(x, y)
-        safe = np.where(radius > 0, radius, 1.0)
-        cos_phase, sin_phase = np.where(radius > 0, x / safe, 1.0), np.where(radius > 0, y / safe, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cos_phase, sin_phase = x / radius, y / radius
+        centre = radius == 0
+        if centre.any():  # a cloudlet on the kinematic centre moves along the major axis
+            cos_phase[centre], sin_phase[centre] = 1.0, 0.0
         los_vel = _line_of_sight(
             radius,
             cos_phase,
@@ -543,8 +559,16 @@ class CubeModel:
             _profile("radial_vel", radial_vel, vel_rad, "vel_rad"),
             bisymmetric,
         )
-        counts = self.clean_counts(clouds.x, clouds.y, los_vel, v_offset=v_offset, spread=spread)
+        if not np.isfinite(v_offset):
+            raise ValueError(f"v_offset must be finite (km/s), got {v_offset!r}")
+        counts = self._binned(self._sky_pixels(clouds), los_vel, v_offset, spread)
         return self._finish(counts, int_flux, clean)
+
+    def _sky_pixels(self, clouds: SkyClouds) -> _Pixels:
+        """The pixels of sky-fixed cloudlets, found once: they do not move between the calls of a fit."""
+        if self._sky_cache is None or self._sky_cache[0] is not clouds:
+            self._sky_cache = (clouds, self._pixels(clouds.x, clouds.y, (0.0, 0.0)))
+        return self._sky_cache[1]
 
     def _finish(self, counts: np.ndarray, int_flux: float, clean: bool) -> np.ndarray:
         """Cloudlet counts -> the beam-convolved cube scaled to ``int_flux`` (in place)."""
