@@ -45,16 +45,22 @@ from kinms_core.starts import start_vectors
 
 log = logging.getLogger("family_selection")
 
-#: The candidate families (``model:`` settings) and the mock feature each describes.
+#: The candidate families (``model:`` settings) and the mock features each describes: the surface brightness from
+#: the data describes every surface-brightness feature of the generator (rings, holes, bright cores, clumps, bars,
+#: spiral arms, lopsidedness).
+SURFACE_FEATURES = ("ring", "hole", "core", "clumps", "bar", "spiral", "lopsided")
+#: The parameters whose bias the surface brightness from the data should remove.
+SURFACE_PARAMETERS = ("pa", "inc", "vsys", "vflat")
 FAMILIES = {
-    "default": ({}, None),
-    "radial": ({"motions": "radial"}, "radial_flow"),
-    "bisymmetric": ({"motions": "bisymmetric"}, "bisymmetric"),
-    "thick": ({"thickness": "exponential"}, "thick"),
-    "warp": ({"warp": "linear"}, "warp"),
-    "sigma_linear": ({"dispersion": "linear"}, "sigma_gradient"),
+    "default": ({}, ()),
+    "radial": ({"motions": "radial"}, ("radial_flow",)),
+    "bisymmetric": ({"motions": "bisymmetric"}, ("bisymmetric",)),
+    "thick": ({"thickness": "exponential"}, ("thick",)),
+    "warp": ({"warp": "linear"}, ("warp",)),
+    "sigma_linear": ({"dispersion": "linear"}, ("sigma_gradient",)),
+    "data": ({"surface_brightness": "data"}, SURFACE_FEATURES),
 }
-FEATURE_FAMILY = {feature: family for family, (_, feature) in FAMILIES.items() if feature}
+FEATURE_FAMILY = {feature: family for family, (_, features) in FAMILIES.items() for feature in features}
 TRUE_COLUMNS = ("flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "vflat", "rturn", "scalerad")
 
 
@@ -130,19 +136,27 @@ def _right_family(mock: pd.Series) -> str:
     return FEATURE_FAMILY.get(str(mock["features"]), "default") if mock["n_features"] else "default"
 
 
-def run_one(mock: pd.Series, spec: dict, calibration: str, max_evaluations: int, refit: tuple[str, ...] = ()) -> str:
-    """Rank the families of one mock (from the default's best point, and the right one from the truth); a stored
-    result is kept, except for the ``refit`` families, which are maximised again."""
+def run_one(
+    mock: pd.Series,
+    spec: dict,
+    calibration: str,
+    max_evaluations: int,
+    refit: tuple[str, ...] = (),
+    families: tuple[str, ...] = tuple(FAMILIES),
+    from_truth: bool = True,
+) -> str:
+    """Rank the ``families`` of one mock (from the default's best point, and the right one from the truth if
+    ``from_truth``); a stored result is kept, except for the ``refit`` families, which are maximised again."""
     fit_root = Path(calibration) / "fits" / mock["name"]
     target = Path(calibration) / "families" / f"{mock['name']}.json"
     stored = json.loads(target.read_text()) if target.exists() else {}
-    missing = [family for family in FAMILIES if family not in stored or family in refit]
+    missing = [family for family in families if family not in stored or family in refit]
     if missing:
         result = stored | rank_families(fit_root, max_evaluations, missing)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(result, indent=1) + "\n")
     target = Path(calibration) / "families_from_truth" / f"{mock['name']}.json"
-    if not target.exists():
+    if from_truth and not target.exists():
         result = rank_families(fit_root, max_evaluations, [_right_family(mock)], truth_start(mock, spec))
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(result, indent=1) + "\n")
@@ -217,6 +231,68 @@ def bias_table(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
     return table.join(frame.groupby(["feature", "family"]).size().rename("mocks"))
 
 
+def _shortest_arc(difference: np.ndarray) -> np.ndarray:
+    return (difference + 180.0) % 360.0 - 180.0
+
+
+def calibration_errors(calibration: Path) -> pd.DataFrame:
+    """The default fits' 1-sigma errors as the calibration measures them (benchmarks/halves.py): the posterior's half
+    68% width and half the two sides' difference, in quadrature; indexed by (mock, parameter)."""
+    pulls = pd.read_csv(calibration / "pulls.csv")
+    rows = []
+    for _, row in pulls.iterrows():
+        path = calibration / "halves" / f"{row['name']}.json"
+        if row["parameter"] not in SURFACE_PARAMETERS or not path.exists():
+            continue
+        halves = json.loads(path.read_text())
+        side = 0.5 * abs(halves["receding"][row["parameter"]] - halves["approaching"][row["parameter"]])
+        rows.append((row["name"], row["parameter"], float(np.hypot(0.5 * (row["p84"] - row["p16"]), side))))
+    return pd.DataFrame(rows, columns=["name", "parameter", "error"]).set_index(["name", "parameter"])
+
+
+def surface_table(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
+    """The default's and the data surface brightness's best points against the truth on every mock where both were
+    maximised, for mocks with a surface-brightness feature and without: median |best - truth| and the fraction of
+    |best - truth| beyond 3 of the default fit's errors (the calibration's pull tail, if the errors stayed as they
+    are)."""
+    errors = calibration_errors(calibration)
+    rows = []
+    for _, mock in truth.iterrows():
+        path = calibration / "families" / f"{mock['name']}.json"
+        result = json.loads(path.read_text()) if path.exists() else {}
+        if not {"default", "data"} <= set(result):
+            continue
+        surface = any(bool(mock[f"has_{feature}"]) for feature in SURFACE_FEATURES)
+        for name in SURFACE_PARAMETERS:
+            if (mock["name"], name) not in errors.index:
+                continue
+            error = errors.loc[(mock["name"], name), "error"]
+            for family in ("default", "data"):
+                difference = result[family]["best"][name] - float(mock[f"{name}_true"])
+                difference = abs(_shortest_arc(difference) if name == "pa" else difference)
+                rows.append(
+                    {
+                        "mocks": "surface feature" if surface else "no surface feature",
+                        "parameter": name,
+                        "family": family,
+                        "abs_error": difference,
+                        "beyond_3": difference > 3.0 * error,
+                    }
+                )
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    grouped = frame.groupby(["mocks", "parameter", "family"])
+    return pd.DataFrame(
+        {
+            "n": grouped.size(),
+            "median_abs_error": grouped["abs_error"].median(),
+            "p90_abs_error": grouped["abs_error"].quantile(0.9),
+            "beyond_3_sigma": grouped["beyond_3"].mean(),
+        }
+    ).unstack("family")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calibration", type=Path, default=Path("benchmarks/out/calibration"))
@@ -226,20 +302,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--refit", nargs="+", default=[], choices=sorted(FAMILIES), help="families to maximise again in stored results"
     )
+    parser.add_argument(
+        "--all-mocks",
+        nargs="+",
+        default=[],
+        choices=sorted(FAMILIES),
+        help="also maximise these families on every fitted mock (whatever its features), for the bias table of the "
+        "surface brightness from the data",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     truth = pd.read_csv(args.calibration / "truth.csv")
-    fitted = [(args.calibration / "fits" / n / "fit" / "summary.json").exists() for n in truth["name"]]
-    todo = eligible(truth[fitted])
+    fitted = truth[[(args.calibration / "fits" / n / "fit" / "summary.json").exists() for n in truth["name"]]]
+    todo = eligible(fitted)
     specs = {spec["name"]: spec for spec in json.loads(next(args.calibration.glob("specs_seed*.json")).read_text())}
     if not args.summarise:
         log.info("%d mocks with one family's feature or none", len(todo))
+        jobs = [(mock, {}) for _, mock in todo.iterrows()]
+        if args.all_mocks:
+            others = fitted[~fitted["name"].isin(todo["name"])]
+            jobs += [(mock, {"families": tuple(args.all_mocks), "from_truth": False}) for _, mock in others.iterrows()]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = [
                 pool.submit(
-                    run_one, mock, specs[mock["name"]], str(args.calibration), args.max_evaluations, tuple(args.refit)
+                    run_one,
+                    mock,
+                    specs[mock["name"]],
+                    str(args.calibration),
+                    args.max_evaluations,
+                    tuple(args.refit),
+                    **options,
                 )
-                for _, mock in todo.iterrows()
+                for mock, options in jobs
             ]
             for done, future in enumerate(as_completed(futures), 1):
                 log.info("[%d/%d] %s done", done, len(futures), future.result())
@@ -256,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"with the right family started from the truth: {right.sum()} of {len(table)} ({100 * right.mean():.0f}%)")
     print("\nmedian |best - truth| (pa, inc in deg, vflat in km/s) of the default and of the right family")
     print(bias_table(todo, args.calibration).to_string(float_format=lambda v: f"{v:.1f}"))
+    surface = surface_table(fitted, args.calibration)
+    if not surface.empty:
+        print(
+            "\nthe default and the data surface brightness on every mock where both were maximised (beyond_3_sigma: "
+            "|best - truth| over 3 of the default fit's errors, sides included)"
+        )
+        print(surface.to_string(float_format=lambda v: f"{v:.2f}"))
     return 0
 
 
