@@ -32,6 +32,7 @@ from kinms_core.likelihood import LogPosterior
 from kinms_core.parametric import ModelSpec, rotation_curve
 from kinms_core.prepare import load_prepared, prepare_cube
 from kinms_core.settings import load_settings
+from kinms_core.surface import map_parameters
 
 FAMILIES = {
     "default": {},
@@ -51,11 +52,15 @@ FAMILIES = {
 def compare(prepared: Path, fit_dir: Path, radius: float) -> dict[str, float]:
     summary = json.loads((fit_dir / "summary.json").read_text())
     data = load_prepared(prepared)
-    # every family's BIC with the data's noise volume, also for fits summarised by earlier releases: the chi-square
-    # at the best point from the summary's BIC and its own volume
+    # every family's BIC with the data's noise volume and a data map's price, also for fits summarised by earlier
+    # releases: the chi-square at the best point from the summary's BIC, its own volume and what it counted
     n_free, n_voxels, n_effective = summary["n_free"], summary["n_voxels"], summary["n_effective"]
-    chi2_best = (summary["bic"] - n_free * math.log(n_effective)) * n_voxels / n_effective
-    criterion = bic(chi2_best, n_free, n_voxels, noise_volume(load_fit_data(prepared)))
+    counted = n_free + summary.get("map_parameters", 0.0)
+    chi2_best = (summary["bic"] - counted * math.log(n_effective)) * n_voxels / n_effective
+    fit_data = load_fit_data(prepared)
+    from_data = summary["spec"].get("surface_brightness") == "data"
+    price = map_parameters(fit_data.mask, fit_data.obspars) if from_data else 0.0
+    criterion = bic(chi2_best, n_free + price, n_voxels, noise_volume(fit_data))
     with fits.open(fit_dir / "residual.fits") as hdul:
         residual = np.asarray(hdul[0].data, dtype=float)
     mask = data.mask & np.isfinite(data.data)

@@ -4,8 +4,9 @@ Reads the fits of the error calibration (benchmarks/calibration.py: KinMS-made m
 every mock whose only mismatch is one that a family describes (radial flow, bisymmetric flow, thick disc, warp,
 dispersion gradient) or that has none, maximises the likelihood of each candidate family and ranks them by the BIC
 that summary.json reports (:func:`kinms_core.fit.information_criterion`: the chi-square and the voxel count divided
-by the data's noise-correlation volume, :func:`kinms_core.fit.noise_volume`, so that correlated voxels count once;
-stored results are re-ranked with it). Every family starts from the default fit's best point with its own extra
+by the data's noise-correlation volume, :func:`kinms_core.fit.noise_volume`, so that correlated voxels count once,
+and a surface brightness from the data paying for its map's independent beams; stored results are re-ranked with
+it). Every family starts from the default fit's best point with its own extra
 parameters at the library's guesses (no radial motion, no warp, no dispersion gradient, a scale height of a tenth of
 the scale length), and the library's optimiser (``maximise``) runs the same number of evaluations for each; a thick
 disc also starts higher up the valley of constant v sin i with a thicker disc, as a fit of the thick family does
@@ -38,10 +39,11 @@ import pandas as pd
 
 from kinms_core.fit import bic, information_criterion, noise_volume
 from kinms_core.galaxy import load_fit_data
-from kinms_core.likelihood import LogPosterior
+from kinms_core.likelihood import FitData, LogPosterior
 from kinms_core.optimise import maximise_from
 from kinms_core.settings import load_settings
 from kinms_core.starts import start_vectors
+from kinms_core.surface import map_parameters
 
 log = logging.getLogger("family_selection")
 
@@ -49,6 +51,7 @@ log = logging.getLogger("family_selection")
 #: the data describes every surface-brightness feature of the generator (rings, holes, bright cores, clumps, bars,
 #: spiral arms, lopsidedness).
 SURFACE_FEATURES = ("ring", "hole", "core", "clumps", "bar", "spiral", "lopsided")
+DATA_MODEL = {"surface_brightness": "data"}
 #: The parameters whose bias the surface brightness from the data should remove.
 SURFACE_PARAMETERS = ("pa", "inc", "vsys", "vflat")
 FAMILIES = {
@@ -58,7 +61,7 @@ FAMILIES = {
     "thick": ({"thickness": "exponential"}, ("thick",)),
     "warp": ({"warp": "linear"}, ("warp",)),
     "sigma_linear": ({"dispersion": "linear"}, ("sigma_gradient",)),
-    "data": ({"surface_brightness": "data"}, SURFACE_FEATURES),
+    "data": (DATA_MODEL, SURFACE_FEATURES),
 }
 FEATURE_FAMILY = {feature: family for family, (_, features) in FAMILIES.items() for feature in features}
 TRUE_COLUMNS = ("flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "vflat", "rturn", "scalerad")
@@ -163,10 +166,12 @@ def run_one(
     return mock["name"]
 
 
-def _bic(entry: dict[str, float], volume: float, n_voxels: int) -> float:
-    """A family's BIC from its stored chi-square and free parameters, with the cube's noise volume
-    (:func:`kinms_core.fit.bic`: results kept from earlier runs are ranked alike)."""
-    return bic(entry["chi2"], entry["n_free"], n_voxels, volume)["bic"]
+def _bic(entry: dict[str, float], family: str, fit_data: FitData, n_voxels: int) -> float:
+    """A family's BIC from its stored chi-square and free parameters, with the cube's noise volume and, for the
+    surface brightness from the data, its map's price (:func:`kinms_core.fit.bic`,
+    :func:`kinms_core.surface.map_parameters`: results kept from earlier runs are ranked alike)."""
+    price = map_parameters(fit_data.mask, fit_data.obspars) if FAMILIES[family][0] == DATA_MODEL else 0.0
+    return bic(entry["chi2"], entry["n_free"] + price, n_voxels, noise_volume(fit_data))["bic"]
 
 
 def summarise(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
@@ -179,11 +184,11 @@ def summarise(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
         if not path.exists() or not oracle.exists():
             continue
         fit_root = calibration / "fits" / mock["name"]
-        volume = noise_volume(load_fit_data(fit_root / "prepare"))
+        fit_data = load_fit_data(fit_root / "prepare")
         n_voxels = json.loads((fit_root / "fit" / "summary.json").read_text())["n_voxels"]
-        bics = pd.Series({f: _bic(e, volume, n_voxels) for f, e in json.loads(path.read_text()).items()})
+        bics = pd.Series({f: _bic(e, f, fit_data, n_voxels) for f, e in json.loads(path.read_text()).items()})
         right = _right_family(mock)
-        from_truth = min(bics[right], _bic(json.loads(oracle.read_text())[right], volume, n_voxels))
+        from_truth = min(bics[right], _bic(json.loads(oracle.read_text())[right], right, fit_data, n_voxels))
         with_truth = bics.copy()
         with_truth[right] = from_truth
         rows.append(
@@ -251,10 +256,10 @@ def calibration_errors(calibration: Path) -> pd.DataFrame:
 
 
 def surface_table(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
-    """The default's and the data surface brightness's best points against the truth on every mock where both were
-    maximised, for mocks with a surface-brightness feature and without: median |best - truth| and the fraction of
-    |best - truth| beyond 3 of the default fit's errors (the calibration's pull tail, if the errors stayed as they
-    are)."""
+    """The default's and the data surface brightness's best points, and the one of the two with the lower BIC
+    (``picked``), against the truth on every mock where both were maximised, for mocks with a surface-brightness
+    feature and without: median |best - truth| and the fraction of |best - truth| beyond 3 of the default fit's
+    errors (the calibration's pull tail, if the errors stayed as they are)."""
     errors = calibration_errors(calibration)
     rows = []
     for _, mock in truth.iterrows():
@@ -262,12 +267,17 @@ def surface_table(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
         result = json.loads(path.read_text()) if path.exists() else {}
         if not {"default", "data"} <= set(result):
             continue
+        fit_root = calibration / "fits" / mock["name"]
+        fit_data = load_fit_data(fit_root / "prepare")
+        n_voxels = json.loads((fit_root / "fit" / "summary.json").read_text())["n_voxels"]
+        bics = {family: _bic(result[family], family, fit_data, n_voxels) for family in ("default", "data")}
+        result["picked"] = result[min(bics, key=bics.__getitem__)]
         surface = any(bool(mock[f"has_{feature}"]) for feature in SURFACE_FEATURES)
         for name in SURFACE_PARAMETERS:
             if (mock["name"], name) not in errors.index:
                 continue
             error = errors.loc[(mock["name"], name), "error"]
-            for family in ("default", "data"):
+            for family in ("default", "data", "picked"):
                 difference = result[family]["best"][name] - float(mock[f"{name}_true"])
                 difference = abs(_shortest_arc(difference) if name == "pa" else difference)
                 rows.append(

@@ -7,7 +7,8 @@ Columns, in order: ``galaxy``, ``status`` (``ok`` or ``failed``), ``error`` (emp
 fit of the same cube: ``model`` (the families that differ from the default, :attr:`ModelSpec.label`),
 ``warp_radius`` (arcsec, where a warped fit's ``pa`` and ``inc`` hold: a linear warp's pivot, where a ring-wise warp
 starts; empty without a warp), ``n_free`` and ``bic``
-(lower is better); how the errors and the noise were modelled:
+(lower is better; a surface brightness from the data also pays for its map's independent beams,
+:func:`kinms_core.surface.map_parameters`); how the errors and the noise were modelled:
 ``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation`` (robust errors:
 how much larger the errors are than for independent, exactly modelled noise, the geometric mean over parameters),
 ``residual_excess`` (residual variance in the galaxy's region over the noise's); the quality flags: ``flags`` (the

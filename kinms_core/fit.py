@@ -587,15 +587,18 @@ def noise_volume(fit_data: FitData) -> float:
 
 
 def information_criterion(posterior: LogPosterior, best: np.ndarray, volume: float) -> dict[str, float]:
-    """The BIC (:func:`bic`) of ``posterior``'s model at its best point."""
-    return bic(posterior.chi2(best), len(posterior.free), posterior.n_voxels, volume)
+    """The BIC (:func:`bic`) of ``posterior``'s model at its best point, its free parameters counted with the price
+    of a surface brightness from the data (``map_parameters``, :func:`kinms_core.surface.map_parameters`)."""
+    criterion = bic(posterior.chi2(best), len(posterior.free) + posterior.map_parameters, posterior.n_voxels, volume)
+    return {**criterion, "map_parameters": posterior.map_parameters}
 
 
-def bic(chi2: float, n_free: int, n_voxels: int, volume: float) -> dict[str, float]:
+def bic(chi2: float, n_free: float, n_voxels: int, volume: float) -> dict[str, float]:
     """BIC = chi2_max / c + k ln(N / c) (Schwarz 1978) of a fit's chi-square at its best point, ``k`` free parameters
-    and ``N`` voxels, with ``c`` the voxels per independent noise sample (``volume``: the data's noise correlation
-    volume, the same for every family), so that correlated voxels count once: lower is better, between model
-    families fitted to the same cube. Returns the BIC and ``N / c`` (``n_effective``)."""
+    (a map from the data counts as its independent beams) and ``N`` voxels, with ``c`` the voxels per independent
+    noise sample (``volume``: the data's noise correlation volume, the same for every family), so that correlated
+    voxels count once: lower is better, between model families fitted to the same cube. Returns the BIC and ``N / c``
+    (``n_effective``)."""
     n_effective = n_voxels / volume
     return {"bic": chi2 / volume + n_free * math.log(n_effective), "n_effective": n_effective}
 

@@ -19,7 +19,7 @@ from .errors import CubeError, InputError, ModelOutsideCubeError
 from .obspars import ObsPars
 from .parametric import GalaxyModel, ModelSpec
 from .settings import Parameter
-from .surface import surface_map
+from .surface import map_parameters, surface_map
 
 __all__ = [
     "MODEL_NOISE_CHI2_PER_BEAM",
@@ -281,6 +281,8 @@ class LogPosterior:
         max_offset = offset_reach(self.parameters)
         self.max_offset = max_offset
         self.surface = surface if surface is not None else _surface(fit_data, spec)
+        # the information criterion's price of a map taken from the data (0 for a parametric surface brightness)
+        self.map_parameters = 0.0 if self.surface is None else map_parameters(fit_data.mask, fit_data.obspars)
         self.model = GalaxyModel(
             fit_data.obspars,
             spec,

@@ -208,3 +208,16 @@ def test_the_data_surface_brightness_s_monte_carlo_noise_falls_as_its_cloudlets_
 
     coarse, fine = model_noise(2**14), model_noise(2**17)
     assert fine < coarse / 8  # as 1/n or faster (17x here; 4x, and rising beyond 2^16, with the model's deviates)
+
+
+def test_a_map_from_the_data_is_priced_by_its_beams_and_a_parametric_disc_is_not():
+    truth = _cube(ModelSpec())
+    mask = np.broadcast_to(truth > 0.05 * truth.max(), truth.shape)
+    fit_data = FitData(data=truth, obspars=OP, rms=1e-3, n_detected=int(mask.sum()), mask=mask)
+    guesses = {**BASE, "scalerad": 6.0, "vflat": 200.0, "rturn": 2.0}
+    bounds = {name: (value - 50.0, value + 50.0) for name, value in guesses.items()}
+    for surface, expected in (("exponential", 0.0), ("data", mask.any(axis=0).sum() / OP.beam_area_pixels)):
+        settings = load_settings({"model": {"surface_brightness": surface}})
+        posterior = LogPosterior(fit_data, settings.resolved(guesses, bounds), settings.spec, n_clouds=2**12, seed=1)
+        assert posterior.map_parameters == pytest.approx(expected)
+    assert expected > 10  # the disc covers tens of 4-pixel beams

@@ -371,10 +371,12 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
 
 
 class _StubPosterior:
-    """What information_criterion reads of a posterior: the voxel count, the free parameters and the chi-square."""
+    """What information_criterion reads of a posterior: the voxel count, the free parameters, the price of a map from
+    the data and the chi-square."""
 
-    def __init__(self, n_voxels: int, n_free: int, chi2: float) -> None:
+    def __init__(self, n_voxels: int, n_free: int, chi2: float, map_parameters: float = 0.0) -> None:
         self.n_voxels, self.free, self._chi2 = n_voxels, list(range(n_free)), chi2
+        self.map_parameters = map_parameters
 
     def chi2(self, theta: np.ndarray) -> float:
         return self._chi2
@@ -390,3 +392,12 @@ def test_information_criterion_counts_correlated_voxels_once() -> None:
     assert richer["bic"] > result["bic"]
     better = information_criterion(_StubPosterior(10_000, 9, 12_000.0 - 20 * 7.0), np.zeros(9), 20.0)
     assert better["bic"] < result["bic"]
+
+
+def test_a_map_from_the_data_pays_for_its_beams_in_the_information_criterion() -> None:
+    parametric = information_criterion(_StubPosterior(10_000, 10, 12_000.0), np.zeros(10), 20.0)
+    # a map with 30 independent beams in its footprint and one parameter fewer (no scale length)
+    from_data = information_criterion(_StubPosterior(10_000, 9, 12_000.0 - 20 * 25 * 6.2, 30.0), np.zeros(9), 20.0)
+    assert from_data["map_parameters"] == 30.0
+    assert from_data["bic"] == pytest.approx(parametric["bic"] - 25 * 6.2 + 29 * np.log(500.0))
+    assert from_data["bic"] > parametric["bic"]  # its chi-square fell by less than its beams cost
