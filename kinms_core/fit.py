@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import InputError, SettingsError
+from .family_errors import family_differences
 from .fitsio import obspars_header, obspars_wcs, write_cube
 from .likelihood import (
     MODEL_NOISE_CHI2_PER_BEAM,
@@ -105,8 +106,10 @@ def _fingerprint(fit_data: FitData, parameters: list[Parameter], settings: FitSe
                 "obspars": fit_data.obspars.to_dict(),
                 "parameters": [asdict(p) for p in parameters],
                 "spec": settings.spec.record(),
-                # side errors are made after the chain and do not change it
-                "options": {k: v for k, v in asdict(settings.options).items() if k != "side_errors"},
+                # side and family errors are made after the chain and do not change it
+                "options": {
+                    k: v for k, v in asdict(settings.options).items() if k not in ("side_errors", "family_errors")
+                },
                 "n_clouds": settings.n_clouds,
             },
             sort_keys=True,
@@ -226,7 +229,7 @@ def fit_galaxy(
     if nwalkers < 2 * ndim:
         raise SettingsError(f"fit.nwalkers ({nwalkers}) must be at least twice the free parameters ({ndim})")
     fingerprint = _fingerprint(fit_data, parameters, settings)
-    best, optimiser_calls, errors = _start_point(fit_data, posterior, outdir / MAP_FILE, fingerprint, options)
+    best, optimiser_calls, errors = _start_point(fit_data, posterior, outdir / MAP_FILE, fingerprint, settings)
     log.info("%s: start %s", fit_data.galaxy, _format(posterior.free_names, best))
     posterior.temperature = errors.temperature if errors is not None else 1.0
 
@@ -277,11 +280,12 @@ def _with_enough_clouds(
 
 
 def _start_point(
-    fit_data: FitData, posterior: LogPosterior, map_path: Path, fingerprint: str, options: Any
+    fit_data: FitData, posterior: LogPosterior, map_path: Path, fingerprint: str, settings: FitSettings
 ) -> tuple[np.ndarray, int, ErrorModel | None]:
     """The optimiser's best point, its evaluations and the error model there (robust errors, with the sides fitted
-    apart when ``side_errors``): reused from ``map.json`` when it was made for the same data and settings, else made
-    and saved there."""
+    apart when ``side_errors`` and the extending families when ``family_errors``): reused from ``map.json`` when it
+    was made for the same data and settings, else made and saved there."""
+    options = settings.options
     saved = _saved_start(map_path)
     if saved.get("fingerprint") == fingerprint:
         log.info("%s: reusing the optimiser's start from %s", fit_data.galaxy, map_path)
@@ -294,6 +298,10 @@ def _start_point(
         errors.sides = _sides(fit_data, posterior, best, options)
     elif errors is not None and not options.side_errors:
         errors.sides = {}
+    if errors is not None and options.family_errors and not errors.families:
+        errors.families = _families(fit_data, settings, posterior, best)
+    elif errors is not None and not options.family_errors:
+        errors.families = {}
     record = {"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls}
     record["error_model"] = errors.to_dict() if errors is not None else None
     if record != {k: saved.get(k) for k in record}:
@@ -342,6 +350,28 @@ def _sides(fit_data: FitData, posterior: LogPosterior, best: np.ndarray, options
             time.perf_counter() - start,
         )
     return sides
+
+
+def _families(fit_data: FitData, settings: FitSettings, posterior: LogPosterior, best: np.ndarray) -> dict[str, Any]:
+    """The families that extend the fit's maximised from ``best`` (:func:`kinms_core.family_errors.family_differences`),
+    each with the optimiser's evaluations."""
+    start = time.perf_counter()
+    families = family_differences(
+        fit_data,
+        settings,
+        posterior,
+        best,
+        noise_volume(fit_data),
+        max_evaluations=settings.options.optimiser_evaluations,
+    )
+    log.info(
+        "%s: model families' Akaike weights %s; their spread %s, %.0f s",
+        fit_data.galaxy,
+        ", ".join(f"{k} {v:.2f}" for k, v in families["weights"].items()),
+        ", ".join(f"{k} {v:.3g}" for k, v in families["spread"].items()),
+        time.perf_counter() - start,
+    )
+    return families
 
 
 @dataclass
@@ -437,6 +467,14 @@ def _error_model(fit_data: FitData, posterior: LogPosterior, best: np.ndarray) -
     )
 
 
+def _systematic_terms(errors: ErrorModel) -> dict[str, float]:
+    """What the errors gain in quadrature per parameter: half the two sides' difference and the model families'
+    spread, each where it was made."""
+    sides = errors.sides.get("half_difference", {}) if errors.sides else {}
+    families = errors.families.get("spread", {}) if errors.families else {}
+    return {name: math.hypot(sides.get(name, 0.0), families.get(name, 0.0)) for name in {*sides, *families}}
+
+
 def _saved_start(map_path: Path) -> dict[str, Any]:
     """The optimiser's saved start, or nothing when there is none or it cannot be read (then it is made again)."""
     if not map_path.exists():
@@ -474,11 +512,9 @@ def _summarise(
         samples = adjust_samples(
             samples, median, errors, posterior.low, posterior.high, prior_precision=posterior.prior_precision()
         )
-        if errors.sides:
-            half_difference = errors.sides["half_difference"]
-            samples = widen_samples(
-                samples, median, posterior.free_names, half_difference, posterior.low, posterior.high
-            )
+        extra = _systematic_terms(errors)
+        if extra:
+            samples = widen_samples(samples, median, posterior.free_names, extra, posterior.low, posterior.high)
     parameters = _parameter_table(posterior, median, np.percentile(samples, [16.0, 84.0], axis=0), map_theta)
     n_free = len(posterior.free)
     chi2 = posterior.chi2(median)
@@ -621,6 +657,7 @@ def _likelihood_record(posterior: LogPosterior, options: Any, errors: ErrorModel
         "sandwich_sd": errors.standard_deviations,
         **errors.diagnostics,
         "sides": errors.sides,
+        "families": errors.families,
     }
 
 

@@ -241,6 +241,10 @@ class ErrorModel:
     sides
         The approaching and the receding side fitted apart (:func:`kinms_core.sides.side_differences`): each side's
         best values and ``half_difference``, the term the errors gain in quadrature; empty when not made.
+    families
+        The model families that extend the fit's, maximised from its best point
+        (:func:`kinms_core.family_errors.family_differences`): their best values, AIC and Akaike weights, and
+        ``spread``, the term the errors gain in quadrature; empty when not made.
     """
 
     names: list[str]
@@ -253,6 +257,7 @@ class ErrorModel:
     lags: list[int]
     diagnostics: dict[str, Any] = field(default_factory=dict)
     sides: dict[str, dict[str, float]] = field(default_factory=dict)
+    families: dict[str, Any] = field(default_factory=dict)
 
     @property
     def covariance(self) -> np.ndarray:

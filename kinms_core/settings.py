@@ -128,6 +128,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
             "properties": {
                 "errors": {"enum": ["robust", "scaled"]},
                 "side_errors": {"type": "boolean"},
+                "family_errors": {"type": "boolean"},
                 "chi2_correction": {"enum": ["detected", "all", "none"]},
                 "noise_correlation": {"enum": ["beam", "none"]},
                 "nwalkers": {"type": "integer", "minimum": 4, "maximum": MAX_WALKERS},
@@ -167,11 +168,14 @@ class FitOptions:
     measures the noise's correlation and the model's mismatch in the data; ``scaled`` inflates the RMS by the fixed
     factors ``chi2_correction`` and ``noise_correlation`` (:func:`kinms_core.likelihood.inflated_rms`), as the seed
     tutorial does. ``side_errors`` (robust errors only) adds half the difference between fits of the approaching and
-    the receding side in quadrature (:mod:`kinms_core.sides`).
+    the receding side in quadrature (:mod:`kinms_core.sides`); ``family_errors`` (robust errors only) adds the spread
+    of the estimates of the model families that extend the fit's, with their Akaike weights
+    (:mod:`kinms_core.family_errors`).
     """
 
     errors: str = "robust"
     side_errors: bool = True
+    family_errors: bool = False
     chi2_correction: str = "detected"
     noise_correlation: str = "beam"
     # None: DEFAULT_WALKERS, or two more than twice the free parameters for the larger model families
@@ -443,8 +447,9 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
             f"settings key fit.{scaling[0]} applies only with fit.errors: scaled (fixed inflation factors); the "
             "default, fit.errors: robust, measures the noise correlation and the model mismatch from the data"
         )
-    if options.errors == "scaled" and "side_errors" in raw.get("fit", {}):
-        raise SettingsError("settings key fit.side_errors applies only with fit.errors: robust (the default)")
+    for key in ("side_errors", "family_errors"):
+        if options.errors == "scaled" and key in raw.get("fit", {}):
+            raise SettingsError(f"settings key fit.{key} applies only with fit.errors: robust (the default)")
     _check_known_before_fitting(parameters, options)
     return FitSettings(
         spec=spec,

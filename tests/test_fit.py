@@ -368,6 +368,16 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
         wide, thin = summary["parameters"][name], narrow["parameters"][name]
         expected = np.hypot(0.5 * (thin["p84"] - thin["p16"]), term)
         assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), name
+    # family errors: the same chain (resumed) with the extending families' spread in quadrature
+    raw["fit"]["family_errors"] = True
+    averaged = fit_prepared(tmp_path / "prepared", raw, tmp_path / "no_sides", progress=False)
+    families = averaged["likelihood"]["families"]
+    assert averaged["resumed"] and sum(families["weights"].values()) == pytest.approx(1.0)
+    assert {"radial", "thick", "warp", "sigma_linear", "data"} <= set(families["best"])
+    for name, term in families["spread"].items():
+        wide, thin = averaged["parameters"][name], narrow["parameters"][name]
+        expected = np.hypot(0.5 * (thin["p84"] - thin["p16"]), term)
+        assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), name
 
 
 class _StubPosterior:

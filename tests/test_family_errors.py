@@ -1,0 +1,64 @@
+"""Family errors: the families that extend a fit are maximised from its best point and their estimates, with Akaike
+weights, widen the errors where a family the data cannot rule out moves them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kinms_core import ObsPars
+from kinms_core.family_errors import akaike_weights, family_differences, model_spread
+from kinms_core.fit import noise_volume
+from kinms_core.likelihood import FitData, LogPosterior
+from kinms_core.optimise import maximise
+from kinms_core.parametric import GalaxyModel, ModelSpec
+from kinms_core.settings import load_settings
+
+OP = ObsPars(nx=48, ny=48, nv=24, cellsize=1.0, dv=20.0, beam=(4.0, 4.0, 0.0))
+TRUE = {"flux": 30.0, "pa": 120.0, "inc": 70.0, "xc": 0.0, "yc": 0.0, "vsys": 10.0, "sigma": 10.0}
+TRUE |= {"scalerad": 4.0, "vflat": 160.0, "rturn": 2.0}
+BOUNDS = {"flux": (1, 100), "pa": (60, 180), "inc": (20, 89), "xc": (-5, 5), "yc": (-5, 5), "vsys": (-50, 50)}
+BOUNDS |= {"sigma": (1, 50), "scalerad": (1, 10), "vflat": (50, 400), "rturn": (0.5, 10)}
+RMS = 0.004
+
+
+def test_akaike_weights_and_the_spread_of_the_estimates():
+    weights = akaike_weights({"fit": 100.0, "thick": 98.0, "radial": 120.0})
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["thick"] / weights["fit"] == pytest.approx(math.e)
+    assert weights["radial"] < 1e-4
+    spread = model_spread({"pa": 359.0, "inc": 50.0}, {"thick": {"pa": 1.0, "inc": 60.0}}, {"fit": 0.5, "thick": 0.5})
+    assert spread["pa"] == pytest.approx(math.sqrt(0.5) * 2.0)  # 359 to 1 is 2 degrees
+    assert spread["inc"] == pytest.approx(math.sqrt(0.5) * 10.0)
+
+
+def _spread_of(spec: ModelSpec, z0: float) -> dict:
+    clean = GalaxyModel(OP, spec, n_clouds=2**15, seed=3).cube({**TRUE, "z0": z0})
+    data = clean + RMS * np.random.default_rng(2).standard_normal(OP.shape)
+    fit_data = FitData(
+        data=data, obspars=OP, rms=RMS, n_detected=int((data > 3 * RMS).sum()), guesses=TRUE, bounds=BOUNDS
+    )
+    settings = load_settings({})
+    posterior = LogPosterior(
+        fit_data, settings.resolved(TRUE, BOUNDS), settings.spec, correction="none", n_clouds=2**13, seed=1
+    )
+    best, _ = maximise(posterior, posterior.guess, posterior.low, posterior.high, 1500)
+    volume = noise_volume(fit_data)
+    return family_differences(
+        fit_data, settings, posterior, best, volume, max_evaluations=1000, families=("thick",)
+    ) | {"fit": posterior.values(best)}
+
+
+def test_a_thick_disc_fitted_as_a_thin_one_gains_the_thick_family_s_inclination():
+    thick = _spread_of(ModelSpec(thickness="exponential"), z0=3.0)
+    assert set(thick["best"]) == {"thick"}
+    assert thick["weights"]["thick"] > thick["weights"]["fit"]  # the data prefer the thick disc
+    moved = abs(thick["best"]["thick"]["inc"] - thick["fit"]["inc"])
+    assert moved > 3.0
+    assert thick["spread"]["inc"] == pytest.approx(math.sqrt(thick["weights"]["thick"]) * moved)
+    # a thin disc: the thick family gains nothing and moves nothing
+    thin = _spread_of(ModelSpec(), z0=0.0)
+    assert thin["weights"]["fit"] > thin["weights"]["thick"]
+    assert thin["spread"]["inc"] < 0.3 * thick["spread"]["inc"]
