@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kinms_core.family_errors import akaike_weights, model_spread
 from kinms_core.fit import bic, information_criterion, noise_volume
 from kinms_core.galaxy import load_fit_data
 from kinms_core.likelihood import FitData, LogPosterior
@@ -240,19 +241,75 @@ def _shortest_arc(difference: np.ndarray) -> np.ndarray:
     return (difference + 180.0) % 360.0 - 180.0
 
 
-def calibration_errors(calibration: Path) -> pd.DataFrame:
+def calibration_errors(calibration: Path, parameters: tuple[str, ...] = SURFACE_PARAMETERS) -> pd.DataFrame:
     """The default fits' 1-sigma errors as the calibration measures them (benchmarks/halves.py): the posterior's half
-    68% width and half the two sides' difference, in quadrature; indexed by (mock, parameter)."""
+    68% width and half the two sides' difference, in quadrature, with the posterior median and the truth; indexed by
+    (mock, parameter)."""
     pulls = pd.read_csv(calibration / "pulls.csv")
     rows = []
     for _, row in pulls.iterrows():
         path = calibration / "halves" / f"{row['name']}.json"
-        if row["parameter"] not in SURFACE_PARAMETERS or not path.exists():
+        if row["parameter"] not in parameters or not path.exists():
             continue
         halves = json.loads(path.read_text())
         side = 0.5 * abs(halves["receding"][row["parameter"]] - halves["approaching"][row["parameter"]])
-        rows.append((row["name"], row["parameter"], float(np.hypot(0.5 * (row["p84"] - row["p16"]), side))))
-    return pd.DataFrame(rows, columns=["name", "parameter", "error"]).set_index(["name", "parameter"])
+        error = float(np.hypot(0.5 * (row["p84"] - row["p16"]), side))
+        rows.append((row["name"], row["parameter"], error, row["median"], row["truth"]))
+    columns = ["name", "parameter", "error", "median", "truth"]
+    return pd.DataFrame(rows, columns=columns).set_index(["name", "parameter"])
+
+
+#: The parameters whose pulls the family errors are measured on.
+AVERAGED_PARAMETERS = ("pa", "inc", "vsys", "vflat", "sigma", "flux")
+
+
+def _family_spread(result: dict, fit_data: FitData) -> dict[str, float]:
+    """``fit.family_errors``' term for one mock from its stored families (the default's as the fit's own): Akaike
+    weights of ``chi2 / c + 2 p`` (a data map priced by its beams) and the weighted spread about the default's best
+    point (:func:`kinms_core.family_errors.akaike_weights`, :func:`~kinms_core.family_errors.model_spread`)."""
+    volume = noise_volume(fit_data)
+    price = map_parameters(fit_data.mask, fit_data.obspars)
+    criteria = {}
+    for family, entry in result.items():
+        parameters = entry["n_free"] + (price if FAMILIES[family][0] == DATA_MODEL else 0.0)
+        criteria["fit" if family == "default" else family] = entry["chi2"] / volume + 2.0 * parameters
+    others = {family: entry["best"] for family, entry in result.items() if family != "default"}
+    return model_spread(result["default"]["best"], others, akaike_weights(criteria))
+
+
+def averaged_pull_table(calibration: Path) -> pd.DataFrame:
+    """The calibration's pulls (posterior medians, errors with the sides' term) without and with the family errors'
+    term, on every mock where every family was maximised: per parameter the pull std (and robust std, 1.4826 MAD),
+    the 68% coverage, the fraction beyond 3 sigma and the median error."""
+    errors = calibration_errors(calibration, AVERAGED_PARAMETERS)
+    rows = []
+    for name in errors.index.get_level_values("name").unique():
+        path = calibration / "families" / f"{name}.json"
+        result = json.loads(path.read_text()) if path.exists() else {}
+        if set(result) != set(FAMILIES):
+            continue
+        spread = _family_spread(result, load_fit_data(calibration / "fits" / name / "prepare"))
+        for parameter, row in errors.loc[name].iterrows():
+            difference = row["median"] - row["truth"]
+            if parameter == "pa":
+                difference = _shortest_arc(difference)
+            total = float(np.hypot(row["error"], spread.get(parameter, 0.0)))
+            rows.append({"parameter": parameter, "difference": difference, "fit": row["error"], "families": total})
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    lines = []
+    for parameter, sub in frame.groupby("parameter", sort=False):
+        line = {"parameter": parameter, "mocks": len(sub)}
+        for label in ("fit", "families"):
+            pull = sub["difference"] / sub[label]
+            line[f"{label} std"] = float(pull.std())
+            line[f"{label} robust"] = float(1.4826 * np.median(np.abs(pull - pull.median())))
+            line[f"{label} coverage"] = float(np.mean(np.abs(pull) <= 1.0))
+            line[f"{label} >3"] = float(np.mean(np.abs(pull) > 3.0))
+            line[f"{label} median error"] = float(sub[label].median())
+        lines.append(line)
+    return pd.DataFrame(lines)
 
 
 def surface_table(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
@@ -367,6 +424,13 @@ def main(argv: list[str] | None = None) -> int:
             "|best - truth| over 3 of the default fit's errors, sides included)"
         )
         print(surface.to_string(float_format=lambda v: f"{v:.2f}"))
+    averaged = averaged_pull_table(args.calibration)
+    if not averaged.empty:
+        print(
+            "\nthe calibration's pulls with the errors of the default fit (sides included) and with fit.family_errors' "
+            "term (every family maximised from the default's best point, Akaike weights)"
+        )
+        print(averaged.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return 0
 
 
