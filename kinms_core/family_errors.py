@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -33,6 +34,7 @@ from .likelihood import FitData, LogPosterior
 from .optimise import maximise_from
 from .settings import FitSettings, load_settings
 from .starts import start_vectors
+from .workers import process_context
 
 __all__ = ["ALTERNATIVES", "akaike_weights", "family_differences", "model_spread"]
 
@@ -110,6 +112,32 @@ def model_spread(
     return out
 
 
+def _maximised(
+    fit_data: FitData,
+    alternative: FitSettings,
+    fit_values: Mapping[str, float],
+    n_clouds: int,
+    volume: float,
+    evaluations: int,
+) -> tuple[dict[str, float], float]:
+    """One family's best free values, maximised from ``fit_values`` (its own parameters at their guesses; a thick disc
+    also from :func:`kinms_core.starts.start_values`'s starts), and its AIC there."""
+    start = replace(fit_data, guesses={**fit_data.guesses, **fit_values})
+    posterior = LogPosterior(
+        fit_data,
+        alternative.resolved(start.guesses, start.bounds),
+        alternative.spec,
+        correction="none",
+        noise_correlation="none",
+        n_clouds=n_clouds,
+        seed=alternative.options.seed,
+    )
+    guess = np.clip(posterior.guess, posterior.low, posterior.high)
+    vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad"))
+    theta, _, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, evaluations)
+    return dict(zip(posterior.free_names, theta.tolist(), strict=True)), _aic(posterior, theta, volume)
+
+
 def family_differences(
     fit_data: FitData,
     settings: FitSettings,
@@ -119,38 +147,27 @@ def family_differences(
     *,
     max_evaluations: int,
     families: Sequence[str] | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
     """Each alternative family's best values and AIC, every model's Akaike weight (the fit's as ``fit``) and the
     errors' extra term ``spread`` per free parameter of the fit (:func:`model_spread`), from the fit's best point
-    ``best`` of ``fit_posterior``; each family is maximised with ``max_evaluations`` per start (a thick disc's from
-    :func:`kinms_core.starts.start_values`'s starts). ``families`` limits them to those names."""
+    ``best`` of ``fit_posterior``; each family is maximised with ``max_evaluations`` per start, on up to ``processes``
+    worker processes. ``families`` limits them to those names."""
     fit_values = fit_posterior.values(best)
-    free_values = dict(zip(fit_posterior.free_names, best.tolist(), strict=True))
-    criteria = {"fit": _aic(fit_posterior, best, volume)}
-    found: dict[str, dict[str, float]] = {}
-    for name, alternative in _alternative_settings(settings, fit_data).items():
-        if families is not None and name not in families:
-            continue
-        start = replace(fit_data, guesses={**fit_data.guesses, **fit_values})
-        parameters = alternative.resolved(start.guesses, start.bounds)
-        posterior = LogPosterior(
-            fit_data,
-            parameters,
-            alternative.spec,
-            correction="none",
-            noise_correlation="none",
-            n_clouds=fit_posterior.model.cube_model.n_clouds,
-            seed=alternative.options.seed,
-        )
-        guess = np.clip(posterior.guess, posterior.low, posterior.high)
-        vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad"))
-        theta, _, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, max_evaluations)
-        criteria[name] = _aic(posterior, theta, volume)
-        found[name] = dict(zip(posterior.free_names, theta.tolist(), strict=True))
-    weights = akaike_weights(criteria)
-    return {
-        "weights": weights,
-        "aic": criteria,
-        "best": found,
-        "spread": model_spread(free_values, found, weights),
+    alternatives = {
+        name: alternative
+        for name, alternative in _alternative_settings(settings, fit_data).items()
+        if families is None or name in families
     }
+    arguments = (fit_values, fit_posterior.model.cube_model.n_clouds, volume, max_evaluations)
+    if processes > 1 and len(alternatives) > 1:
+        with ProcessPoolExecutor(min(processes, len(alternatives)), mp_context=process_context()) as pool:
+            futures = {name: pool.submit(_maximised, fit_data, alt, *arguments) for name, alt in alternatives.items()}
+            results = {name: future.result() for name, future in futures.items()}
+    else:
+        results = {name: _maximised(fit_data, alt, *arguments) for name, alt in alternatives.items()}
+    criteria = {"fit": _aic(fit_posterior, best, volume)} | {name: aic for name, (_, aic) in results.items()}
+    found = {name: values for name, (values, _) in results.items()}
+    weights = akaike_weights(criteria)
+    free_values = dict(zip(fit_posterior.free_names, best.tolist(), strict=True))
+    return {"weights": weights, "aic": criteria, "best": found, "spread": model_spread(free_values, found, weights)}

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import math
-import multiprocessing
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -42,6 +41,7 @@ from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
 from .sides import side_differences, widen_samples
 from .starts import start_vectors
 from .versions import software_versions
+from .workers import process_context
 
 __all__ = ["ChainFile", "autocorrelation_time", "bic", "fit_galaxy", "information_criterion", "noise_volume"]
 
@@ -229,7 +229,9 @@ def fit_galaxy(
     if nwalkers < 2 * ndim:
         raise SettingsError(f"fit.nwalkers ({nwalkers}) must be at least twice the free parameters ({ndim})")
     fingerprint = _fingerprint(fit_data, parameters, settings)
-    best, optimiser_calls, errors = _start_point(fit_data, posterior, outdir / MAP_FILE, fingerprint, settings)
+    best, optimiser_calls, errors = _start_point(
+        fit_data, posterior, outdir / MAP_FILE, fingerprint, settings, processes
+    )
     log.info("%s: start %s", fit_data.galaxy, _format(posterior.free_names, best))
     posterior.temperature = errors.temperature if errors is not None else 1.0
 
@@ -280,7 +282,12 @@ def _with_enough_clouds(
 
 
 def _start_point(
-    fit_data: FitData, posterior: LogPosterior, map_path: Path, fingerprint: str, settings: FitSettings
+    fit_data: FitData,
+    posterior: LogPosterior,
+    map_path: Path,
+    fingerprint: str,
+    settings: FitSettings,
+    processes: int,
 ) -> tuple[np.ndarray, int, ErrorModel | None]:
     """The optimiser's best point, its evaluations and the error model there (robust errors, with the sides fitted
     apart when ``side_errors`` and the extending families when ``family_errors``): reused from ``map.json`` when it
@@ -299,7 +306,7 @@ def _start_point(
     elif errors is not None and not options.side_errors:
         errors.sides = {}
     if errors is not None and options.family_errors and not errors.families:
-        errors.families = _families(fit_data, settings, posterior, best)
+        errors.families = _families(fit_data, settings, posterior, best, processes)
     elif errors is not None and not options.family_errors:
         errors.families = {}
     record = {"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls}
@@ -352,9 +359,11 @@ def _sides(fit_data: FitData, posterior: LogPosterior, best: np.ndarray, options
     return sides
 
 
-def _families(fit_data: FitData, settings: FitSettings, posterior: LogPosterior, best: np.ndarray) -> dict[str, Any]:
-    """The families that extend the fit's maximised from ``best`` (:func:`kinms_core.family_errors.family_differences`),
-    each with the optimiser's evaluations."""
+def _families(
+    fit_data: FitData, settings: FitSettings, posterior: LogPosterior, best: np.ndarray, processes: int
+) -> dict[str, Any]:
+    """The families that extend the fit's maximised from ``best`` (:func:`kinms_core.family_errors.family_differences`)
+    on ``processes`` workers, each with half the optimiser's evaluations (per start), as each side's fit."""
     start = time.perf_counter()
     families = family_differences(
         fit_data,
@@ -362,7 +371,8 @@ def _families(fit_data: FitData, settings: FitSettings, posterior: LogPosterior,
         posterior,
         best,
         noise_volume(fit_data),
-        max_evaluations=settings.options.optimiser_evaluations,
+        max_evaluations=max(settings.options.optimiser_evaluations // 2, 1),
+        processes=processes,
     )
     log.info(
         "%s: model families' Akaike weights %s; their spread %s, %.0f s",
@@ -413,12 +423,8 @@ class _ChainRun:
     def _pool(self):
         if self.processes <= 1:
             return None
-        # fork (where there is one) starts workers without re-importing the caller's script, which spawn would run
-        # again unless it is guarded by ``if __name__ == "__main__"``, as the tutorial's cells are not.
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         initargs = (self.fit_data, self.parameters, self.settings, self.posterior.temperature)
-        return context.Pool(self.processes, initializer=_init_worker, initargs=initargs)
+        return process_context().Pool(self.processes, initializer=_init_worker, initargs=initargs)
 
     def _steps(self, sampler: emcee.EnsembleSampler, state: Any) -> tuple[bool, np.ndarray]:
         """Steps in blocks of ``check_every`` with a progress bar, until converged or ``max_steps``."""

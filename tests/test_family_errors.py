@@ -34,7 +34,7 @@ def test_akaike_weights_and_the_spread_of_the_estimates():
     assert spread["inc"] == pytest.approx(math.sqrt(0.5) * 10.0)
 
 
-def _spread_of(spec: ModelSpec, z0: float) -> dict:
+def _spread_of(spec: ModelSpec, z0: float, families: tuple[str, ...] = ("thick",), processes: int = 1) -> dict:
     clean = GalaxyModel(OP, spec, n_clouds=2**15, seed=3).cube({**TRUE, "z0": z0})
     data = clean + RMS * np.random.default_rng(2).standard_normal(OP.shape)
     fit_data = FitData(
@@ -47,7 +47,7 @@ def _spread_of(spec: ModelSpec, z0: float) -> dict:
     best, _ = maximise(posterior, posterior.guess, posterior.low, posterior.high, 1500)
     volume = noise_volume(fit_data)
     return family_differences(
-        fit_data, settings, posterior, best, volume, max_evaluations=1000, families=("thick",)
+        fit_data, settings, posterior, best, volume, max_evaluations=1000, families=families, processes=processes
     ) | {"fit": posterior.values(best)}
 
 
@@ -62,3 +62,10 @@ def test_a_thick_disc_fitted_as_a_thin_one_gains_the_thick_family_s_inclination(
     thin = _spread_of(ModelSpec(), z0=0.0)
     assert thin["weights"]["fit"] > thin["weights"]["thick"]
     assert thin["spread"]["inc"] < 0.3 * thick["spread"]["inc"]
+
+
+def test_families_maximised_in_worker_processes_are_those_maximised_in_turn():
+    alone = _spread_of(ModelSpec(), z0=0.0, families=("radial", "sigma_linear"))
+    parallel = _spread_of(ModelSpec(), z0=0.0, families=("radial", "sigma_linear"), processes=2)
+    assert set(parallel["best"]) == {"radial", "sigma_linear"}
+    assert parallel["best"] == alone["best"] and parallel["spread"] == alone["spread"]
