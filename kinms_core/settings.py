@@ -175,7 +175,7 @@ class FitOptions:
 
     errors: str = "robust"
     side_errors: bool = True
-    family_errors: bool = False
+    family_errors: bool = True
     chi2_correction: str = "detected"
     noise_correlation: str = "beam"
     # None: DEFAULT_WALKERS, or two more than twice the free parameters for the larger model families

@@ -270,7 +270,7 @@ def test_killed_fit_resumes_from_its_checkpoint_and_ends_identically(small_cube,
     out = tmp_path / "killed"
     proc = subprocess.Popen(_fit_command(small_cube, out, settings), stderr=subprocess.DEVNULL)
     steps_before = 0
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # the optimiser, the sides and the families come first
     while time.time() < deadline and steps_before < 100 and proc.poll() is None:
         time.sleep(0.1)
         steps_before = chain_steps(out / "chain.h5")
