@@ -302,7 +302,7 @@ def _start_point(
         best, optimiser_calls = _optimise(fit_data, posterior, options.optimiser_evaluations)
         errors = _error_model(fit_data, posterior, best) if options.errors == "robust" else None
     if errors is not None and options.side_errors and not errors.sides:
-        errors.sides = _sides(fit_data, posterior, best, options)
+        errors.sides = _sides(fit_data, posterior, best, options, processes)
     elif errors is not None and not options.side_errors:
         errors.sides = {}
     if errors is not None and options.family_errors and not errors.families:
@@ -336,9 +336,11 @@ def _optimise(fit_data: FitData, posterior: LogPosterior, evaluations: int) -> t
     return best, calls
 
 
-def _sides(fit_data: FitData, posterior: LogPosterior, best: np.ndarray, options: Any) -> dict[str, dict[str, float]]:
+def _sides(
+    fit_data: FitData, posterior: LogPosterior, best: np.ndarray, options: Any, processes: int
+) -> dict[str, dict[str, float]]:
     """The approaching and the receding side fitted apart from ``best`` (:func:`kinms_core.sides.side_differences`),
-    each with half the optimiser's evaluations."""
+    each with half the optimiser's evaluations, on the fit's worker processes."""
     start = time.perf_counter()
     sides = side_differences(
         fit_data,
@@ -348,6 +350,7 @@ def _sides(fit_data: FitData, posterior: LogPosterior, best: np.ndarray, options
         n_clouds=posterior.model.cube_model.n_clouds,
         seed=options.seed,
         max_evaluations=max(options.optimiser_evaluations // 2, 1),
+        processes=processes,
     )
     if sides:
         log.info(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -23,6 +24,7 @@ from .moments import moment1
 from .optimise import maximise
 from .parametric import ModelSpec
 from .settings import Parameter
+from .workers import process_context
 
 __all__ = ["SIDE_FIXED", "side_differences", "side_masks", "widen_samples"]
 
@@ -52,6 +54,41 @@ def _side_parameters(parameters: Sequence[Parameter], best: Mapping[str, float])
     return out
 
 
+def _side_posterior(
+    data: FitData,
+    parameters: Sequence[Parameter],
+    spec: ModelSpec,
+    n_clouds: int,
+    seed: int,
+    surface: np.ndarray | None,
+) -> LogPosterior:
+    return LogPosterior(
+        data,
+        parameters,
+        spec,
+        correction="none",
+        noise_correlation="none",
+        n_clouds=n_clouds,
+        seed=seed,
+        surface=surface,
+    )
+
+
+def _side_best(
+    data: FitData,
+    parameters: Sequence[Parameter],
+    spec: ModelSpec,
+    n_clouds: int,
+    seed: int,
+    surface: np.ndarray | None,
+    max_evaluations: int,
+) -> dict[str, float]:
+    """One side's best free values, from the whole fit's best point."""
+    one_side = _side_posterior(data, parameters, spec, n_clouds, seed, surface)
+    theta, _ = maximise(one_side, one_side.guess, one_side.low, one_side.high, max_evaluations)
+    return dict(zip(one_side.free_names, theta.tolist(), strict=True))
+
+
 def side_differences(
     fit_data: FitData,
     parameters: Sequence[Parameter],
@@ -61,35 +98,29 @@ def side_differences(
     n_clouds: int,
     seed: int,
     max_evaluations: int,
+    processes: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Each side's best values (``receding``, ``approaching``) and half their difference (``half_difference``), per
-    free parameter of the fit but the centre."""
+    free parameter of the fit but the centre; the two sides are fitted on two worker processes when ``processes``
+    allows."""
     side_parameters = _side_parameters(parameters, best)
-
-    def posterior(data: FitData, surface: np.ndarray | None = None) -> LogPosterior:
-        return LogPosterior(
-            data,
-            side_parameters,
-            spec,
-            correction="none",
-            noise_correlation="none",
-            n_clouds=n_clouds,
-            seed=seed,
-            surface=surface,
-        )
-
-    whole = posterior(fit_data)
+    whole = _side_posterior(fit_data, side_parameters, spec, n_clouds, seed, None)
     receding, approaching = side_masks(whole.model_cube(whole.guess), fit_data.obspars.velocities, best["vsys"])
-    out: dict[str, dict[str, float]] = {}
+    halves = {}
     for label, side in (("receding", receding), ("approaching", approaching)):
         if not side.any():
             log.warning("%s: the best model has no %s side: no side errors", fit_data.galaxy, label)
             return {}
-        # the whole galaxy's gas: a data surface brightness made from one side's map would hold no gas on the other,
-        # whose beam-smeared emission near the minor axis pins vsys (without it vsys moved 37 km/s on NGC 4047)
-        one_side = posterior(replace(fit_data, data=np.where(side[None, :, :], fit_data.data, np.nan)), whole.surface)
-        theta, _ = maximise(one_side, one_side.guess, one_side.low, one_side.high, max_evaluations)
-        out[label] = dict(zip(one_side.free_names, theta.tolist(), strict=True))
+        halves[label] = replace(fit_data, data=np.where(side[None, :, :], fit_data.data, np.nan))
+    # the whole galaxy's gas: a data surface brightness made from one side's map would hold no gas on the other,
+    # whose beam-smeared emission near the minor axis pins vsys (without it vsys moved 37 km/s on NGC 4047)
+    arguments = (side_parameters, spec, n_clouds, seed, whole.surface, max_evaluations)
+    if processes > 1:
+        with ProcessPoolExecutor(2, mp_context=process_context()) as pool:
+            futures = {label: pool.submit(_side_best, half, *arguments) for label, half in halves.items()}
+            out = {label: future.result() for label, future in futures.items()}
+    else:
+        out = {label: _side_best(half, *arguments) for label, half in halves.items()}
     out["half_difference"] = {
         name: 0.5 * abs(out["receding"][name] - out["approaching"][name]) for name in out["receding"]
     }

@@ -16,6 +16,8 @@ OP = ObsPars(nx=48, ny=48, nv=24, cellsize=1.0, dv=20.0, beam=(4.0, 4.0, 0.0))
 TRUE = {"flux": 30.0, "pa": 120.0, "inc": 55.0, "xc": 0.0, "yc": 0.0, "vsys": 10.0, "sigma": 10.0}
 TRUE |= {"scalerad": 4.0, "vflat": 160.0, "rturn": 2.0}
 RMS = 0.002
+BOUNDS = {"flux": (1, 100), "pa": (60, 180), "inc": (20, 85), "xc": (-5, 5), "yc": (-5, 5), "vsys": (-50, 50)}
+BOUNDS |= {"sigma": (1, 50), "scalerad": (1, 10), "vflat": (50, 400), "rturn": (0.5, 10)}
 
 
 def _model(**values: float) -> np.ndarray:
@@ -24,9 +26,7 @@ def _model(**values: float) -> np.ndarray:
 
 def _sides_of(data: np.ndarray) -> dict[str, dict[str, float]]:
     fit_data = FitData(data=data, obspars=OP, rms=RMS, n_detected=int((data > 3 * RMS).sum()))
-    bounds = {"flux": (1, 100), "pa": (60, 180), "inc": (20, 85), "xc": (-5, 5), "yc": (-5, 5), "vsys": (-50, 50)}
-    bounds |= {"sigma": (1, 50), "scalerad": (1, 10), "vflat": (50, 400), "rturn": (0.5, 10)}
-    parameters = load_settings({}).resolved(TRUE, bounds)
+    parameters = load_settings({}).resolved(TRUE, BOUNDS)
     return side_differences(fit_data, parameters, ModelSpec(), TRUE, n_clouds=2**13, seed=1, max_evaluations=1500)
 
 
@@ -87,3 +87,13 @@ def test_sides_of_a_data_surface_brightness_keep_the_whole_galaxy_s_gas():
     assert half["vsys"] < 5.0 and half["vflat"] < 10.0
     for side in ("receding", "approaching"):  # each side's model holds the whole flux, not its side's share
         assert sides[side]["flux"] == pytest.approx(TRUE["flux"], rel=0.15)
+
+
+def test_the_sides_fitted_in_worker_processes_are_those_fitted_in_turn():
+    data = _model() + RMS * np.random.default_rng(6).standard_normal(OP.shape)
+    fit_data = FitData(data=data, obspars=OP, rms=RMS, n_detected=int((data > 3 * RMS).sum()))
+    parameters = load_settings({}).resolved(TRUE, BOUNDS)
+    common = {"n_clouds": 2**12, "seed": 1, "max_evaluations": 300}
+    alone = side_differences(fit_data, parameters, ModelSpec(), TRUE, **common)
+    parallel = side_differences(fit_data, parameters, ModelSpec(), TRUE, processes=2, **common)
+    assert parallel == alone and set(parallel) == {"receding", "approaching", "half_difference"}
