@@ -31,8 +31,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mismatched_mocks import real_data_root  # noqa: E402
 
-from kinms_core.galaxy import fit_prepared
+from kinms_core.galaxy import fit_prepared, load_fit_data
 from kinms_core.ingest import read_cube
+from kinms_core.moments import moment1, point_symmetric_pa
 from kinms_core.prepare import prepare_cube
 from kinms_core.quality import raised
 
@@ -169,6 +170,19 @@ def compare(check: Check, samples: dict[str, np.ndarray]) -> dict[str, object]:
     }
 
 
+def symmetry_pa(prepared: Path, summary: dict) -> float:
+    """A model-free check of the fitted PA: the point-symmetric kinematic PA
+    (:func:`kinms_core.moments.point_symmetric_pa`) of the moment-1 map of the prepared cube's signal mask, over the
+    pixels with at least two masked channels, about the fitted centre and vsys (KinMS's convention, as the fit's)."""
+    fit_data = load_fit_data(prepared)
+    op, values = fit_data.obspars, {name: entry["median"] for name, entry in summary["parameters"].items()}
+    velocity = moment1(fit_data.data, op.velocities, fit_data.mask)
+    velocity[fit_data.mask.sum(axis=0) < 2] = np.nan
+    x_ref, y_ref = op.reference_pixel  # xc, yc are offsets from it
+    centre = (x_ref + values["xc"] / op.cellsize, y_ref + values["yc"] / op.cellsize)
+    return point_symmetric_pa(velocity, centre, values["vsys"])
+
+
 def fit_one(name: str, galaxy: Galaxy, args: argparse.Namespace, data: Path) -> dict[str, object]:
     outdir = Path(args.outdir) / name
     if args.refit and outdir.exists():
@@ -199,6 +213,8 @@ def fit_one(name: str, galaxy: Galaxy, args: argparse.Namespace, data: Path) -> 
         "inflation": summary.get("likelihood", {}).get("inflation"),
         "flags": raised(summary.get("flags", {})) + (["other_sources"] if prepare_info.get("other_sources") else []),
         "comparisons": [compare(check, samples) for check in galaxy.checks],
+        "fit_pa": summary["parameters"]["pa"]["median"],
+        "symmetry_pa": symmetry_pa(prepared, summary),
     }
 
 
@@ -232,6 +248,10 @@ def print_table(results: list[dict[str, object]]) -> None:
                 f"{c['difference']:>9.2f}{c['tolerance']:>8.2f}  {'yes' if c['agrees'] else 'NO':<6} {useful:<6} "
                 f"{c['source']}"
             )
+        print(
+            f"  model-free check: the moment-1 map's point-symmetric PA {result['symmetry_pa']:.1f} (the fit's "
+            f"{result['fit_pa']:.1f}, both KinMS's convention)"
+        )
 
 
 def main() -> None:

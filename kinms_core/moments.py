@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-__all__ = ["major_axis_direction", "moment0", "moment1", "pv_diagram", "spectrum"]
+__all__ = ["major_axis_direction", "moment0", "moment1", "point_symmetric_pa", "pv_diagram", "spectrum"]
 
 
 def moment0(data: np.ndarray, dv: float, mask: np.ndarray | None = None) -> np.ndarray:
@@ -42,6 +42,36 @@ def major_axis_direction(pa: float) -> tuple[float, float]:
     position angle ``pa`` (degrees, north through east, KinMS's convention; +x is west, +y north)."""
     rad = np.radians(pa)
     return (-np.sin(rad), np.cos(rad))
+
+
+def point_symmetric_pa(velocity: np.ndarray, centre: tuple[float, float], vsys: float, step: float = 0.5) -> float:
+    """The kinematic PA (degrees, of the receding side, KinMS's convention) of a velocity map without a model: the
+    angle about which the map, less ``vsys``, is most nearly bi-antisymmetric (mirror-symmetric about the major
+    axis, antisymmetric about the minor axis), as Krajnovic et al. (2006)'s ``fit_kinematic_pa``. The mirror points
+    about ``centre`` (x, y pixels) are interpolated bilinearly (nearest pixels would favour multiples of 45 degrees,
+    where mirrors fall on pixels); pixels whose mirrors touch NaN are left out; tried every ``step`` degrees. NaN when
+    no angle leaves ten pixels."""
+    offsets = np.asarray(velocity, dtype=float) - vsys
+    y, x = np.indices(offsets.shape, dtype=float)
+    dx, dy = x - centre[0], y - centre[1]
+
+    def mirrored(along: np.ndarray, across: np.ndarray, u: tuple[float, float]) -> np.ndarray:
+        points = [centre[1] + along * u[1] - across * u[0], centre[0] + along * u[0] + across * u[1]]
+        return map_coordinates(offsets, points, order=0, mode="constant", cval=np.nan)
+
+    best, best_misfit = float("nan"), np.inf
+    for pa in np.arange(0.0, 360.0, step):
+        u = major_axis_direction(pa)
+        along, across = dx * u[0] + dy * u[1], dx * u[1] - dy * u[0]
+        opposite = mirrored(-along, across, u) + mirrored(-along, -across, u)
+        folded = (offsets + mirrored(along, -across, u) - opposite) / 4
+        usable = np.isfinite(folded)
+        if usable.sum() < 10 or np.mean(np.sign(along[usable]) * offsets[usable]) <= 0:
+            continue  # too few pixels, or the receding side is the other way
+        misfit = float(np.median(np.abs(offsets[usable] - folded[usable])))
+        if misfit < best_misfit:
+            best, best_misfit = float(pa), misfit
+    return best
 
 
 def pv_diagram(

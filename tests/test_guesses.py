@@ -107,3 +107,19 @@ def test_bad_inputs():
         first_guesses(cube, np.ones((2, 2, 2), bool), 1.0)
     with pytest.raises(ValueError, match="guesses lack"):
         data_bounds(cube, {"flux": 1.0})
+
+
+@pytest.mark.parametrize("pa", [120.0, 300.0, 15.0])
+def test_point_symmetric_pa_of_a_velocity_map_is_the_disc_s(pa):
+    from kinms_core import ObsPars
+    from kinms_core.moments import moment1, point_symmetric_pa
+    from kinms_core.parametric import GalaxyModel, ModelSpec
+
+    op = ObsPars(nx=48, ny=48, nv=30, cellsize=1.0, dv=15.0, beam=(3.0, 3.0, 0.0))
+    values = {"flux": 30.0, "pa": pa, "inc": 55.0, "xc": 3.0, "yc": -2.0, "vsys": 0.0, "sigma": 10.0}
+    values |= {"scalerad": 6.0, "vflat": 180.0, "rturn": 3.0}
+    cube = GalaxyModel(op, ModelSpec(), n_clouds=2**15, seed=1).cube(values)
+    velocity = moment1(cube, op.velocities, cube > 0.05 * cube.max())
+    cx, cy = op.centre_pixel
+    found = point_symmetric_pa(velocity, (cx + 3.0, cy - 2.0), 0.0)
+    assert abs((found - pa + 180.0) % 360.0 - 180.0) <= 1.0
