@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from kinms_core.family_errors import ALTERNATIVES
 from kinms_core.fit import bic, noise_volume
 from kinms_core.galaxy import fit_prepared, load_fit_data
 from kinms_core.likelihood import LogPosterior
@@ -36,16 +37,11 @@ from kinms_core.surface import map_parameters
 
 FAMILIES = {
     "default": {},
-    "data": {"surface_brightness": "data"},
+    **ALTERNATIVES,  # the families of family errors: flows, thick disc, linear warp, dispersion gradient, data
     "gaussian_ring": {"surface_brightness": "gaussian_ring"},
     "exponential_ring": {"surface_brightness": "exponential_ring"},
     "sersic": {"surface_brightness": "sersic"},
-    "radial": {"motions": "radial"},
-    "bisymmetric": {"motions": "bisymmetric"},
-    "warp": {"warp": "linear"},
     "warp_rings": {"warp": "rings"},
-    "thick": {"thickness": "exponential"},
-    "sigma_linear": {"dispersion": "linear"},
 }
 
 

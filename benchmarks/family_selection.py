@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kinms_core.family_errors import akaike_weights, model_spread
+from kinms_core.family_errors import ALTERNATIVES, akaike_weights, model_spread
 from kinms_core.fit import bic, information_criterion, noise_volume
 from kinms_core.galaxy import load_fit_data
 from kinms_core.likelihood import FitData, LogPosterior
@@ -52,18 +52,20 @@ log = logging.getLogger("family_selection")
 #: the data describes every surface-brightness feature of the generator (rings, holes, bright cores, clumps, bars,
 #: spiral arms, lopsidedness).
 SURFACE_FEATURES = ("ring", "hole", "core", "clumps", "bar", "spiral", "lopsided")
-DATA_MODEL = {"surface_brightness": "data"}
+DATA_MODEL = ALTERNATIVES["data"]
 #: The parameters whose bias the surface brightness from the data should remove.
 SURFACE_PARAMETERS = ("pa", "inc", "vsys", "vflat")
-FAMILIES = {
-    "default": ({}, ()),
-    "radial": ({"motions": "radial"}, ("radial_flow",)),
-    "bisymmetric": ({"motions": "bisymmetric"}, ("bisymmetric",)),
-    "thick": ({"thickness": "exponential"}, ("thick",)),
-    "warp": ({"warp": "linear"}, ("warp",)),
-    "sigma_linear": ({"dispersion": "linear"}, ("sigma_gradient",)),
-    "data": (DATA_MODEL, SURFACE_FEATURES),
+#: The library's families for family errors (:data:`kinms_core.family_errors.ALTERNATIVES`), each with the mock
+#: features it describes.
+DESCRIBES = {
+    "radial": ("radial_flow",),
+    "bisymmetric": ("bisymmetric",),
+    "thick": ("thick",),
+    "warp": ("warp",),
+    "sigma_linear": ("sigma_gradient",),
+    "data": SURFACE_FEATURES,
 }
+FAMILIES = {"default": ({}, ())} | {name: (ALTERNATIVES[name], DESCRIBES[name]) for name in ALTERNATIVES}
 FEATURE_FAMILY = {feature: family for family, (_, features) in FAMILIES.items() for feature in features}
 TRUE_COLUMNS = ("flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "vflat", "rturn", "scalerad")
 
