@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from calibration import truth_side_sigma  # the pulls as the calibration computes them
 
 from kinms_core.family_errors import ALTERNATIVES, akaike_weights, model_spread
 from kinms_core.fit import bic, information_criterion, noise_volume
@@ -244,10 +245,11 @@ def _shortest_arc(difference: np.ndarray) -> np.ndarray:
 
 
 def calibration_errors(calibration: Path, parameters: tuple[str, ...] = SURFACE_PARAMETERS) -> pd.DataFrame:
-    """The default fits' 1-sigma errors as the calibration measures them (benchmarks/halves.py): the posterior's half
-    68% width and half the two sides' difference, in quadrature, with the posterior median and the truth; indexed by
-    (mock, parameter)."""
+    """The default fits' 1-sigma errors as the calibration measures them (benchmarks/halves.py): the posterior's
+    16th or 84th percentile distance on the truth's side (:func:`calibration.truth_side_sigma`) and half the two
+    sides' difference, in quadrature, with the posterior median and the truth; indexed by (mock, parameter)."""
     pulls = pd.read_csv(calibration / "pulls.csv")
+    pulls["sigma"] = truth_side_sigma(pulls)
     rows = []
     for _, row in pulls.iterrows():
         path = calibration / "halves" / f"{row['name']}.json"
@@ -255,7 +257,7 @@ def calibration_errors(calibration: Path, parameters: tuple[str, ...] = SURFACE_
             continue
         halves = json.loads(path.read_text())
         side = 0.5 * abs(halves["receding"][row["parameter"]] - halves["approaching"][row["parameter"]])
-        error = float(np.hypot(0.5 * (row["p84"] - row["p16"]), side))
+        error = float(np.hypot(row["sigma"], side))
         rows.append((row["name"], row["parameter"], error, row["median"], row["truth"]))
     columns = ["name", "parameter", "error", "median", "truth"]
     return pd.DataFrame(rows, columns=columns).set_index(["name", "parameter"])
