@@ -3,8 +3,8 @@
 A galaxy is never exactly the model. A thick disc fitted as a thin one is seen at too low an inclination, and its
 rotation too fast; a ring fitted as an exponential disc rotates too slowly. Such a fit can describe the data almost
 as well as the model with the feature, so its errors, which measure only how well the data pin the model's own
-parameters, leave the truth many sigma away: on the error calibration's 100 mismatched mocks 11% of the
-inclinations and 20% of the rotation velocities were over 3 sigma off, side errors included (3% and 10% with
+parameters, leave the truth many sigma away: on the error calibration's 100 mismatched mocks 10% of the
+inclinations and 18% of the rotation velocities were over 3 sigma off, side errors included (3% and 9% with
 these). Fitting both models and keeping only the better one does not help when the data barely tell them apart.
 
 Model averaging does (Burnham & Anderson 2002, section 4.3.2; Buckland et al. 1997): each family that extends the
