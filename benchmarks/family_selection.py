@@ -31,7 +31,7 @@ import json
 import logging
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ from calibration import truth_side_sigma  # the pulls as the calibration compute
 from kinms_core.family_errors import ALTERNATIVES, akaike_weights, model_spread
 from kinms_core.fit import bic, information_criterion, noise_volume
 from kinms_core.galaxy import load_fit_data
-from kinms_core.likelihood import FitData, LogPosterior
+from kinms_core.likelihood import LogPosterior
 from kinms_core.optimise import maximise_from
 from kinms_core.settings import load_settings
 from kinms_core.starts import start_vectors
@@ -170,12 +170,31 @@ def run_one(
     return mock["name"]
 
 
-def _bic(entry: dict[str, float], family: str, fit_data: FitData, n_voxels: int) -> float:
+@dataclass(frozen=True)
+class _Cube:
+    """What ranking a mock's families needs of its cube, measured once: the noise volume, the voxels and the price of
+    a map from the data (:func:`kinms_core.fit.noise_volume`, :func:`kinms_core.surface.map_parameters`)."""
+
+    volume: float
+    n_voxels: int
+    map_price: float
+
+    @classmethod
+    def of(cls, fit_root: Path) -> _Cube:
+        fit_data = load_fit_data(fit_root / "prepare")
+        n_voxels = json.loads((fit_root / "fit" / "summary.json").read_text())["n_voxels"]
+        return cls(noise_volume(fit_data), n_voxels, map_parameters(fit_data.mask, fit_data.obspars))
+
+    def parameters(self, entry: dict, family: str) -> float:
+        """A family's free parameters, a data map's price included."""
+        return entry["n_free"] + (self.map_price if FAMILIES[family][0] == DATA_MODEL else 0.0)
+
+
+def _bic(entry: dict[str, float], family: str, cube: _Cube) -> float:
     """A family's BIC from its stored chi-square and free parameters, with the cube's noise volume and, for the
-    surface brightness from the data, its map's price (:func:`kinms_core.fit.bic`,
-    :func:`kinms_core.surface.map_parameters`: results kept from earlier runs are ranked alike)."""
-    price = map_parameters(fit_data.mask, fit_data.obspars) if FAMILIES[family][0] == DATA_MODEL else 0.0
-    return bic(entry["chi2"], entry["n_free"] + price, n_voxels, noise_volume(fit_data))["bic"]
+    surface brightness from the data, its map's price (:func:`kinms_core.fit.bic`: results kept from earlier runs are
+    ranked alike)."""
+    return bic(entry["chi2"], cube.parameters(entry, family), cube.n_voxels, cube.volume)["bic"]
 
 
 def summarise(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
@@ -187,12 +206,10 @@ def summarise(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
         oracle = calibration / "families_from_truth" / f"{mock['name']}.json"
         if not path.exists() or not oracle.exists():
             continue
-        fit_root = calibration / "fits" / mock["name"]
-        fit_data = load_fit_data(fit_root / "prepare")
-        n_voxels = json.loads((fit_root / "fit" / "summary.json").read_text())["n_voxels"]
-        bics = pd.Series({f: _bic(e, f, fit_data, n_voxels) for f, e in json.loads(path.read_text()).items()})
+        cube = _Cube.of(calibration / "fits" / mock["name"])
+        bics = pd.Series({f: _bic(e, f, cube) for f, e in json.loads(path.read_text()).items()})
         right = _right_family(mock)
-        from_truth = min(bics[right], _bic(json.loads(oracle.read_text())[right], right, fit_data, n_voxels))
+        from_truth = min(bics[right], _bic(json.loads(oracle.read_text())[right], right, cube))
         with_truth = bics.copy()
         with_truth[right] = from_truth
         rows.append(
@@ -267,16 +284,14 @@ def calibration_errors(calibration: Path, parameters: tuple[str, ...] = SURFACE_
 AVERAGED_PARAMETERS = ("pa", "inc", "vsys", "vflat", "sigma", "flux")
 
 
-def _family_spread(result: dict, fit_data: FitData) -> dict[str, float]:
+def _family_spread(result: dict, cube: _Cube) -> dict[str, float]:
     """``fit.family_errors``' term for one mock from its stored families (the default's as the fit's own): Akaike
     weights of ``chi2 / c + 2 p`` (a data map priced by its beams) and the weighted spread about the default's best
     point (:func:`kinms_core.family_errors.akaike_weights`, :func:`~kinms_core.family_errors.model_spread`)."""
-    volume = noise_volume(fit_data)
-    price = map_parameters(fit_data.mask, fit_data.obspars)
     criteria = {}
     for family, entry in result.items():
-        parameters = entry["n_free"] + (price if FAMILIES[family][0] == DATA_MODEL else 0.0)
-        criteria["fit" if family == "default" else family] = entry["chi2"] / volume + 2.0 * parameters
+        aic = entry["chi2"] / cube.volume + 2.0 * cube.parameters(entry, family)
+        criteria["fit" if family == "default" else family] = aic
     others = {family: entry["best"] for family, entry in result.items() if family != "default"}
     return model_spread(result["default"]["best"], others, akaike_weights(criteria))
 
@@ -292,7 +307,7 @@ def averaged_pull_table(calibration: Path) -> pd.DataFrame:
         result = json.loads(path.read_text()) if path.exists() else {}
         if set(result) != set(FAMILIES):
             continue
-        spread = _family_spread(result, load_fit_data(calibration / "fits" / name / "prepare"))
+        spread = _family_spread(result, _Cube.of(calibration / "fits" / name))
         for parameter, row in errors.loc[name].iterrows():
             difference = row["median"] - row["truth"]
             if parameter == "pa":
@@ -328,10 +343,8 @@ def surface_table(truth: pd.DataFrame, calibration: Path) -> pd.DataFrame:
         result = json.loads(path.read_text()) if path.exists() else {}
         if not {"default", "data"} <= set(result):
             continue
-        fit_root = calibration / "fits" / mock["name"]
-        fit_data = load_fit_data(fit_root / "prepare")
-        n_voxels = json.loads((fit_root / "fit" / "summary.json").read_text())["n_voxels"]
-        bics = {family: _bic(result[family], family, fit_data, n_voxels) for family in ("default", "data")}
+        cube = _Cube.of(calibration / "fits" / mock["name"])
+        bics = {family: _bic(result[family], family, cube) for family in ("default", "data")}
         result["picked"] = result[min(bics, key=bics.__getitem__)]
         surface = any(bool(mock[f"has_{feature}"]) for feature in SURFACE_FEATURES)
         for name in SURFACE_PARAMETERS:
