@@ -9,10 +9,13 @@ these). Fitting both models and keeping only the better one does not help when t
 
 Model averaging does (Burnham & Anderson 2002, section 4.3.2; Buckland et al. 1997): each family that extends the
 fit's by one feature (radial or bisymmetric flows, a thick disc, a linear warp, a dispersion gradient, the surface
-brightness from the data) is maximised from the fit's best point, and each model ``k``, the fit's own included, gets
-the Akaike weight ``w_k ~ exp(-AIC_k / 2)``, with ``AIC = chi2 / c + 2 p``: ``c`` the data's noise-correlation
-volume (:func:`kinms_core.fit.noise_volume`, so that correlated voxels count once) and ``p`` the free parameters,
-a map from the data counting its independent beams (:func:`kinms_core.surface.map_parameters`). The errors gain
+brightness from the data) is maximised from the fit's best point; then, as a forward search, the best of them gains
+each other feature that helped on its own, and so on (:func:`family_differences`), because a galaxy with a ring
+and an inflow is best described by the ring first, yet only the inflow moves its position angle. Each model
+``k``, the fit's own included, gets the Akaike weight ``w_k ~ exp(-AIC_k / 2)``, with ``AIC = chi2 / c + 2 p``:
+``c`` the data's noise-correlation volume (:func:`kinms_core.fit.noise_volume`, so that correlated voxels count
+once) and ``p`` the free parameters, a map from the data counting its independent beams
+(:func:`kinms_core.surface.map_parameters`). The errors gain
 ``sqrt(sum_k w_k (theta_k - theta_fit)^2)`` in quadrature: the between-model part of the model-averaged variance.
 A family that fits no better than the fit's own weighs ``exp(-1)`` per extra parameter, so an undetectable feature
 that moves the estimates widens the errors; a family that fits much worse weighs nothing.
@@ -33,10 +36,10 @@ from .errors import SettingsError
 from .likelihood import FitData, LogPosterior
 from .optimise import maximise_from
 from .settings import FitSettings, load_settings
-from .starts import start_vectors
+from .starts import RADIAL_ANGLES, start_vectors
 from .workers import process_context
 
-__all__ = ["ALTERNATIVES", "akaike_weights", "family_differences", "model_spread"]
+__all__ = ["ALTERNATIVES", "SEARCH", "akaike_weights", "family_differences", "model_spread"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,13 @@ ALTERNATIVES: dict[str, dict[str, str]] = {
 #: Model-spec defaults: an alternative only changes a feature that the fit leaves at its default (None: any
 #: parametric surface brightness may give way to the data's).
 _PLAIN = {"motions": "none", "thickness": "thin", "warp": "none", "dispersion": "constant", "surface_brightness": None}
+
+#: Rounds of the forward search (:func:`family_differences`): the mismatched mocks of the error calibration have up
+#: to three features.
+MAX_ROUNDS = 3
+
+#: How the families were searched; families recorded by another search are searched again.
+SEARCH = f"forward, up to {MAX_ROUNDS} rounds; radial flows also from disc-plane angles {RADIAL_ANGLES} deg"
 
 
 def _alternative_settings(settings: FitSettings, fit_data: FitData) -> dict[str, FitSettings]:
@@ -137,6 +147,26 @@ def _maximised(
     return dict(zip(posterior.free_names, theta.tolist(), strict=True)), _aic(posterior, theta, volume)
 
 
+def _maximise_all(
+    fit_data: FitData,
+    alternatives: Mapping[str, tuple[FitSettings, Mapping[str, float]]],
+    arguments: tuple[int, float, int],
+    processes: int,
+) -> dict[str, tuple[dict[str, float], float]]:
+    """:func:`_maximised` of each alternative (its settings and start values), on up to ``processes`` workers."""
+    if processes > 1 and len(alternatives) > 1:
+        with ProcessPoolExecutor(min(processes, len(alternatives)), mp_context=process_context()) as pool:
+            futures = {
+                name: pool.submit(_maximised, fit_data, alternative, start, *arguments)
+                for name, (alternative, start) in alternatives.items()
+            }
+            return {name: future.result() for name, future in futures.items()}
+    return {
+        name: _maximised(fit_data, alternative, start, *arguments)
+        for name, (alternative, start) in alternatives.items()
+    }
+
+
 def family_differences(
     fit_data: FitData,
     settings: FitSettings,
@@ -147,26 +177,49 @@ def family_differences(
     max_evaluations: int,
     families: Sequence[str] | None = None,
     processes: int = 1,
+    max_rounds: int = MAX_ROUNDS,
 ) -> dict[str, Any]:
-    """Each alternative family's best values and AIC, every model's Akaike weight (the fit's as ``fit``) and the
-    errors' extra term ``spread`` per free parameter of the fit (:func:`model_spread`), from the fit's best point
-    ``best`` of ``fit_posterior``; each family is maximised with ``max_evaluations`` per start, on up to ``processes``
-    worker processes. ``families`` limits them to those names."""
+    """Each family's best values and AIC, every model's Akaike weight (the fit's as ``fit``) and the errors' extra
+    term ``spread`` per free parameter of the fit (:func:`model_spread`), from the fit's best point ``best`` of
+    ``fit_posterior``.
+
+    The families are found by a forward search: the first round adds each feature of :data:`ALTERNATIVES` to the
+    fit's model; each later round adds, to the round's best model (if it beats the one it extends), each feature that
+    lowered the AIC in the round before (``"data+radial"`` adds radial flows to the data's surface brightness),
+    starting from both models' best values; up to ``max_rounds`` rounds. A galaxy has more than one feature (a
+    ring and an inflow): a family that adds only the ring wins the first round by its surface brightness, yet only
+    the inflow moves the position angle. Each family is maximised with ``max_evaluations`` per start, on up to
+    ``processes`` worker processes; ``families`` limits the features to those names. ``chosen`` lists each round's
+    best model."""
     fit_values = fit_posterior.values(best)
-    alternatives = {
-        name: alternative
-        for name, alternative in _alternative_settings(settings, fit_data).items()
-        if families is None or name in families
-    }
-    arguments = (fit_values, fit_posterior.model.cube_model.n_clouds, volume, max_evaluations)
-    if processes > 1 and len(alternatives) > 1:
-        with ProcessPoolExecutor(min(processes, len(alternatives)), mp_context=process_context()) as pool:
-            futures = {name: pool.submit(_maximised, fit_data, alt, *arguments) for name, alt in alternatives.items()}
-            results = {name: future.result() for name, future in futures.items()}
-    else:
-        results = {name: _maximised(fit_data, alt, *arguments) for name, alt in alternatives.items()}
-    criteria = {"fit": _aic(fit_posterior, best, volume)} | {name: aic for name, (_, aic) in results.items()}
-    found = {name: values for name, (values, _) in results.items()}
+    arguments = (fit_posterior.model.cube_model.n_clouds, volume, max_evaluations)
+    criteria = {"fit": _aic(fit_posterior, best, volume)}
+    found: dict[str, dict[str, float]] = {}
+    base, base_settings, added = "fit", settings, {feature: "fit" for feature in ALTERNATIVES}
+    candidates = [feature for feature in ALTERNATIVES if families is None or feature in families]
+    chosen = []
+    for _ in range(max_rounds):
+        named = {}
+        for feature, alternative in _alternative_settings(base_settings, fit_data).items():
+            if feature in candidates:
+                start = {**found.get(added[feature], fit_values), **found.get(base, fit_values)}
+                named[feature] = (feature if base == "fit" else f"{base}+{feature}", alternative, start)
+        if not named:
+            break
+        results = _maximise_all(
+            fit_data, {name: (alt, start) for name, alt, start in named.values()}, arguments, processes
+        )
+        for feature, (name, _, _) in named.items():
+            found[name], criteria[name] = results[name]
+            added[feature] = name
+        leader = min((name for name, _, _ in named.values()), key=criteria.__getitem__)
+        if criteria[leader] >= criteria[base]:
+            break
+        candidates = [f for f, (name, _, _) in named.items() if name != leader and criteria[name] < criteria[base]]
+        base = leader
+        base_settings = next(alt for name, alt, _ in named.values() if name == leader)
+        chosen.append(leader)
     weights = akaike_weights(criteria)
     free_values = dict(zip(fit_posterior.free_names, best.tolist(), strict=True))
-    return {"weights": weights, "aic": criteria, "best": found, "spread": model_spread(free_values, found, weights)}
+    spread = model_spread(free_values, found, weights)
+    return {"search": SEARCH, "chosen": chosen, "weights": weights, "aic": criteria, "best": found, "spread": spread}

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import InputError, SettingsError
+from .family_errors import SEARCH as FAMILY_SEARCH
 from .family_errors import family_differences
 from .fitsio import obspars_header, obspars_wcs, write_cube
 from .likelihood import (
@@ -305,7 +306,7 @@ def _start_point(
         errors.sides = _sides(fit_data, posterior, best, options, processes)
     elif errors is not None and not options.side_errors:
         errors.sides = {}
-    if errors is not None and options.family_errors and not errors.families:
+    if errors is not None and options.family_errors and errors.families.get("search") != FAMILY_SEARCH:
         errors.families = _families(fit_data, settings, posterior, best, processes)
     elif errors is not None and not options.family_errors:
         errors.families = {}
@@ -378,9 +379,9 @@ def _families(
         processes=processes,
     )
     log.info(
-        "%s: model families' Akaike weights %s; their spread %s, %.0f s",
+        "%s: model families' Akaike weights (over 0.01) %s; their spread %s, %.0f s",
         fit_data.galaxy,
-        ", ".join(f"{k} {v:.2f}" for k, v in families["weights"].items()),
+        ", ".join(f"{k} {v:.2f}" for k, v in families["weights"].items() if v >= 0.01),
         ", ".join(f"{k} {v:.3g}" for k, v in families["spread"].items()),
         time.perf_counter() - start,
     )

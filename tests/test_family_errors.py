@@ -34,11 +34,24 @@ def test_akaike_weights_and_the_spread_of_the_estimates():
     assert spread["inc"] == pytest.approx(math.sqrt(0.5) * 10.0)
 
 
-def _spread_of(spec: ModelSpec, z0: float, families: tuple[str, ...] = ("thick",), processes: int = 1) -> dict:
-    clean = GalaxyModel(OP, spec, n_clouds=2**15, seed=3).cube({**TRUE, "z0": z0})
-    data = clean + RMS * np.random.default_rng(2).standard_normal(OP.shape)
+def _spread_of(
+    spec: ModelSpec,
+    z0: float,
+    families: tuple[str, ...] = ("thick",),
+    processes: int = 1,
+    vrad: float = 0.0,
+    rms: float = RMS,
+) -> dict:
+    clean = GalaxyModel(OP, spec, n_clouds=2**15, seed=3).cube({**TRUE, "z0": z0, "vrad": vrad})
+    data = clean + rms * np.random.default_rng(2).standard_normal(OP.shape)
     fit_data = FitData(
-        data=data, obspars=OP, rms=RMS, n_detected=int((data > 3 * RMS).sum()), guesses=TRUE, bounds=BOUNDS
+        data=data,
+        obspars=OP,
+        rms=rms,
+        n_detected=int((data > 3 * rms).sum()),
+        guesses=TRUE,
+        bounds=BOUNDS,
+        mask=clean > rms,  # the emission: the noise volume is measured away from it
     )
     settings = load_settings({})
     posterior = LogPosterior(
@@ -69,3 +82,31 @@ def test_families_maximised_in_worker_processes_are_those_maximised_in_turn():
     parallel = _spread_of(ModelSpec(), z0=0.0, families=("radial", "sigma_linear"), processes=2)
     assert set(parallel["best"]) == {"radial", "sigma_linear"}
     assert parallel["best"] == alone["best"] and parallel["spread"] == alone["spread"]
+
+
+def test_a_galaxy_with_two_features_is_described_by_the_family_with_both():
+    """A thick disc with an inflow: each feature alone beats the thin disc, and the second round adds the other
+    feature to the better one, which then carries the weight (and the estimates the errors are measured from)."""
+    both = _spread_of(
+        ModelSpec(thickness="exponential", motions="radial"), z0=3.0, vrad=-40.0, families=("thick", "radial")
+    )
+    assert both["aic"]["thick"] < both["aic"]["fit"] and both["aic"]["radial"] < both["aic"]["fit"]
+    first = min(("thick", "radial"), key=both["aic"].__getitem__)
+    combined = f"{first}+{({'thick', 'radial'} - {first}).pop()}"
+    assert both["chosen"] == [first, combined]
+    assert both["weights"][combined] > 0.9
+    assert both["best"][combined]["vrad"] == pytest.approx(-40.0, abs=10.0)
+    assert abs(both["best"][combined]["inc"] - TRUE["inc"]) < abs(both["fit"]["inc"] - TRUE["inc"])
+    # the fit's spread is measured from the combined family's estimates
+    moved = abs(both["best"][combined]["inc"] - both["fit"]["inc"])
+    assert both["spread"]["inc"] == pytest.approx(moved, rel=0.1)
+
+
+@pytest.mark.parametrize("vrad", [-30.0, 30.0])
+def test_the_radial_family_turns_the_kinematic_axis_back_to_the_disc_s(vrad):
+    """A flow turns the kinematic axis that a disc without it fits; the radial family, started from that fit with
+    flows of both signs (:func:`kinms_core.starts.start_values`), finds the disc's own position angle and the flow."""
+    flow = _spread_of(ModelSpec(motions="radial"), z0=0.0, vrad=vrad, families=("radial",))
+    assert abs(flow["fit"]["pa"] - TRUE["pa"]) > 5.0
+    assert flow["best"]["radial"]["pa"] == pytest.approx(TRUE["pa"], abs=3.0)
+    assert flow["best"]["radial"]["vrad"] == pytest.approx(vrad, abs=10.0)
