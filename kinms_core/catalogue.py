@@ -8,7 +8,9 @@ fit of the same cube: ``model`` (the families that differ from the default, :att
 ``warp_radius`` (arcsec, where a warped fit's ``pa`` and ``inc`` hold: a linear warp's pivot, where a ring-wise warp
 starts; empty without a warp), ``n_free`` and ``bic``
 (lower is better; a surface brightness from the data also pays for its map's independent beams,
-:func:`kinms_core.surface.map_parameters`); how the errors and the noise were modelled:
+:func:`kinms_core.surface.map_parameters`), ``preferred_family`` and ``preferred_weight`` (with family errors: the
+model the data prefer among the fit's and those that extend it, e.g. ``data+radial``, and its Akaike weight, so that
+a survey can find the galaxies its model does not describe); how the errors and the noise were modelled:
 ``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation`` (robust errors:
 how much larger the errors are than for independent, exactly modelled noise, the geometric mean over parameters),
 ``residual_excess`` (residual variance in the galaxy's region over the noise's); the quality flags: ``flags`` (the
@@ -57,7 +59,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: How the errors and the noise were modelled, after the diagnostics.
-MODELLING = ("model", "warp_radius", "n_free", "bic", "errors", "noise_model", "error_inflation", "residual_excess")
+MODELLING = (
+    "model",
+    "warp_radius",
+    "n_free",
+    "bic",
+    "preferred_family",
+    "preferred_weight",
+    "errors",
+    "noise_model",
+    "error_inflation",
+    "residual_excess",
+)
 #: The quality-flag columns.
 FLAG_COLUMNS = tuple(f"flag_{name}" for name in FLAGS)
 
@@ -244,7 +257,7 @@ def build_catalogue(
     return frame
 
 
-_TEXT_COLUMNS = ("model", "errors", "noise_model", "flags")
+_TEXT_COLUMNS = ("model", "preferred_family", "errors", "noise_model", "flags")
 
 
 def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -258,12 +271,27 @@ def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
         "warp_radius": _warp_radius(summary.get("spec") or {}),
         "n_free": _float(summary.get("n_free")),
         "bic": _float(summary.get("bic")),
+        **_preferred(summary),
         "errors": str(summary.get("errors", "")),
         "noise_model": str(summary.get("noise_model", "")),
         "error_inflation": math.sqrt(inflation) if inflation else math.nan,
         "residual_excess": residual / noise if residual is not None and noise else math.nan,
         "flags": ";".join(raised(flags)),
         **{f"flag_{name}": bool(flags.get(name)) for name in FLAGS},
+    }
+
+
+def _preferred(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The model of the family errors' search (:mod:`kinms_core.family_errors`) with the largest Akaike weight, named
+    by the features it adds to the fit's (the fit's own: its ``model``), and that weight; empty without family
+    errors."""
+    weights = ((summary.get("likelihood") or {}).get("families") or {}).get("weights") or {}
+    if not weights:
+        return {"preferred_family": "", "preferred_weight": math.nan}
+    name = max(weights, key=weights.__getitem__)
+    return {
+        "preferred_family": str(summary.get("model", "default")) if name == "fit" else name,
+        "preferred_weight": float(weights[name]),
     }
 
 

@@ -280,6 +280,8 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
         "warp_radius",
         "n_free",
         "bic",
+        "preferred_family",
+        "preferred_weight",
         "errors",
         "noise_model",
         "error_inflation",
@@ -306,6 +308,17 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
         params=PARAMS,
     )
     assert list(rows["warp_radius"]) == [4.0, 6.0]  # where pa and inc hold: the rings' start, the linear pivot
+    # the model the family errors' search prefers, named by what it adds to the fit's (the fit's: its model)
+    assert (a["preferred_family"], np.isnan(a["preferred_weight"])) == ("", True)  # no family errors
+    searched = fake_summary("f")
+    searched["likelihood"] = searched["likelihood"] | {"families": {"weights": {"fit": 0.3, "radial": 0.7}}}
+    kept = fake_summary("g")
+    kept["likelihood"] = kept["likelihood"] | {"families": {"weights": {"fit": 0.9, "radial": 0.1}}}
+    rows = build_catalogue(
+        [{"galaxy": g, "status": "ok", "error": "", "summary": s} for g, s in (("f", searched), ("g", kept))],
+        params=PARAMS,
+    )
+    assert list(rows["preferred_family"]) == ["radial", "data"] and list(rows["preferred_weight"]) == [0.7, 0.9]
     assert a["flags"] == "mismatch;other_sources" and a["flag_mismatch"] and not a["flag_not_converged"]
     assert pd.isna(b["flag_mismatch"]) and pd.isna(b["errors"])
     # PA: into [0, 360) without a truth, with its percentiles
