@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from kinms_core import ObsPars
 from kinms_core.optimise import maximise_from
-from kinms_core.parametric import ModelSpec
-from kinms_core.starts import THICK_LADDER, start_values, start_vectors
+from kinms_core.parametric import GalaxyModel, ModelSpec
+from kinms_core.starts import RADIAL_ANGLES, THICK_LADDER, start_values, start_vectors
 
 VALUES = {"flux": 10.0, "pa": 100.0, "inc": 30.0, "vflat": 200.0, "rturn": 2.0, "z0": 0.4, "scalerad": 4.0}
 BOUNDS = {"inc": (5.0, 89.0), "vflat": (10.0, 1000.0), "z0": (0.0, 8.0), "pa": (0.0, 360.0)}
@@ -37,6 +38,38 @@ def test_a_thick_disc_also_starts_higher_at_the_same_v_sin_i_and_thicker():
     assert [s["z0"] for s in own[1:]] == [height * VALUES["scalerad"] for _, height in THICK_LADDER]
     fixed = {k: v for k, v in BOUNDS.items() if k != "inc"}
     assert start_values(ModelSpec(thickness="exponential"), VALUES, fixed, length=4.0) == [VALUES]
+
+
+def test_a_radial_flow_also_starts_from_an_inflow_and_an_outflow_with_the_axis_turned_back():
+    bounds = {**BOUNDS, "vrad": (-100.0, 100.0)}
+    starts = start_values(ModelSpec(motions="radial"), {**VALUES, "vrad": 0.0}, bounds, length=4.0)
+    assert len(starts) == 1 + len(RADIAL_ANGLES)
+    for start, angle in zip(starts[1:], RADIAL_ANGLES, strict=True):
+        phi = math.radians(angle)
+        assert start["vrad"] == pytest.approx(VALUES["vflat"] * math.tan(phi))
+        twist = math.degrees(math.atan(math.tan(phi) * math.cos(math.radians(VALUES["inc"]))))
+        assert start["pa"] == pytest.approx(VALUES["pa"] + twist)
+    assert {math.copysign(1.0, s["vrad"]) for s in starts[1:]} == {-1.0, 1.0}
+    # a fixed flow (no bounds) is not started elsewhere
+    assert start_values(ModelSpec(motions="radial"), {**VALUES, "vrad": 0.0}, BOUNDS, length=4.0) == [
+        {**VALUES, "vrad": 0.0}
+    ]
+
+
+@pytest.mark.parametrize("vrad", [-30.0, 30.0])
+def test_the_flowless_disc_s_position_angle_is_turned_the_way_the_starts_turn_back(vrad):
+    """The starts' sign: the model's flow with vrad > 0 is best matched without a flow at a smaller position angle,
+    so a start with vrad > 0 lies at a larger one than the flowless fit's."""
+    op = ObsPars(nx=48, ny=48, nv=24, cellsize=1.0, dv=20.0, beam=(4.0, 4.0, 0.0))
+    truth = {"flux": 30.0, "pa": 120.0, "inc": 45.0, "xc": 0.0, "yc": 0.0, "vsys": 10.0, "sigma": 10.0}
+    truth |= {"scalerad": 4.0, "vflat": 160.0, "rturn": 2.0}
+    data = GalaxyModel(op, ModelSpec(motions="radial"), n_clouds=2**15, seed=3).cube({**truth, "vrad": vrad})
+    flowless = GalaxyModel(op, ModelSpec(), n_clouds=2**15, seed=3)
+    angles = np.arange(100.0, 141.0, 1.0)
+    chi2 = [np.sum((flowless.cube({**truth, "pa": pa}) - data) ** 2) for pa in angles]
+    kinematic = angles[int(np.argmin(chi2))]
+    assert math.copysign(1.0, truth["pa"] - kinematic) == math.copysign(1.0, vrad)
+    assert abs(kinematic - truth["pa"]) > 3.0
 
 
 def test_the_best_of_several_starts_is_kept():
