@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -206,8 +207,15 @@ def family_differences(
                 named[feature] = (feature if base == "fit" else f"{base}+{feature}", alternative, start)
         if not named:
             break
+        started = time.perf_counter()
         results = _maximise_all(
             fit_data, {name: (alt, start) for name, alt, start in named.values()}, arguments, processes
+        )
+        log.info(
+            "%s: families %s maximised, %.0f s",
+            fit_data.galaxy,
+            ", ".join(name for name, _, _ in named.values()),
+            time.perf_counter() - started,
         )
         for feature, (name, _, _) in named.items():
             found[name], criteria[name] = results[name]
