@@ -327,7 +327,17 @@ def test_tiny_survey_catalogue(tiny_survey):
     params = ["flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "scalerad", "vflat", "rturn"]
     expected = ["galaxy", "status", "error"] + [c for p in params for c in (p, f"{p}_lo", f"{p}_hi")]
     expected += ["chi2_reduced", "n_detected", "rms", "acceptance", "tau_max", "converged", "runtime_s", "ra", "dec"]
-    expected += ["model", "warp_radius", "n_free", "bic", "errors", "noise_model", "error_inflation", "residual_excess"]
+    expected += [
+        "model",
+        "warp_radius",
+        "n_free",
+        "bic",
+        "preferred_family",
+        "preferred_weight",
+        "errors",
+        "noise_model",
+    ]
+    expected += ["error_inflation", "residual_excess"]
     expected += ["flags"]
     flags = ["not_converged", "at_bound", "guess_far", "mismatch", "chi2_extreme", "other_sources", "model_noise"]
     expected += [f"flag_{name}" for name in flags]
@@ -335,12 +345,13 @@ def test_tiny_survey_catalogue(tiny_survey):
     assert list(cat.columns) == expected
     ok = cat.set_index("galaxy").loc[["alpha", "beta"]]
     assert (ok["status"] == "ok").all() and ok["error"].isna().all()
-    text = ("galaxy", "status", "error", "converged", "model", "errors", "noise_model", "flags")
+    text = ("galaxy", "status", "error", "converged", "model", "preferred_family", "errors", "noise_model", "flags")
     unwarped = ("warp_radius",)  # where a warp's pa and inc hold: empty without a warp
     numbers = ok[[c for c in expected if c not in text + unwarped and not c.startswith("flag_")]]
     assert np.isfinite(numbers.to_numpy(dtype=float)).all()
     assert ok["warp_radius"].isna().all()
     assert (ok["model"] == "default").all() and (ok["errors"] == "robust").all()
+    assert ok["preferred_family"].notna().all() and ((ok["preferred_weight"] > 0) & (ok["preferred_weight"] <= 1)).all()
     assert ok[[f"flag_{name}" for name in flags]].isin([True, False]).all().all()
     # 60 steps are far too few: the flag says so, as the converged column does
     assert ok["flag_not_converged"].all() and not ok["converged"].any()
