@@ -13,9 +13,9 @@ the disc azimuth ``atan(vrad / vrot)``, so a disc without the flow fits the posi
 that fit with no flow, can stay there: on 6 of 14 of the error calibration's mocks with radial flows it kept
 ``|vrad| < 1`` km/s and the flowless disc's position angle (4-19 deg from the truth). So a radial family also starts
 from :data:`RADIAL_ANGLES`, each with the position angle turned back by the twist that flow gives. With them the
-radial family reached a higher maximum on 7 of those 14 mocks (its AIC 0.3-6 lower) and the same on the others;
+radial family reached a higher maximum on 6 of those 14 mocks (its AIC 0.3-6 lower) and the same on the others;
 where the inclination is low a flow and a turned axis remain one signal, and the maximum may lie further from the
-truth (4 of the 7), which the family errors then count.
+truth (4 of the 6), which the family errors then count.
 """
 
 from __future__ import annotations
