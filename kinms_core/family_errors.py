@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SettingsError
-from .likelihood import FitData, LogPosterior
+from .likelihood import FitData, LogPosterior, maximisation_posterior
 from .optimise import maximise_from
 from .settings import FitSettings, load_settings
 from .starts import RADIAL_ANGLES, start_vectors
@@ -133,12 +133,10 @@ def _maximised(
     """One family's best free values, maximised from ``fit_values`` (its own parameters at their guesses; a thick disc
     also from :func:`kinms_core.starts.start_values`'s starts), and its AIC there."""
     start = replace(fit_data, guesses={**fit_data.guesses, **fit_values})
-    posterior = LogPosterior(
+    posterior = maximisation_posterior(
         fit_data,
         alternative.resolved(start.guesses, start.bounds),
         alternative.spec,
-        correction="none",
-        noise_correlation="none",
         n_clouds=n_clouds,
         seed=alternative.options.seed,
     )

@@ -27,6 +27,7 @@ __all__ = [
     "LogPosterior",
     "enough_clouds",
     "inflated_rms",
+    "maximisation_posterior",
     "model_noise_chi2",
     "offset_reach",
     "parameters_to_sampling",
@@ -377,3 +378,27 @@ class LogPosterior:
             # a trial centre or velocity that moves all emission out of the cube: impossible, not an error of the fit
             return -math.inf
         return lp - 0.5 * chi2 / self.chi2_scale
+
+
+def maximisation_posterior(
+    fit_data: FitData,
+    parameters: Sequence[Parameter],
+    spec: ModelSpec,
+    *,
+    n_clouds: int,
+    seed: int,
+    surface: np.ndarray | None = None,
+) -> LogPosterior:
+    """A posterior that is only maximised (a side's or a model family's best point, :mod:`kinms_core.sides`,
+    :mod:`kinms_core.family_errors`): the chi-square of independent noise, untempered, as only where its maximum lies
+    and its chi-square there are used."""
+    return LogPosterior(
+        fit_data,
+        parameters,
+        spec,
+        correction="none",
+        noise_correlation="none",
+        n_clouds=n_clouds,
+        seed=seed,
+        surface=surface,
+    )

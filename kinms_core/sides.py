@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .likelihood import FitData, LogPosterior
+from .likelihood import FitData, maximisation_posterior
 from .moments import moment1
 from .optimise import maximise
 from .parametric import ModelSpec
@@ -54,26 +54,6 @@ def _side_parameters(parameters: Sequence[Parameter], best: Mapping[str, float])
     return out
 
 
-def _side_posterior(
-    data: FitData,
-    parameters: Sequence[Parameter],
-    spec: ModelSpec,
-    n_clouds: int,
-    seed: int,
-    surface: np.ndarray | None,
-) -> LogPosterior:
-    return LogPosterior(
-        data,
-        parameters,
-        spec,
-        correction="none",
-        noise_correlation="none",
-        n_clouds=n_clouds,
-        seed=seed,
-        surface=surface,
-    )
-
-
 def _side_best(
     data: FitData,
     parameters: Sequence[Parameter],
@@ -84,7 +64,7 @@ def _side_best(
     max_evaluations: int,
 ) -> dict[str, float]:
     """One side's best free values, from the whole fit's best point."""
-    one_side = _side_posterior(data, parameters, spec, n_clouds, seed, surface)
+    one_side = maximisation_posterior(data, parameters, spec, n_clouds=n_clouds, seed=seed, surface=surface)
     theta, _ = maximise(one_side, one_side.guess, one_side.low, one_side.high, max_evaluations)
     return dict(zip(one_side.free_names, theta.tolist(), strict=True))
 
@@ -104,7 +84,7 @@ def side_differences(
     free parameter of the fit but the centre; the two sides are fitted on two worker processes when ``processes``
     allows."""
     side_parameters = _side_parameters(parameters, best)
-    whole = _side_posterior(fit_data, side_parameters, spec, n_clouds, seed, None)
+    whole = maximisation_posterior(fit_data, side_parameters, spec, n_clouds=n_clouds, seed=seed)
     receding, approaching = side_masks(whole.model_cube(whole.guess), fit_data.obspars.velocities, best["vsys"])
     halves = {}
     for label, side in (("receding", receding), ("approaching", approaching)):
