@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from calibration import truth_side_sigma  # the pulls as the calibration computes them
 
-from kinms_core.family_errors import ALTERNATIVES, akaike_weights, model_spread
+from kinms_core.family_errors import ALTERNATIVES, aic, akaike_weights, model_spread
 from kinms_core.fit import bic, information_criterion, noise_volume
 from kinms_core.galaxy import load_fit_data
 from kinms_core.likelihood import LogPosterior
@@ -290,8 +290,9 @@ def _family_spread(result: dict, cube: _Cube) -> dict[str, float]:
     point (:func:`kinms_core.family_errors.akaike_weights`, :func:`~kinms_core.family_errors.model_spread`)."""
     criteria = {}
     for family, entry in result.items():
-        aic = entry["chi2"] / cube.volume + 2.0 * cube.parameters(entry, family)
-        criteria["fit" if family == "default" else family] = aic
+        criteria["fit" if family == "default" else family] = aic(
+            entry["chi2"], cube.parameters(entry, family), cube.volume
+        )
     others = {family: entry["best"] for family, entry in result.items() if family != "default"}
     return model_spread(result["default"]["best"], others, akaike_weights(criteria))
 

@@ -40,7 +40,7 @@ from .settings import FitSettings, load_settings
 from .starts import RADIAL_ANGLES, start_vectors
 from .workers import process_context
 
-__all__ = ["ALTERNATIVES", "SEARCH", "akaike_weights", "family_differences", "model_spread"]
+__all__ = ["ALTERNATIVES", "SEARCH", "aic", "akaike_weights", "family_differences", "model_spread"]
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,14 @@ def akaike_weights(criteria: Mapping[str, float]) -> dict[str, float]:
     return {name: value / total for name, value in raw.items()}
 
 
+def aic(chi2: float, n_parameters: float, volume: float) -> float:
+    """``AIC = chi2 / c + 2 p`` of a model at its maximum: ``c`` the data's noise-correlation volume, ``p`` its free
+    parameters (a map from the data counting its independent beams)."""
+    return chi2 / volume + 2.0 * n_parameters
+
+
 def _aic(posterior: LogPosterior, theta: np.ndarray, volume: float) -> float:
-    return posterior.chi2(theta) / volume + 2.0 * (len(posterior.free) + posterior.map_parameters)
+    return aic(posterior.chi2(theta), len(posterior.free) + posterior.map_parameters, volume)
 
 
 def model_spread(
