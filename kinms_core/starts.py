@@ -9,7 +9,7 @@ height within 3% of the truth, its BIC 196 lower. So a thick family also starts 
 
 A radial flow turns the kinematic major axis: rotation ``vrot cos(theta)`` plus inflow ``vrad sin(theta)`` peaks at
 the disc azimuth ``atan(vrad / vrot)``, so a disc without the flow fits the position angle off by about
-``atan(tan(atan(vrad / vrot)) cos i)`` (more where the beam smears the centre), and the radial family, started from
+``atan(vrad cos(i) / vrot)`` (more where the beam smears the centre), and the radial family, started from
 that fit with no flow, can stay there: on 7 of 14 of the error calibration's mocks with radial flows it kept
 ``|vrad| < 1`` km/s and the flowless disc's position angle (3-19 deg from the truth). So a radial family also starts
 from :data:`RADIAL_ANGLES`, each with the position angle turned back by the twist that flow gives. With them the
