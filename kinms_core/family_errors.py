@@ -63,7 +63,10 @@ _PLAIN = {"motions": "none", "thickness": "thin", "warp": "none", "dispersion": 
 MAX_ROUNDS = 3
 
 #: How the families were searched; families recorded by another search are searched again.
-SEARCH = f"forward, up to {MAX_ROUNDS} rounds; radial flows also from disc-plane angles {RADIAL_ANGLES} deg"
+SEARCH = (
+    f"forward, up to {MAX_ROUNDS} rounds from the sum of the features' shifts; radial flows also from disc-plane "
+    f"angles {RADIAL_ANGLES} deg in the first"
+)
 
 
 def _alternative_settings(settings: FitSettings, fit_data: FitData) -> dict[str, FitSettings]:
@@ -108,6 +111,23 @@ def _aic(posterior: LogPosterior, theta: np.ndarray, volume: float) -> float:
     return aic(posterior.chi2(theta), len(posterior.free) + posterior.map_parameters, volume)
 
 
+def combined_start(
+    fit_values: Mapping[str, float], base: Mapping[str, float], feature: Mapping[str, float]
+) -> dict[str, float]:
+    """The start of a model that adds a feature's family to ``base``: ``base``'s values, each moved by the shift the
+    feature's family made from the fit (``feature - fit_values``), and the feature's own parameters, which ``base``
+    lacks. Two small perturbations (a ring's surface brightness, an inflow's turn of the kinematic axis) add, so
+    that the start keeps both; position angles are shifted by their shortest arc."""
+    start = {**feature, **base}
+    for name, value in base.items():
+        if name in feature and name in fit_values:
+            shift = feature[name] - fit_values[name]
+            if name == "pa":
+                shift = (shift + 180.0) % 360.0 - 180.0
+            start[name] = value + shift
+    return start
+
+
 def model_spread(
     fit_values: Mapping[str, float], family_values: Mapping[str, Mapping[str, float]], weights: Mapping[str, float]
 ) -> dict[str, float]:
@@ -135,9 +155,10 @@ def _maximised(
     n_clouds: int,
     volume: float,
     evaluations: int,
+    ladders: bool,
 ) -> tuple[dict[str, float], float]:
-    """One family's best free values, maximised from ``fit_values`` (its own parameters at their guesses; a thick disc
-    also from :func:`kinms_core.starts.start_values`'s starts), and its AIC there."""
+    """One family's best free values, maximised from ``fit_values`` (its own parameters at their guesses; with
+    ``ladders``, also from :func:`kinms_core.starts.start_values`'s starts), and its AIC there."""
     start = replace(fit_data, guesses={**fit_data.guesses, **fit_values})
     posterior = maximisation_posterior(
         fit_data,
@@ -147,7 +168,7 @@ def _maximised(
         seed=alternative.options.seed,
     )
     guess = np.clip(posterior.guess, posterior.low, posterior.high)
-    vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad"))
+    vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad")) if ladders else [guess]
     theta, _, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, evaluations)
     return dict(zip(posterior.free_names, theta.tolist(), strict=True)), _aic(posterior, theta, volume)
 
@@ -155,7 +176,7 @@ def _maximised(
 def _maximise_all(
     fit_data: FitData,
     alternatives: Mapping[str, tuple[FitSettings, Mapping[str, float]]],
-    arguments: tuple[int, float, int],
+    arguments: tuple[int, float, int, bool],
     processes: int,
 ) -> dict[str, tuple[dict[str, float], float]]:
     """:func:`_maximised` of each alternative (its settings and start values), on up to ``processes`` workers."""
@@ -191,13 +212,12 @@ def family_differences(
     The families are found by a forward search: the first round adds each feature of :data:`ALTERNATIVES` to the
     fit's model; each later round adds, to the round's best model (if it beats the one it extends), each feature that
     lowered the AIC in the round before (``"data+radial"`` adds radial flows to the data's surface brightness),
-    starting from both models' best values; up to ``max_rounds`` rounds. A galaxy has more than one feature (a
-    ring and an inflow): a family that adds only the ring wins the first round by its surface brightness, yet only
-    the inflow moves the position angle. Each family is maximised with ``max_evaluations`` per start, on up to
-    ``processes`` worker processes; ``families`` limits the features to those names. ``chosen`` lists each round's
-    best model."""
+    starting from both models' shifts added (:func:`combined_start`); up to ``max_rounds`` rounds. A galaxy has more
+    than one feature (a ring and an inflow): a family that adds only the ring wins the first round by its surface
+    brightness, yet only the inflow moves the position angle. Each family is maximised with ``max_evaluations`` per
+    start, on up to ``processes`` worker processes; ``families`` limits the features to those names. ``chosen``
+    lists each round's best model."""
     fit_values = fit_posterior.values(best)
-    arguments = (fit_posterior.model.cube_model.n_clouds, volume, max_evaluations)
     criteria = {"fit": _aic(fit_posterior, best, volume)}
     found: dict[str, dict[str, float]] = {}
     base, base_settings, added = "fit", settings, {feature: "fit" for feature in ALTERNATIVES}
@@ -207,11 +227,13 @@ def family_differences(
         named = {}
         for feature, alternative in _alternative_settings(base_settings, fit_data).items():
             if feature in candidates:
-                start = {**found.get(added[feature], fit_values), **found.get(base, fit_values)}
+                start = combined_start(fit_values, found.get(base, fit_values), found.get(added[feature], fit_values))
                 named[feature] = (feature if base == "fit" else f"{base}+{feature}", alternative, start)
         if not named:
             break
         started = time.perf_counter()
+        # Only the first round needs the ladders of starts: a later one starts from maxima that they found.
+        arguments = (fit_posterior.model.cube_model.n_clouds, volume, max_evaluations, base == "fit")
         results = _maximise_all(
             fit_data, {name: (alt, start) for name, alt, start in named.values()}, arguments, processes
         )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kinms_core import ObsPars
-from kinms_core.family_errors import akaike_weights, family_differences, model_spread
+from kinms_core.family_errors import akaike_weights, combined_start, family_differences, model_spread
 from kinms_core.fit import noise_volume
 from kinms_core.likelihood import FitData, LogPosterior
 from kinms_core.optimise import maximise
@@ -32,6 +32,16 @@ def test_akaike_weights_and_the_spread_of_the_estimates():
     spread = model_spread({"pa": 359.0, "inc": 50.0}, {"thick": {"pa": 1.0, "inc": 60.0}}, {"fit": 0.5, "thick": 0.5})
     assert spread["pa"] == pytest.approx(math.sqrt(0.5) * 2.0)  # 359 to 1 is 2 degrees
     assert spread["inc"] == pytest.approx(math.sqrt(0.5) * 10.0)
+
+
+def test_a_combined_family_starts_from_both_features_shifts():
+    """A ring moves nothing of the geometry but its surface brightness; an inflow turns the axis by 4 deg: the model
+    with both starts with the turned axis and both features' own parameters."""
+    fit = {"pa": 358.0, "inc": 60.0, "scalerad": 5.0}
+    ring = {"pa": 358.0, "inc": 62.0}
+    inflow = {"pa": 2.0, "inc": 60.0, "scalerad": 6.0, "vrad": -20.0}
+    start = combined_start(fit, ring, inflow)
+    assert start == pytest.approx({"pa": 362.0, "inc": 62.0, "scalerad": 6.0, "vrad": -20.0})
 
 
 def _spread_of(
