@@ -111,6 +111,12 @@ def _aic(posterior: LogPosterior, theta: np.ndarray, volume: float) -> float:
     return aic(posterior.chi2(theta), len(posterior.free) + posterior.map_parameters, volume)
 
 
+def _difference(name: str, value: float, reference: float) -> float:
+    """``value - reference``; for a position angle, by the shortest arc."""
+    difference = value - reference
+    return (difference + 180.0) % 360.0 - 180.0 if name == "pa" else difference
+
+
 def combined_start(
     fit_values: Mapping[str, float], base: Mapping[str, float], feature: Mapping[str, float]
 ) -> dict[str, float]:
@@ -121,10 +127,7 @@ def combined_start(
     start = {**feature, **base}
     for name, value in base.items():
         if name in feature and name in fit_values:
-            shift = feature[name] - fit_values[name]
-            if name == "pa":
-                shift = (shift + 180.0) % 360.0 - 180.0
-            start[name] = value + shift
+            start[name] = value + _difference(name, feature[name], fit_values[name])
     return start
 
 
@@ -140,10 +143,7 @@ def model_spread(
         for family, values in family_values.items():
             if name not in values:
                 continue
-            difference = values[name] - value
-            if name == "pa":
-                difference = (difference + 180.0) % 360.0 - 180.0
-            total += weights[family] * difference**2
+            total += weights[family] * _difference(name, values[name], value) ** 2
         out[name] = math.sqrt(total)
     return out
 
@@ -151,15 +151,15 @@ def model_spread(
 def _maximised(
     fit_data: FitData,
     alternative: FitSettings,
-    fit_values: Mapping[str, float],
+    start_values: Mapping[str, float],
     n_clouds: int,
     volume: float,
     evaluations: int,
     ladders: bool,
 ) -> tuple[dict[str, float], float]:
-    """One family's best free values, maximised from ``fit_values`` (its own parameters at their guesses; with
+    """One family's best free values, maximised from ``start_values`` (a parameter they lack at its guess; with
     ``ladders``, also from :func:`kinms_core.starts.start_values`'s starts), and its AIC there."""
-    start = replace(fit_data, guesses={**fit_data.guesses, **fit_values})
+    start = replace(fit_data, guesses={**fit_data.guesses, **start_values})
     posterior = maximisation_posterior(
         fit_data,
         alternative.resolved(start.guesses, start.bounds),
