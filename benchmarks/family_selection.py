@@ -64,6 +64,7 @@ DESCRIBES = {
     "thick": ("thick",),
     "warp": ("warp",),
     "sigma_linear": ("sigma_gradient",),
+    "lopsided": ("lopsided",),
     "data": SURFACE_FEATURES,
 }
 FAMILIES = {"default": ({}, ())} | {name: (ALTERNATIVES[name], DESCRIBES[name]) for name in ALTERNATIVES}

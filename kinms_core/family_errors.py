@@ -8,17 +8,21 @@ inclinations and 18% of the rotation velocities were over 3 sigma off, side erro
 these). Fitting both models and keeping only the better one does not help when the data barely tell them apart.
 
 Model averaging does (Burnham & Anderson 2002, section 4.3.2; Buckland et al. 1997): each family that extends the
-fit's by one feature (radial or bisymmetric flows, a thick disc, a linear warp, a dispersion gradient, the surface
-brightness from the data) is maximised from the fit's best point; then, as a forward search, the best of them gains
-each other feature that helped on its own, and so on (:func:`family_differences`), because a galaxy with a ring
-and an inflow is best described by the ring first, yet only the inflow moves its position angle. Each model
-``k``, the fit's own included, gets the Akaike weight ``w_k ~ exp(-AIC_k / 2)``, with ``AIC = chi2 / c + 2 p``:
-``c`` the data's noise-correlation volume (:func:`kinms_core.fit.noise_volume`, so that correlated voxels count
-once) and ``p`` the free parameters, a map from the data counting its independent beams
-(:func:`kinms_core.surface.map_parameters`). The errors gain
-``sqrt(sum_k w_k (theta_k - theta_fit)^2)`` in quadrature: the between-model part of the model-averaged variance.
-A family that fits no better than the fit's own weighs ``exp(-1)`` per extra parameter, so an undetectable feature
-that moves the estimates widens the errors; a family that fits much worse weighs nothing.
+fit's by one feature (radial or bisymmetric flows, a thick disc, a linear warp, a dispersion gradient, a lopsided
+disc, the surface brightness from the data) is maximised from the fit's best point; then, as a forward search, the
+best of them gains each other feature that helped on its own, and so on (:func:`family_differences`), because a
+galaxy with a ring and an inflow is best described by the ring first, yet only the inflow moves its position angle.
+Each model ``k``, the fit's own included, gets the Akaike weight ``w_k ~ exp(-AIC_k / 2)``, with
+``AIC = chi2 / c + 2 p``: ``c`` the data's noise-correlation volume (:func:`kinms_core.fit.noise_volume`, so that
+correlated voxels count once) and ``p`` the free parameters, a map from the data counting its independent beams
+(:func:`kinms_core.surface.map_parameters`). The errors gain ``sqrt(sum_k w_k (theta_k - theta_fit)^2)`` in
+quadrature: the between-model part of the model-averaged variance. A family that fits no better than the fit's own
+weighs ``exp(-1)`` per extra parameter, so an undetectable feature that moves the estimates widens the errors; a
+family that fits much worse weighs nothing. The within-model part,
+``sum_k w_k sigma_k^2``, uses each family's sandwich width at its maximum (:func:`within_spread`): a radial flow
+frees the turn of the kinematic axis, so where it weighs, the position angle's error is that family's, not the
+narrower one of the fit's model. On the calibration's mocks this took the PA's pull standard deviation from 1.75
+to 1.43 and its 68% coverage from 65% to 70%.
 """
 
 from __future__ import annotations
@@ -34,13 +38,22 @@ from typing import Any
 import numpy as np
 
 from .errors import SettingsError
-from .likelihood import FitData, LogPosterior, maximisation_posterior
+from .likelihood import FitData, LogPosterior, maximisation_posterior, sandwich_at
 from .optimise import maximise_from
 from .settings import FitSettings, load_settings
 from .starts import RADIAL_ANGLES, start_vectors
 from .workers import process_context
 
-__all__ = ["ALTERNATIVES", "SEARCH", "aic", "akaike_weights", "family_differences", "model_spread"]
+__all__ = [
+    "ALTERNATIVES",
+    "SEARCH",
+    "aic",
+    "akaike_weights",
+    "combined_start",
+    "family_differences",
+    "model_spread",
+    "within_spread",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +64,20 @@ ALTERNATIVES: dict[str, dict[str, str]] = {
     "thick": {"thickness": "exponential"},
     "warp": {"warp": "linear"},
     "sigma_linear": {"dispersion": "linear"},
+    "lopsided": {"asymmetry": "lopsided"},
     "data": {"surface_brightness": "data"},
 }
 
 #: Model-spec defaults: an alternative only changes a feature that the fit leaves at its default (None: any
 #: parametric surface brightness may give way to the data's).
-_PLAIN = {"motions": "none", "thickness": "thin", "warp": "none", "dispersion": "constant", "surface_brightness": None}
+_PLAIN = {
+    "motions": "none",
+    "thickness": "thin",
+    "warp": "none",
+    "dispersion": "constant",
+    "asymmetry": "none",
+    "surface_brightness": None,
+}
 
 #: Rounds of the forward search (:func:`family_differences`): the mismatched mocks of the error calibration have up
 #: to three features.
@@ -65,7 +86,7 @@ MAX_ROUNDS = 3
 #: How the families were searched; families recorded by another search are searched again.
 SEARCH = (
     f"forward, up to {MAX_ROUNDS} rounds from the sum of the features' shifts; radial flows also from disc-plane "
-    f"angles {RADIAL_ANGLES} deg in the first"
+    f"angles {RADIAL_ANGLES} deg in the first; features {', '.join(ALTERNATIVES)}; each family's sandwich width"
 )
 
 
@@ -148,6 +169,25 @@ def model_spread(
     return out
 
 
+def within_spread(
+    fit_widths: Mapping[str, float], family_widths: Mapping[str, Mapping[str, float]], weights: Mapping[str, float]
+) -> dict[str, float]:
+    """Per parameter of the fit, what the model-averaged variance's within-model part ``sum_k w_k sigma_k^2`` adds
+    to the fit's own ``sigma_fit^2``: ``sqrt(max(0, sum_k w_k (sigma_k^2 - sigma_fit^2)))``, with ``sigma_k`` each
+    family's width (the fit's own where a family lacks the parameter or has no finite, positive width there). A
+    family that frees a degenerate direction (an inflow's turn of the kinematic axis at low inclination) is wider
+    than the fit; when the narrower families weigh more, the errors stay the fit's."""
+    out = {}
+    for name, own in fit_widths.items():
+        total = 0.0
+        for family, widths in family_widths.items():
+            width = widths.get(name, own)
+            if math.isfinite(width) and width > 0:
+                total += weights.get(family, 0.0) * (width**2 - own**2)
+        out[name] = math.sqrt(max(total, 0.0))
+    return out
+
+
 def _maximised(
     fit_data: FitData,
     alternative: FitSettings,
@@ -156,9 +196,10 @@ def _maximised(
     volume: float,
     evaluations: int,
     ladders: bool,
-) -> tuple[dict[str, float], float]:
+) -> tuple[dict[str, float], float, dict[str, float]]:
     """One family's best free values, maximised from ``start_values`` (a parameter they lack at its guess; with
-    ``ladders``, also from :func:`kinms_core.starts.start_values`'s starts), and its AIC there."""
+    ``ladders``, also from :func:`kinms_core.starts.start_values`'s starts), its AIC and its sandwich widths (the
+    standard deviations of :func:`kinms_core.likelihood.sandwich_at`) there."""
     start = replace(fit_data, guesses={**fit_data.guesses, **start_values})
     posterior = maximisation_posterior(
         fit_data,
@@ -170,7 +211,8 @@ def _maximised(
     guess = np.clip(posterior.guess, posterior.low, posterior.high)
     vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad")) if ladders else [guess]
     theta, _, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, evaluations)
-    return dict(zip(posterior.free_names, theta.tolist(), strict=True)), _aic(posterior, theta, volume)
+    widths = sandwich_at(fit_data, posterior, theta).standard_deviations
+    return dict(zip(posterior.free_names, theta.tolist(), strict=True)), _aic(posterior, theta, volume), widths
 
 
 def _maximise_all(
@@ -178,7 +220,7 @@ def _maximise_all(
     alternatives: Mapping[str, tuple[FitSettings, Mapping[str, float]]],
     arguments: tuple[int, float, int, bool],
     processes: int,
-) -> dict[str, tuple[dict[str, float], float]]:
+) -> dict[str, tuple[dict[str, float], float, dict[str, float]]]:
     """:func:`_maximised` of each alternative (its settings and start values), on up to ``processes`` workers."""
     if processes > 1 and len(alternatives) > 1:
         with ProcessPoolExecutor(min(processes, len(alternatives)), mp_context=process_context()) as pool:
@@ -200,14 +242,16 @@ def family_differences(
     best: np.ndarray,
     volume: float,
     *,
+    fit_widths: Mapping[str, float],
     max_evaluations: int,
     families: Sequence[str] | None = None,
     processes: int = 1,
     max_rounds: int = MAX_ROUNDS,
 ) -> dict[str, Any]:
-    """Each family's best values and AIC, every model's Akaike weight (the fit's as ``fit``) and the errors' extra
-    term ``spread`` per free parameter of the fit (:func:`model_spread`), from the fit's best point ``best`` of
-    ``fit_posterior``.
+    """Each family's best values, AIC and sandwich widths, every model's Akaike weight (the fit's as ``fit``) and
+    the errors' extra terms per free parameter of the fit, from the fit's best point ``best`` of ``fit_posterior``
+    whose sandwich widths are ``fit_widths``: ``spread`` between the models (:func:`model_spread`) and ``within``
+    them (:func:`within_spread`).
 
     The families are found by a forward search: the first round adds each feature of :data:`ALTERNATIVES` to the
     fit's model; each later round adds, to the round's best model (if it beats the one it extends), each feature that
@@ -220,6 +264,7 @@ def family_differences(
     fit_values = fit_posterior.values(best)
     criteria = {"fit": _aic(fit_posterior, best, volume)}
     found: dict[str, dict[str, float]] = {}
+    widths: dict[str, dict[str, float]] = {}
     base, base_settings, added = "fit", settings, {feature: "fit" for feature in ALTERNATIVES}
     candidates = [feature for feature in ALTERNATIVES if families is None or feature in families]
     chosen = []
@@ -244,7 +289,7 @@ def family_differences(
             time.perf_counter() - started,
         )
         for feature, (name, _, _) in named.items():
-            found[name], criteria[name] = results[name]
+            found[name], criteria[name], widths[name] = results[name]
             added[feature] = name
         leader = min((name for name, _, _ in named.values()), key=criteria.__getitem__)
         if criteria[leader] >= criteria[base]:
@@ -255,5 +300,13 @@ def family_differences(
         chosen.append(leader)
     weights = akaike_weights(criteria)
     free_values = dict(zip(fit_posterior.free_names, best.tolist(), strict=True))
-    spread = model_spread(free_values, found, weights)
-    return {"search": SEARCH, "chosen": chosen, "weights": weights, "aic": criteria, "best": found, "spread": spread}
+    return {
+        "search": SEARCH,
+        "chosen": chosen,
+        "weights": weights,
+        "aic": criteria,
+        "best": found,
+        "widths": widths,
+        "spread": model_spread(free_values, found, weights),
+        "within": within_spread(fit_widths, widths, weights),
+    }

@@ -33,11 +33,12 @@ from .likelihood import (
     offset_reach,
     parameters_to_sampling,
     sampling_to_parameters,
+    sandwich_at,
 )
 from .optimise import maximise_from
 from .quality import fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
-from .sandwich import ErrorModel, adjust_samples, data_noise_volume, error_model
+from .sandwich import ErrorModel, adjust_samples, data_noise_volume
 from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
 from .sides import side_differences, widen_samples
 from .starts import start_vectors
@@ -301,13 +302,13 @@ def _start_point(
         errors = ErrorModel.from_dict(saved["error_model"]) if saved.get("error_model") else None
     else:
         best, optimiser_calls = _optimise(fit_data, posterior, options.optimiser_evaluations)
-        errors = _error_model(fit_data, posterior, best) if options.errors == "robust" else None
+        errors = sandwich_at(fit_data, posterior, best) if options.errors == "robust" else None
     if errors is not None and options.side_errors and not errors.sides:
         errors.sides = _sides(fit_data, posterior, best, options, processes)
     elif errors is not None and not options.side_errors:
         errors.sides = {}
     if errors is not None and options.family_errors and errors.families.get("search") != FAMILY_SEARCH:
-        errors.families = _families(fit_data, settings, posterior, best, processes)
+        errors.families = _families(fit_data, settings, posterior, best, errors.standard_deviations, processes)
     elif errors is not None and not options.family_errors:
         errors.families = {}
     record = {"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls}
@@ -364,7 +365,12 @@ def _sides(
 
 
 def _families(
-    fit_data: FitData, settings: FitSettings, posterior: LogPosterior, best: np.ndarray, processes: int
+    fit_data: FitData,
+    settings: FitSettings,
+    posterior: LogPosterior,
+    best: np.ndarray,
+    fit_widths: dict[str, float],
+    processes: int,
 ) -> dict[str, Any]:
     """The families that extend the fit's maximised from ``best`` (:func:`kinms_core.family_errors.family_differences`)
     on ``processes`` workers, each with half the optimiser's evaluations (per start), as each side's fit."""
@@ -375,14 +381,16 @@ def _families(
         posterior,
         best,
         noise_volume(fit_data),
+        fit_widths=fit_widths,
         max_evaluations=max(settings.options.optimiser_evaluations // 2, 1),
         processes=processes,
     )
     log.info(
-        "%s: model families' Akaike weights (over 0.01) %s; their spread %s, %.0f s",
+        "%s: model families' Akaike weights (over 0.01) %s; their spread %s; their widths add %s, %.0f s",
         fit_data.galaxy,
         ", ".join(f"{k} {v:.2f}" for k, v in families["weights"].items() if v >= 0.01),
         ", ".join(f"{k} {v:.3g}" for k, v in families["spread"].items()),
+        ", ".join(f"{k} {v:.3g}" for k, v in families["within"].items()),
         time.perf_counter() - start,
     )
     return families
@@ -460,29 +468,16 @@ class _ChainRun:
         return converged, tau
 
 
-def _error_model(fit_data: FitData, posterior: LogPosterior, best: np.ndarray) -> ErrorModel:
-    """The sandwich error model at the optimiser's best point (:mod:`kinms_core.sandwich`)."""
-    op = fit_data.obspars
-    return error_model(
-        posterior.model_cube,
-        best,
-        posterior.free_names,
-        fit_data.data,
-        fit_data.noise_cube,
-        fit_data.mask,
-        posterior.low,
-        posterior.high,
-        beam_fwhm_pixels=op.beam[0] / op.cellsize,
-        beam_area_pixels=op.beam_area_pixels,
-    )
-
-
 def _systematic_terms(errors: ErrorModel) -> dict[str, float]:
-    """What the errors gain in quadrature per parameter: half the two sides' difference and the model families'
-    spread, each where it was made."""
+    """What the errors gain in quadrature per parameter: half the two sides' difference, the model families' spread
+    and what their own widths add, each where it was made."""
     sides = errors.sides.get("half_difference", {}) if errors.sides else {}
-    families = errors.families.get("spread", {}) if errors.families else {}
-    return {name: math.hypot(sides.get(name, 0.0), families.get(name, 0.0)) for name in {*sides, *families}}
+    spread = errors.families.get("spread", {}) if errors.families else {}
+    within = errors.families.get("within", {}) if errors.families else {}
+    return {
+        name: math.hypot(sides.get(name, 0.0), spread.get(name, 0.0), within.get(name, 0.0))
+        for name in {*sides, *spread, *within}
+    }
 
 
 def _saved_start(map_path: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 from .errors import CubeError, InputError, ModelOutsideCubeError
 from .obspars import ObsPars
 from .parametric import GalaxyModel, ModelSpec
+from .sandwich import ErrorModel, error_model
 from .settings import Parameter
 from .surface import map_parameters, surface_map
 
@@ -32,6 +33,7 @@ __all__ = [
     "offset_reach",
     "parameters_to_sampling",
     "sampling_to_parameters",
+    "sandwich_at",
 ]
 
 log = logging.getLogger(__name__)
@@ -401,4 +403,22 @@ def maximisation_posterior(
         n_clouds=n_clouds,
         seed=seed,
         surface=surface,
+    )
+
+
+def sandwich_at(fit_data: FitData, posterior: LogPosterior, theta: np.ndarray) -> ErrorModel:
+    """The sandwich error model (:func:`kinms_core.sandwich.error_model`) of ``posterior``'s model on ``fit_data`` at
+    the free values ``theta`` (a best point)."""
+    op = fit_data.obspars
+    return error_model(
+        posterior.model_cube,
+        theta,
+        posterior.free_names,
+        fit_data.data,
+        fit_data.noise_cube,
+        fit_data.mask,
+        posterior.low,
+        posterior.high,
+        beam_fwhm_pixels=op.beam[0] / op.cellsize,
+        beam_area_pixels=op.beam_area_pixels,
     )

@@ -370,8 +370,10 @@ class CubeModel:
         phase_cent: tuple[float, float] = (0.0, 0.0),
         v_offset: float = 0.0,
         spread: float | None = None,
+        weights: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Cloudlet counts per voxel, ``(nv, ny, nx)``, binning to the nearest pixel and channel.
+        """Cloudlet counts per voxel, ``(nv, ny, nx)``, binning to the nearest pixel and channel (each cloudlet
+        counted ``weights`` times, once by default).
 
         With ``spread`` (km/s), each cloudlet is instead shared between its two nearest channels and the counts are
         convolved along the spectral axis with a Gaussian, together of dispersion ``spread`` (see
@@ -382,7 +384,7 @@ class CubeModel:
             raise ValueError(f"phase_cent must be two finite offsets (x, y) in arcsec, got {phase_cent!r}")
         if not np.isfinite(v_offset):
             raise ValueError(f"v_offset must be finite (km/s), got {v_offset!r}")
-        return self._binned(self._pixels(x_sky, y_sky, phase_cent), los_vel, v_offset, spread)
+        return self._binned(self._pixels(x_sky, y_sky, phase_cent), los_vel, v_offset, spread, weights)
 
     def _pixels(self, x_sky: np.ndarray, y_sky: np.ndarray, phase_cent: tuple[float, float]) -> _Pixels:
         """The nearest pixel of every cloudlet."""
@@ -392,18 +394,31 @@ class CubeModel:
         inside = (ix >= 0) & (ix < op.nx) & (iy >= 0) & (iy < op.ny)
         return _Pixels(flat=(iy * op.nx + ix).astype(np.intp), inside=inside)
 
-    def _binned(self, pixels: _Pixels, los_vel: np.ndarray, v_offset: float, spread: float | None) -> np.ndarray:
-        """Counts per voxel of cloudlets in ``pixels`` at ``los_vel`` (see :meth:`clean_counts`)."""
+    def _binned(
+        self,
+        pixels: _Pixels,
+        los_vel: np.ndarray,
+        v_offset: float,
+        spread: float | None,
+        weights: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Counts per voxel of cloudlets in ``pixels`` at ``los_vel``, each ``weights`` (see :meth:`clean_counts`)."""
         if spread is not None:
-            return self._spread_counts(pixels, los_vel, v_offset, spread)
+            return self._spread_counts(pixels, los_vel, v_offset, spread, weights)
         op = self.obspars
         iv = np.rint(los_vel / op.dv + (op.nv / 2.0 + v_offset / op.dv))
         inside = pixels.inside & (iv >= 0) & (iv < op.nv)
         flat = iv[inside].astype(np.intp) * (op.ny * op.nx) + pixels.flat[inside]
-        counts = np.bincount(flat, minlength=op.nv * op.ny * op.nx).astype(float)
+        size = op.nv * op.ny * op.nx
+        if weights is None:
+            counts = np.bincount(flat, minlength=size).astype(float)
+        else:
+            counts = np.bincount(flat, weights=weights[inside], minlength=size)
         return counts.reshape(op.shape)
 
-    def _spread_counts(self, pixels: _Pixels, los_vel: np.ndarray, v_offset: float, spread: float) -> np.ndarray:
+    def _spread_counts(
+        self, pixels: _Pixels, los_vel: np.ndarray, v_offset: float, spread: float, weights: np.ndarray | None
+    ) -> np.ndarray:
         op = self.obspars
         # The linear share between two channels has a variance of dv^2 / 6 against the nearest channel's dv^2 / 12,
         # which is the one KinMS's (and the expected cube's) binning adds: the Gaussian makes up the rest.
@@ -418,6 +433,10 @@ class CubeModel:
         if not inside.any():
             return out
         pixel, lower, share = pixels.flat[inside], lower[inside], upper_share[inside]
+        lower_share = 1.0 - share
+        if weights is not None:
+            lower_share *= weights[inside]
+            share *= weights[inside]
         # Only the spectra of sky pixels that hold cloudlets are smoothed: an inclined disc covers a fraction of
         # its bounding box (a quarter for an edge-on disc at PA 40).
         occupied = np.flatnonzero(np.bincount(pixel, minlength=op.ny * op.nx))
@@ -429,7 +448,7 @@ class CubeModel:
         n_fft = fft.next_fast_len(length + 2 * pad)
         flat = lower.astype(np.intp) * n_spectra + spectrum_of[pixel]
         size = n_fft * n_spectra
-        counts = np.bincount(flat, weights=1.0 - share, minlength=size)
+        counts = np.bincount(flat, weights=lower_share, minlength=size)
         counts += np.bincount(flat + n_spectra, weights=share, minlength=size)
         kernel = np.exp(-2.0 * (np.pi * sigma * np.fft.rfftfreq(n_fft)) ** 2)
         spectrum = fft.rfft(counts.reshape(n_fft, n_spectra), axis=0, overwrite_x=True)
@@ -455,6 +474,7 @@ class CubeModel:
         clean: bool = False,
         radial_vel: ArrayLike = 0.0,
         bisymmetric: Bisymmetric | None = None,
+        m1: tuple[float, float] | None = None,
     ) -> np.ndarray:
         """The model cube ``(nv, ny, nx)``, float64, in Jy/beam (``clean=True``: no beam, Jy/pixel).
 
@@ -484,6 +504,11 @@ class CubeModel:
             convention (see :func:`_line_of_sight`).
         bisymmetric
             A bisymmetric flow (:class:`Bisymmetric`), or None.
+        m1
+            A lopsided disc: the amplitudes ``(a_c, a_s)`` of the surface brightness's m = 1 mode,
+            ``Sigma(r) (1 + a_c cos(theta) + a_s sin(theta))`` at azimuth ``theta`` in the disc (KinMS's: 0 on the
+            approaching half of the major axis, where the line of sight gets ``-v_circ sin(inc)``), held at zero
+            where it would be negative; or None.
         """
         if not (np.isfinite(int_flux) and int_flux > 0):
             raise ValueError(f"int_flux must be a positive finite flux (Jy km/s), got {int_flux!r}")
@@ -500,8 +525,20 @@ class CubeModel:
             radial_vel=radial_vel,
             bisymmetric=bisymmetric,
         )
-        counts = self.clean_counts(x_sky, y_sky, los_vel, phase_cent=phase_cent, v_offset=v_offset, spread=spread)
+        weights = None if m1 is None else self.m1_weights(*m1)
+        counts = self.clean_counts(
+            x_sky, y_sky, los_vel, phase_cent=phase_cent, v_offset=v_offset, spread=spread, weights=weights
+        )
         return self._finish(counts, int_flux, clean)
+
+    def m1_weights(self, a_cos: float, a_sin: float) -> np.ndarray:
+        """Each cloudlet's flux in a disc whose surface brightness has an m = 1 mode of amplitudes ``a_cos`` and
+        ``a_sin`` (see :meth:`cube`): weighting equal cloudlets by azimuth keeps their radii, and so every radial
+        profile, as they are."""
+        if not (np.isfinite(a_cos) and np.isfinite(a_sin)):
+            raise ValueError(f"the m = 1 amplitudes must be finite, got {(a_cos, a_sin)!r}")
+        weights = 1.0 + a_cos * self._cos_phase + a_sin * self._sin_phase
+        return np.clip(weights, 0.0, None, out=weights)
 
     def sky_cube(
         self,

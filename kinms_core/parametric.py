@@ -26,7 +26,13 @@ A galaxy is a set of families, one per aspect (:class:`ModelSpec`); each family 
 - non-circular motions: ``none``, ``radial`` (``vrad`` km/s at every radius, KinMS's ``pure_radial`` sign: the line
   of sight gets ``+vrad sin(theta) sin(inc)``, which is an inflow or an outflow depending on which side of the disc
   is nearer) or ``bisymmetric`` (``v2t``, ``v2r`` km/s and the bar angle ``phib`` in degrees, KinMS's
-  ``bisymmetric_flow``, Spekkens & Sellwood 2007).
+  ``bisymmetric_flow``, Spekkens & Sellwood 2007);
+- asymmetry: ``none`` or ``lopsided`` (``m1_cos``, ``m1_sin``: the amplitudes of the surface brightness's m = 1
+  mode, ``Sigma(r) (1 + m1_cos cos(theta) + m1_sin sin(theta))``, in the disc azimuth ``theta`` of the radial
+  motions' term, 0 on the approaching half of the major axis: ``m1_cos > 0`` makes the approaching half brighter;
+  TiRiFiC's ``SM1A``/``SM1P`` as Cartesian components, which have no wrap in phase and no singular point at zero
+  amplitude). Most HI discs are lopsided (Richter & Sancisi 1994); fitted as symmetric, the light's excess on one
+  side pulls the systemic velocity and the centre towards it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from .obspars import ObsPars
 
 __all__ = [
     "AUTO_WARP_RADII",
+    "ASYMMETRIES",
     "DISPERSIONS",
     "GEOMETRY_PARAMETERS",
     "HALF_LIGHT_PER_SCALE",
@@ -79,6 +86,7 @@ AUTO_WARP_RADII = (1.0, 2.0, 3.0)
 THICKNESS = {"thin": (), "exponential": ("z0",)}
 DISPERSIONS = {"constant": (), "linear": ("sigma_grad",)}
 MOTIONS = {"none": (), "radial": ("vrad",), "bisymmetric": ("v2t", "v2r", "phib")}
+ASYMMETRIES = {"none": (), "lopsided": ("m1_cos", "m1_sin")}
 
 UNITS = {
     "flux": "Jy km/s",
@@ -106,6 +114,8 @@ UNITS = {
     "v2t": "km/s",
     "v2r": "km/s",
     "phib": "deg",
+    "m1_cos": "",
+    "m1_sin": "",
 }
 
 
@@ -120,7 +130,7 @@ def unit_of(name: str) -> str:
 
 def all_parameter_names() -> tuple[str, ...]:
     """Every parameter name of every family (``vrot_k`` for rings not included: they are numbered)."""
-    families = (SURFACE_BRIGHTNESS, ROTATION_CURVES, WARPS, THICKNESS, DISPERSIONS, MOTIONS)
+    families = (SURFACE_BRIGHTNESS, ROTATION_CURVES, WARPS, THICKNESS, DISPERSIONS, MOTIONS, ASYMMETRIES)
     names = list(GEOMETRY_PARAMETERS)
     for family in families:
         for parameters in family.values():
@@ -135,6 +145,7 @@ _FAMILIES = {
     "thickness": THICKNESS,
     "dispersion": DISPERSIONS,
     "motions": MOTIONS,
+    "asymmetry": ASYMMETRIES,
 }
 
 
@@ -153,6 +164,7 @@ class ModelSpec:
     motions: str = "none"
     warp_radius: float | None = None
     warp_radii: tuple[float, ...] | None = None
+    asymmetry: str = "none"
 
     def __post_init__(self) -> None:
         for key, family in _FAMILIES.items():
@@ -167,6 +179,10 @@ class ModelSpec:
                 "model.surface_brightness data cannot go with a warp or a thickness: sky-fixed cloudlets are "
                 "deprojected into one thin plane"
             )
+        if self.surface_brightness == "data" and self.asymmetry != "none":
+            raise ValueError(
+                "model.surface_brightness data cannot go with an asymmetry: the data's map already holds it"
+            )
         if self.warp_radius is not None and not (math.isfinite(self.warp_radius) and self.warp_radius >= 0):
             raise ValueError(f"model.warp_radius must be a radius of 0 arcsec or more, got {self.warp_radius!r}")
         object.__setattr__(self, "ring_radii", radii)
@@ -177,9 +193,12 @@ class ModelSpec:
             object.__setattr__(self, "warp_radii", warp_radii)
 
     def record(self) -> dict[str, object]:
-        """The spec as JSON-ready values (summary.json, the chain's fingerprint); a warp's radii only for that warp,
-        so that the records of unwarped fits are those of releases without them (their chains still resume)."""
+        """The spec as JSON-ready values (summary.json, the chain's fingerprint); a warp's radii only for that warp
+        and the asymmetry only when there is one, so that the records of other fits are those of releases without
+        them (their chains still resume)."""
         out = asdict(self)
+        if self.asymmetry == "none":
+            del out["asymmetry"]
         if self.warp != "linear":
             del out["warp_radius"]
         if self.warp != "rings":
@@ -206,6 +225,7 @@ class ModelSpec:
             rings = range(1, len(self.warp_radii or AUTO_WARP_RADII))
             warp = tuple(f"dpa_{k}" for k in rings) + tuple(f"dinc_{k}" for k in rings)
         extra = warp + THICKNESS[self.thickness] + DISPERSIONS[self.dispersion] + MOTIONS[self.motions]
+        extra += ASYMMETRIES[self.asymmetry]
         return GEOMETRY_PARAMETERS + SURFACE_BRIGHTNESS[self.surface_brightness] + rc + extra
 
     @property
@@ -386,6 +406,9 @@ class GalaxyModel:
             return {"bisymmetric": Bisymmetric(v2t=p["v2t"], v2r=p["v2r"], phib=p["phib"])}
         return {}
 
+    def _asymmetry(self, p: Mapping[str, float]) -> dict[str, object]:
+        return {"m1": (p["m1_cos"], p["m1_sin"])} if self.spec.asymmetry == "lopsided" else {}
+
     def cube(self, p: Mapping[str, float], *, clean: bool = False) -> np.ndarray:
         """Model cube ``(nv, ny, nx)`` for parameter values ``p`` (every name in :attr:`names`)."""
         missing = [name for name in self.names if name not in p]
@@ -407,7 +430,9 @@ class GalaxyModel:
             return self.cube_model.sky_cube(self.sky_clouds, inc=p["inc"], pa=p["pa"], **common)
         pa, inc = self.geometry(p) if self.spec.warp != "none" else (p["pa"], p["inc"])
         thick = p["z0"] if self.spec.thickness == "exponential" else 0.0
-        return self.cube_model.cube(inc=inc, pa=pa, sb_rad=self.radius, sb_prof=sb, disk_thick=thick, **common)
+        return self.cube_model.cube(
+            inc=inc, pa=pa, sb_rad=self.radius, sb_prof=sb, disk_thick=thick, **common, **self._asymmetry(p)
+        )
 
     def values(self, theta: Sequence[float]) -> dict[str, float]:
         """Map a vector in :attr:`names` order to a dict."""

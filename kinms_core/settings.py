@@ -34,6 +34,7 @@ import yaml
 from .cells import as_bool
 from .errors import MissingInputError, SettingsError
 from .parametric import (
+    ASYMMETRIES,
     AUTO_WARP_RADII,
     DISPERSIONS,
     HALF_LIGHT_PER_SCALE,
@@ -84,6 +85,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                 "thickness": {"enum": sorted(THICKNESS), "default": "thin"},
                 "dispersion": {"enum": sorted(DISPERSIONS), "default": "constant"},
                 "motions": {"enum": sorted(MOTIONS), "default": "none"},
+                "asymmetry": {"enum": sorted(ASYMMETRIES), "default": "none"},
                 "ring_radii": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2},
                 "warp_radius": {"oneOf": [{"type": "number", "minimum": 0}, {"const": "auto"}], "default": "auto"},
                 "warp_radii": {
@@ -304,6 +306,10 @@ def _family_guesses(
         sigma_high = bounds.get("sigma", (0.0, 100.0))[1]
         guesses.setdefault("sigma_grad", 0.0)
         bounds.setdefault("sigma_grad", (-sigma_high / half_cube, sigma_high / half_cube))
+    # a lopsided disc from symmetric, up to one half holding all the light
+    for name in ASYMMETRIES["lopsided"]:
+        guesses.setdefault(name, 0.0)
+        bounds.setdefault(name, (-1.0, 1.0))
     # a ring-wise warp's turns of up to 45 degrees
     for name in spec.parameter_names:
         if name.startswith(("dpa_", "dinc_")):
@@ -422,6 +428,7 @@ def load_settings(source: str | Path | Mapping[str, Any] | None = None) -> FitSe
             thickness=model.get("thickness", "thin"),
             dispersion=model.get("dispersion", "constant"),
             motions=model.get("motions", "none"),
+            asymmetry=model.get("asymmetry", "none"),
             warp_radius=None if model.get("warp_radius", "auto") == "auto" else float(model["warp_radius"]),
             warp_radii=None if model.get("warp_radii", "auto") == "auto" else tuple(model["warp_radii"]),
         )

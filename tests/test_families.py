@@ -16,6 +16,7 @@ from kinms_core.errors import SettingsError
 from kinms_core.likelihood import FitData, LogPosterior, model_noise_chi2
 from kinms_core.optimise import maximise
 from kinms_core.parametric import (
+    ASYMMETRIES,
     DISPERSIONS,
     MOTIONS,
     SURFACE_BRIGHTNESS,
@@ -59,7 +60,8 @@ def test_every_parameter_has_a_unit_and_a_sheet_column():
     + [{"warp": w} for w in WARPS]
     + [{"thickness": t} for t in THICKNESS]
     + [{"dispersion": d} for d in DISPERSIONS]
-    + [{"motions": m} for m in MOTIONS],
+    + [{"motions": m} for m in MOTIONS]
+    + [{"asymmetry": a} for a in ASYMMETRIES],
 )
 def test_every_family_has_guesses_and_bounds_and_conserves_flux(model):
     guesses = {"flux": 30, "xc": 0, "yc": 0, "vsys": 0, "pa": 100, "inc": 50, "vflat": 180, "scalerad": 4}
@@ -84,6 +86,7 @@ def test_families_reduce_to_the_default_where_their_parameters_vanish():
         ModelSpec(thickness="exponential"): {"z0": 0.0},
         ModelSpec(motions="radial"): {"vrad": 0.0},
         ModelSpec(motions="bisymmetric"): {"v2t": 0.0, "v2r": 0.0, "phib": 30.0},
+        ModelSpec(asymmetry="lopsided"): {"m1_cos": 0.0, "m1_sin": 0.0},
         ModelSpec(surface_brightness="exponential_hole"): {"hole_radius": 0.0},
         ModelSpec(surface_brightness="exponential_ring"): {"ring_radius": 8.0, "ring_width": 2.0, "ring_fraction": 0.0},
     }
@@ -129,6 +132,41 @@ def test_surface_from_the_data_reproduces_its_galaxy_only_with_its_geometry():
 def test_data_surface_brightness_cannot_be_warped():
     with pytest.raises(ValueError, match="cannot go with a warp or a thickness"):
         load_settings({"model": {"surface_brightness": "data", "warp": "linear"}})
+    with pytest.raises(ValueError, match="cannot go with an asymmetry"):
+        load_settings({"model": {"surface_brightness": "data", "asymmetry": "lopsided"}})
+
+
+def test_a_lopsided_disc_brightens_the_half_its_m1_mode_points_to_by_the_mode_s_share():
+    """Half a disc holds ``pi + 2 a`` of the ``2 pi`` azimuth-integrated light where ``1 + a cos(theta)`` peaks:
+    ``m1_cos > 0`` brightens the approaching half (channels below vsys), ``m1_sin`` the half the radial term's
+    ``sin(theta)`` points to, and neither changes the disc's velocities."""
+    spec = ModelSpec(asymmetry="lopsided")
+    assert spec.parameter_names[-2:] == ("m1_cos", "m1_sin") and spec.label == "lopsided"
+    assert "asymmetry" not in ModelSpec().record() and ModelSpec.from_record(spec.record()) == spec
+    face = {**BASE, "sigma": 0.0, "xc": 0.0, "yc": 0.0, "vsys": 0.0}
+    model = GalaxyModel(OP, spec, n_clouds=2**15, seed=3)
+    velocity = (np.arange(OP.nv) - OP.nv / 2) * OP.dv
+
+    def approaching_share(values: dict[str, float]) -> float:
+        spectrum = model.cube(values, clean=True).sum(axis=(1, 2))
+        return float(spectrum[velocity < 0].sum() / spectrum[velocity != 0].sum())
+
+    a = 0.4
+    assert approaching_share({**face, "m1_cos": 0.0, "m1_sin": 0.0}) == pytest.approx(0.5, abs=0.01)
+    assert approaching_share({**face, "m1_cos": a, "m1_sin": 0.0}) == pytest.approx(
+        (np.pi + 2 * a) / (2 * np.pi), abs=0.01
+    )
+    assert approaching_share({**face, "m1_cos": -a, "m1_sin": 0.0}) == pytest.approx(
+        (np.pi - 2 * a) / (2 * np.pi), abs=0.01
+    )
+    # along the minor axis it moves light, not velocity: the same split of the spectrum as the symmetric disc
+    assert approaching_share({**face, "m1_cos": 0.0, "m1_sin": a}) == pytest.approx(0.5, abs=0.01)
+    # and a radial flow's sin(theta) side is the one m1_sin brightens: more light at the flow's line-of-sight sign
+    flow = GalaxyModel(OP, ModelSpec(asymmetry="lopsided", motions="radial"), n_clouds=2**15, seed=3)
+    values = {**face, "vflat": 0.0, "rturn": 2.0, "vrad": 60.0, "m1_cos": 0.0}
+    symmetric = flow.cube({**values, "m1_sin": 0.0}, clean=True).sum(axis=(1, 2))
+    lopsided = flow.cube({**values, "m1_sin": a}, clean=True).sum(axis=(1, 2))
+    assert lopsided[velocity > 0].sum() > 1.2 * symmetric[velocity > 0].sum()
 
 
 def test_a_warp_pivots_about_the_emission_s_half_light_radius_unless_given():

@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 
 from kinms_core import ObsPars
-from kinms_core.family_errors import akaike_weights, combined_start, family_differences, model_spread
+from kinms_core.family_errors import (
+    akaike_weights,
+    combined_start,
+    family_differences,
+    model_spread,
+    within_spread,
+)
 from kinms_core.fit import noise_volume
-from kinms_core.likelihood import FitData, LogPosterior
+from kinms_core.likelihood import FitData, LogPosterior, sandwich_at
 from kinms_core.optimise import maximise
 from kinms_core.parametric import GalaxyModel, ModelSpec
 from kinms_core.settings import load_settings
@@ -34,6 +40,18 @@ def test_akaike_weights_and_the_spread_of_the_estimates():
     assert spread["inc"] == pytest.approx(math.sqrt(0.5) * 10.0)
 
 
+def test_the_families_own_widths_add_where_the_wider_ones_weigh():
+    """The within-model part of the model-averaged variance, ``sum_k w_k sigma_k^2``, beyond the fit's own."""
+    weights = {"fit": 0.5, "radial": 0.25, "thick": 0.25}
+    widths = {"radial": {"pa": 4.0, "inc": 2.0}, "thick": {"pa": 1.0, "inc": 0.0}}
+    within = within_spread({"pa": 1.0, "inc": 2.0, "vsys": 3.0}, widths, weights)
+    assert within["pa"] == pytest.approx(math.sqrt(0.25 * (16.0 - 1.0)))
+    assert within["inc"] == 0.0  # a width of 0 (a parameter at its bound) counts as the fit's
+    assert within["vsys"] == 0.0  # no family has it apart from the fit
+    # narrower families that weigh more leave the fit's errors as they are
+    assert within_spread({"pa": 2.0}, {"thick": {"pa": 1.0}}, {"fit": 0.1, "thick": 0.9})["pa"] == 0.0
+
+
 def test_a_combined_family_starts_from_both_features_shifts():
     """A ring moves nothing of the geometry but its surface brightness; an inflow turns the axis by 4 deg: the model
     with both starts with the turned axis and both features' own parameters."""
@@ -51,8 +69,9 @@ def _spread_of(
     processes: int = 1,
     vrad: float = 0.0,
     rms: float = RMS,
+    **truth: float,
 ) -> dict:
-    clean = GalaxyModel(OP, spec, n_clouds=2**15, seed=3).cube({**TRUE, "z0": z0, "vrad": vrad})
+    clean = GalaxyModel(OP, spec, n_clouds=2**15, seed=3).cube({**TRUE, "z0": z0, "vrad": vrad, **truth})
     data = clean + rms * np.random.default_rng(2).standard_normal(OP.shape)
     fit_data = FitData(
         data=data,
@@ -68,10 +87,18 @@ def _spread_of(
         fit_data, settings.resolved(TRUE, BOUNDS), settings.spec, correction="none", n_clouds=2**13, seed=1
     )
     best, _ = maximise(posterior, posterior.guess, posterior.low, posterior.high, 1500)
-    volume = noise_volume(fit_data)
+    widths = sandwich_at(fit_data, posterior, best).standard_deviations
     return family_differences(
-        fit_data, settings, posterior, best, volume, max_evaluations=1000, families=families, processes=processes
-    ) | {"fit": posterior.values(best)}
+        fit_data,
+        settings,
+        posterior,
+        best,
+        noise_volume(fit_data),
+        fit_widths=widths,
+        max_evaluations=1000,
+        families=families,
+        processes=processes,
+    ) | {"fit": posterior.values(best), "fit_widths": widths}
 
 
 def test_a_thick_disc_fitted_as_a_thin_one_gains_the_thick_family_s_inclination():
@@ -120,3 +147,17 @@ def test_the_radial_family_turns_the_kinematic_axis_back_to_the_disc_s(vrad):
     assert abs(flow["fit"]["pa"] - TRUE["pa"]) > 5.0
     assert flow["best"]["radial"]["pa"] == pytest.approx(TRUE["pa"], abs=3.0)
     assert flow["best"]["radial"]["vrad"] == pytest.approx(vrad, abs=10.0)
+
+
+def test_a_lopsided_disc_s_family_takes_back_the_systemic_velocity_and_centre_its_light_pulled():
+    """A disc brighter on one side, fitted as symmetric, has its systemic velocity and centre pulled towards the
+    bright side; the lopsided family finds the m = 1 mode and puts them back, and the errors gain the shift."""
+    truth = {"m1_cos": 0.3, "m1_sin": 0.3}
+    lopsided = _spread_of(ModelSpec(asymmetry="lopsided"), z0=0.0, families=("lopsided",), **truth)
+    fit, best = lopsided["fit"], lopsided["best"]["lopsided"]
+    assert lopsided["weights"]["lopsided"] > 0.99
+    assert abs(fit["vsys"] - TRUE["vsys"]) > 3.0 * lopsided["fit_widths"]["vsys"]  # many sigma off
+    assert abs(best["vsys"] - TRUE["vsys"]) < 0.5 * abs(fit["vsys"] - TRUE["vsys"])
+    assert math.hypot(best["xc"], best["yc"]) < 0.5 * math.hypot(fit["xc"], fit["yc"])
+    assert best["m1_cos"] == pytest.approx(0.3, abs=0.1) and best["m1_sin"] == pytest.approx(0.3, abs=0.1)
+    assert lopsided["spread"]["vsys"] == pytest.approx(abs(best["vsys"] - fit["vsys"]), rel=0.01)
