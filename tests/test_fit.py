@@ -340,8 +340,8 @@ def test_failed_prepare_becomes_a_failed_fit_status(tmp_path):
 @pytest.mark.slow
 def test_robust_errors_are_the_default_and_recorded(tmp_path):
     """The default fit measures the noise's correlation (a beam of 8.5 pixels here) and reports errors of the sandwich
-    covariance's size, with the side and family terms in quadrature; posterior.csv holds the samples the summary's
-    percentiles come from."""
+    covariance's size, with the side and family terms (the spread between the families and what their own widths add)
+    in quadrature; posterior.csv holds the samples the summary's percentiles come from."""
     op, truth = small_galaxy()
     write_cube(tmp_path / "cube.fits", truth + beam_correlated_noise(op, 2e-3, np.random.default_rng(3)), op)
     prepare_cube(tmp_path / "cube.fits", tmp_path / "prepared")
@@ -356,14 +356,16 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
     sides, families = likelihood["sides"]["half_difference"], likelihood["families"]
     assert set(sides) == set(summary["free_parameters"]) - {"xc", "yc"}
     assert sum(families["weights"].values()) == pytest.approx(1.0)
-    assert {"radial", "bisymmetric", "thick", "warp", "sigma_linear", "data"} <= set(families["best"])
+    assert {"radial", "bisymmetric", "thick", "warp", "sigma_linear", "lopsided", "data"} <= set(families["best"])
+    assert set(families["widths"]) == set(families["best"]) and set(families["within"]) == set(families["spread"])
     assert families["search"] == SEARCH and len(families["chosen"]) <= 3
+    family_terms = {name: np.hypot(families["spread"][name], families["within"][name]) for name in families["spread"]}
     samples = np.loadtxt(tmp_path / "posterior.csv", delimiter=",", skiprows=1)
     for k, name in enumerate(summary["free_parameters"]):
         entry = summary["parameters"][name]
         low, high = np.percentile(samples[:, k], [16, 84])
         assert (low, high) == pytest.approx((entry["p16"], entry["p84"]))
-        expected = np.hypot(likelihood["sandwich_sd"][name], np.hypot(sides.get(name, 0.0), families["spread"][name]))
+        expected = np.hypot(likelihood["sandwich_sd"][name], np.hypot(sides.get(name, 0.0), family_terms[name]))
         assert 0.4 < 0.5 * (high - low) / expected < 3.0, (name, 0.5 * (high - low), expected)
     # without side and family errors the same chain (same seed; the options do not enter it) gives the sandwich's
     raw["fit"] |= {"side_errors": False, "family_errors": False}
@@ -373,13 +375,13 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
         wide, thin = summary["parameters"][name], narrow["parameters"][name]
         thin_width = 0.5 * (thin["p84"] - thin["p16"])
         assert 0.4 < thin_width / likelihood["sandwich_sd"][name] < 3.0, name
-        expected = np.hypot(thin_width, np.hypot(sides.get(name, 0.0), families["spread"][name]))
+        expected = np.hypot(thin_width, np.hypot(sides.get(name, 0.0), family_terms[name]))
         assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), name
-    # the families alone: the same chain, resumed, with their spread in quadrature
+    # the families alone: the same chain, resumed, with their terms in quadrature
     raw["fit"]["family_errors"] = True
     averaged = fit_prepared(tmp_path / "prepared", raw, tmp_path / "narrow", progress=False)
     assert averaged["resumed"] and averaged["likelihood"]["families"]["spread"] == families["spread"]
-    for name, term in families["spread"].items():
+    for name, term in family_terms.items():
         wide, thin = averaged["parameters"][name], narrow["parameters"][name]
         expected = np.hypot(0.5 * (thin["p84"] - thin["p16"]), term)
         assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), name
