@@ -12,13 +12,14 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .errors import CubeError, InputError, ModelOutsideCubeError
 from .obspars import ObsPars
 from .parametric import GalaxyModel, ModelSpec
-from .sandwich import ErrorModel, error_model
+from .sandwich import ErrorModel, error_model, sandwich_widths
 from .settings import Parameter
 from .surface import map_parameters, surface_map
 
@@ -34,6 +35,7 @@ __all__ = [
     "parameters_to_sampling",
     "sampling_to_parameters",
     "sandwich_at",
+    "widths_at",
 ]
 
 log = logging.getLogger(__name__)
@@ -406,19 +408,24 @@ def maximisation_posterior(
     )
 
 
+def _sandwich_arguments(
+    fit_data: FitData, posterior: LogPosterior, theta: np.ndarray
+) -> tuple[tuple[Any, ...], dict[str, float]]:
+    op = fit_data.obspars
+    arguments = (posterior.model_cube, theta, posterior.free_names, fit_data.data, fit_data.noise_cube)
+    arguments += (fit_data.mask, posterior.low, posterior.high)
+    return arguments, {"beam_fwhm_pixels": op.beam[0] / op.cellsize, "beam_area_pixels": op.beam_area_pixels}
+
+
 def sandwich_at(fit_data: FitData, posterior: LogPosterior, theta: np.ndarray) -> ErrorModel:
     """The sandwich error model (:func:`kinms_core.sandwich.error_model`) of ``posterior``'s model on ``fit_data`` at
     the free values ``theta`` (a best point)."""
-    op = fit_data.obspars
-    return error_model(
-        posterior.model_cube,
-        theta,
-        posterior.free_names,
-        fit_data.data,
-        fit_data.noise_cube,
-        fit_data.mask,
-        posterior.low,
-        posterior.high,
-        beam_fwhm_pixels=op.beam[0] / op.cellsize,
-        beam_area_pixels=op.beam_area_pixels,
-    )
+    arguments, beam = _sandwich_arguments(fit_data, posterior, theta)
+    return error_model(*arguments, **beam)
+
+
+def widths_at(fit_data: FitData, posterior: LogPosterior, theta: np.ndarray) -> dict[str, float]:
+    """The sandwich standard deviations alone (:func:`kinms_core.sandwich.sandwich_widths`) of ``posterior``'s model
+    on ``fit_data`` at ``theta``."""
+    arguments, beam = _sandwich_arguments(fit_data, posterior, theta)
+    return sandwich_widths(*arguments, **beam)

@@ -46,6 +46,7 @@ __all__ = [
     "jacobian",
     "lag_window",
     "meat",
+    "sandwich_widths",
     "triangle_taper",
 ]
 
@@ -279,6 +280,66 @@ class ErrorModel:
         return cls(**data)
 
 
+@dataclass
+class _SandwichParts:
+    """What both the error model and the widths alone need: the whitened residual and the galaxy's region, the
+    Jacobian's columns and steps, the curvature, the lag window and its taper, the residual's autocovariance and
+    the meat."""
+
+    residual: np.ndarray
+    region: np.ndarray
+    columns: np.ndarray
+    steps: np.ndarray
+    curvature: np.ndarray
+    lags: tuple[int, int, int]
+    taper: np.ndarray
+    residual_acov: np.ndarray
+    meat: np.ndarray
+
+
+def _sandwich_parts(
+    model: Callable[[np.ndarray], np.ndarray],
+    theta: np.ndarray,
+    data: np.ndarray,
+    noise: np.ndarray,
+    mask: np.ndarray | None,
+    low: np.ndarray,
+    high: np.ndarray,
+    beam_fwhm_pixels: float,
+    beam_area_pixels: float,
+    reach: tuple[float, int],
+) -> _SandwichParts:
+    weight, residual, region = _whitened_residual(model, theta, data, noise, mask)
+    columns, steps = _jacobian_at(model, theta, low, high, weight, beam_area_pixels)
+    curvature = np.einsum("kvyx,lvyx->kl", columns, columns)
+    window = lag_window(beam_fwhm_pixels, data.shape, beams=reach[0], channels=reach[1])
+    taper = triangle_taper(window)
+    residual_acov = autocovariance(residual, region, window)
+    meat_matrix = meat(columns, residual_acov * taper, window)
+    return _SandwichParts(residual, region, columns, steps, curvature, window, taper, residual_acov, meat_matrix)
+
+
+def sandwich_widths(
+    model: Callable[[np.ndarray], np.ndarray],
+    theta: np.ndarray,
+    names: Sequence[str],
+    data: np.ndarray,
+    noise: np.ndarray,
+    mask: np.ndarray | None,
+    low: np.ndarray,
+    high: np.ndarray,
+    *,
+    beam_fwhm_pixels: float,
+    beam_area_pixels: float,
+) -> dict[str, float]:
+    """The sandwich covariance's standard deviations at ``theta`` (arguments as :func:`error_model`'s), without the
+    error model's noise-alone and diagnostic parts, which cost four times as much."""
+    theta = np.asarray(theta, dtype=float)
+    reach = (LAG_BEAMS, LAG_CHANNELS)
+    parts = _sandwich_parts(model, theta, data, noise, mask, low, high, beam_fwhm_pixels, beam_area_pixels, reach)
+    return dict(zip(names, np.sqrt(np.diag(_sandwich(parts.curvature, parts.meat))).tolist(), strict=True))
+
+
 def error_model(
     model: Callable[[np.ndarray], np.ndarray],
     theta: np.ndarray,
@@ -318,13 +379,10 @@ def error_model(
     ErrorModel
     """
     theta = np.asarray(theta, dtype=float)
-    weight, residual, region = _whitened_residual(model, theta, data, noise, mask)
-    columns, steps = _jacobian_at(model, theta, low, high, weight, beam_area_pixels)
-    curvature = np.einsum("kvyx,lvyx->kl", columns, columns)
-    lags = lag_window(beam_fwhm_pixels, data.shape, beams=lag_beams, channels=lag_channels)
-    taper = triangle_taper(lags)
-    residual_acov = autocovariance(residual, region, lags)
-    meat_matrix = meat(columns, residual_acov * taper, lags)
+    reach = (lag_beams, lag_channels)
+    parts = _sandwich_parts(model, theta, data, noise, mask, low, high, beam_fwhm_pixels, beam_area_pixels, reach)
+    residual, region, columns, curvature = parts.residual, parts.region, parts.columns, parts.curvature
+    lags, taper, residual_acov, meat_matrix = parts.lags, parts.taper, parts.residual_acov, parts.meat
     line_free = np.isfinite(data) & ~ndimage.binary_dilation(region, iterations=max(1, int(round(beam_fwhm_pixels))))
     noise_acov, noise_meat, temperature = _noise_alone(
         residual, line_free, columns, curvature, lags, taper, beam_area_pixels
@@ -362,7 +420,7 @@ def error_model(
     return ErrorModel(
         names=list(names),
         theta=theta.tolist(),
-        steps=steps.tolist(),
+        steps=parts.steps.tolist(),
         curvature=curvature.tolist(),
         meat=meat_matrix.tolist(),
         noise_meat=noise_meat.tolist(),

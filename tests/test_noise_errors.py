@@ -15,7 +15,7 @@ from kinms_core import ObsPars, model_cube
 from kinms_core.noise import estimate_rms, noise_model, separate_sources, signal_mask
 from kinms_core.parametric import GalaxyModel, ModelSpec
 from kinms_core.prepare import noise_and_mask
-from kinms_core.sandwich import ErrorModel, adjust_samples, data_noise_volume, error_model
+from kinms_core.sandwich import ErrorModel, adjust_samples, data_noise_volume, error_model, sandwich_widths
 from kinms_core.simulate import beam_correlated_noise
 
 PB_OBSPARS = ObsPars(nx=96, ny=96, nv=24, cellsize=1.0, dv=20.0, beam=(4.0, 4.0, 0.0))
@@ -149,6 +149,11 @@ def test_sandwich_gives_the_spread_of_fits_under_beam_correlated_noise():
     # the chain's temperature is the noise's inflation: about the beam's area in pixels
     assert 0.5 * SMALL.beam_area_pixels < model.temperature < 1.5 * SMALL.beam_area_pixels
     assert 0.6 < model.diagnostics["noise_correlation_x"] < 0.9  # a 3-pixel beam's noise at lag 1
+    # the widths alone (a model family's, kinms_core.family_errors) are the error model's, for a quarter of the work
+    widths = sandwich_widths(
+        cube, theta, NAMES, data, rms, None, low, high, beam_fwhm_pixels=3.0, beam_area_pixels=SMALL.beam_area_pixels
+    )
+    assert widths == pytest.approx(model.standard_deviations, rel=1e-12)
 
 
 def test_data_noise_volume_is_the_noise_s_and_not_the_galaxy_s():
