@@ -18,6 +18,7 @@ parallel, in a process pool (``--engine pool``) or through the Snakemake workflo
 
     python benchmarks/calibration.py [-n 120] [--seed 1] [--jobs 2] [--outdir benchmarks/out/calibration]
                                      [--settings fit.yaml] [--engine pool|workflow] [--summarise]
+                                     [--names mm0005 mm0036 ...]
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ ALTERNATIVES = ("sd_independent", "sd_noise", "sd_hac", "sandwich_sd")
 log = logging.getLogger("calibration")
 
 
-def make_mocks(n: int, seed: int, outdir: Path) -> pd.DataFrame:
+def make_mocks(n: int, seed: int, outdir: Path, names: Sequence[str] = ()) -> pd.DataFrame:
     """Write the mocks that are not there yet; returns the truth table. The specs (each needs one model run) are
-    kept in specs_seed<seed>.json, so a resumed run does not draw them again."""
+    kept in specs_seed<seed>.json, so a resumed run does not draw them again. ``names``, if given, keeps only those
+    mocks (to refit a few, e.g. the tails, with the same specs as the whole set)."""
     cache = outdir / f"specs_seed{seed}.json"
     known = json.loads(cache.read_text()) if cache.exists() else []
     specs = [
@@ -63,6 +65,11 @@ def make_mocks(n: int, seed: int, outdir: Path) -> pd.DataFrame:
     ]
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps([spec.to_dict() for spec in specs]))
+    if names:
+        unknown = sorted(set(names) - {spec.name for spec in specs})
+        if unknown:
+            raise SystemExit(f"no mock {', '.join(unknown)} among the first {n} of seed {seed}")
+        specs = [spec for spec in specs if spec.name in names]
     mock_dir = outdir / "mocks"
     mock_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -72,7 +79,7 @@ def make_mocks(n: int, seed: int, outdir: Path) -> pd.DataFrame:
         if not path.exists():
             mismatched_mocks.write_mock(spec, path)
             made += 1
-    log.info("%d mocks written (%d already there) in %.0f s", made, n - made, time.perf_counter() - start)
+    log.info("%d mocks written (%d already there) in %.0f s", made, len(specs) - made, time.perf_counter() - start)
     table = mismatched_mocks.truth_table(specs)
     table.to_csv(outdir / "truth.csv", index=False)
     return table
@@ -300,11 +307,12 @@ def main() -> None:
     parser.add_argument("--settings", default=None, help="fit settings YAML (default: the library's defaults)")
     parser.add_argument("--engine", choices=("pool", "workflow"), default="pool")
     parser.add_argument("--summarise", action="store_true", help="only summarise the fits already there")
+    parser.add_argument("--names", nargs="+", default=(), help="only these mocks of the set (e.g. mm0005 mm0036)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("kinms_core").setLevel(logging.WARNING)
     outdir = Path(args.outdir)
-    truth = make_mocks(args.n, args.seed, outdir)
+    truth = make_mocks(args.n, args.seed, outdir, args.names)
     if not args.summarise:
         (run_pool if args.engine == "pool" else run_workflow)(truth, outdir, args.settings, args.jobs)
     summarise(truth, outdir)

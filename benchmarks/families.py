@@ -10,7 +10,8 @@ the emission that the model misses. The time per likelihood evaluation (run time
 chain) compares the families' cost whatever the number of steps each chain needed, if they ran under the same load;
 ``--profile N`` times N likelihood evaluations of each family back to back instead, and gives the fit-time ratio at
 equal load as that cost ratio times the ratio of evaluations. ``default`` is the library's
-default model; the other names are the keys of FAMILIES below (each a ``model:`` setting).
+default model; the other names are the keys of FAMILIES below (each a ``model:`` setting), or several of them joined
+by ``+`` for a model with all their features (``data+warp``: the gas where the data have it, in a warped disc).
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ FAMILIES = {
     "sersic": {"surface_brightness": "sersic"},
     "warp_rings": {"warp": "rings"},
 }
+
+
+def model_setting(family: str) -> dict[str, str]:
+    """The ``model:`` setting of a family name: a key of FAMILIES, or keys joined by ``+``."""
+    setting: dict[str, str] = {}
+    for part in family.split("+"):
+        if part not in FAMILIES:
+            raise SystemExit(f"unknown family {part!r} in {family!r}: choose from {', '.join(FAMILIES)}")
+        setting.update(FAMILIES[part])
+    return setting
 
 
 def compare(prepared: Path, fit_dir: Path, radius: float) -> dict[str, float]:
@@ -92,7 +103,7 @@ def evaluation_ms(prepared: Path, fit_dir: Path, family: str, repeats: int) -> f
     runtime depends on what else ran), and the shortest, as timeit takes, because other work only adds time."""
     summary = json.loads((fit_dir / "summary.json").read_text())
     fit_data = load_fit_data(prepared)
-    settings = load_settings({"model": FAMILIES[family]}).for_data(fit_data.guesses)
+    settings = load_settings({"model": model_setting(family)}).for_data(fit_data.guesses)
     parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
     posterior = LogPosterior(
         fit_data, parameters, settings.spec, correction="none", n_clouds=summary["n_clouds"], seed=settings.options.seed
@@ -124,7 +135,7 @@ def main() -> None:
     for family in args.families:
         fit_dir = outdir / family
         if not (fit_dir / "summary.json").exists():
-            fit_prepared(prepared, {"model": FAMILIES[family]}, fit_dir, processes=args.processes, progress=False)
+            fit_prepared(prepared, {"model": model_setting(family)}, fit_dir, processes=args.processes, progress=False)
         rows[family] = compare(prepared, fit_dir, args.radius)
     for family in args.families if args.profile else ():
         rows[family]["profiled_ms"] = evaluation_ms(prepared, outdir / family, family, args.profile)
