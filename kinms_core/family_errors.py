@@ -10,8 +10,9 @@ these). Fitting both models and keeping only the better one does not help when t
 Model averaging does (Burnham & Anderson 2002, section 4.3.2; Buckland et al. 1997): each family that extends the
 fit's by one feature (radial or bisymmetric flows, a thick disc, a linear warp, a dispersion gradient, a lopsided
 disc, the surface brightness from the data) is maximised from the fit's best point; then, as a forward search, the
-best of them gains each other feature that helped on its own, and so on (:func:`family_differences`), because a
-galaxy with a ring and an inflow is best described by the ring first, yet only the inflow moves its position angle.
+best of them gains each other feature, and so on (:func:`family_differences`), because a galaxy with a ring and an
+inflow is best described by the ring first, yet only the inflow moves its position angle; and a feature may help only
+at another's geometry (a lopsided disc seen 30 deg too face-on as a thin one is lopsided only once it is thick).
 Each model ``k``, the fit's own included, gets the Akaike weight ``w_k ~ exp(-AIC_k / 2)``, with
 ``AIC = chi2 / c + 2 p``: ``c`` the data's noise-correlation volume (:func:`kinms_core.fit.noise_volume`, so that
 correlated voxels count once) and ``p`` the free parameters, a map from the data counting its independent beams
@@ -85,8 +86,9 @@ MAX_ROUNDS = 3
 
 #: How the families were searched; families recorded by another search are searched again.
 SEARCH = (
-    f"forward, up to {MAX_ROUNDS} rounds from the sum of the features' shifts; radial flows also from disc-plane "
-    f"angles {RADIAL_ANGLES} deg in the first; features {', '.join(ALTERNATIVES)}; each family's sandwich width"
+    f"forward over every feature, up to {MAX_ROUNDS} rounds from the sum of the features' shifts; radial flows also "
+    f"from disc-plane angles {RADIAL_ANGLES} deg in the first; features {', '.join(ALTERNATIVES)}; "
+    "each family's sandwich width"
 )
 
 
@@ -254,8 +256,8 @@ def family_differences(
     them (:func:`within_spread`).
 
     The families are found by a forward search: the first round adds each feature of :data:`ALTERNATIVES` to the
-    fit's model; each later round adds, to the round's best model (if it beats the one it extends), each feature that
-    lowered the AIC in the round before (``"data+radial"`` adds radial flows to the data's surface brightness),
+    fit's model; each later round adds, to the round's best model (if it beats the one it extends), each other feature
+    that model can take (``"data+radial"`` adds radial flows to the data's surface brightness),
     starting from both models' shifts added (:func:`combined_start`); up to ``max_rounds`` rounds. A galaxy has more
     than one feature (a ring and an inflow): a family that adds only the ring wins the first round by its surface
     brightness, yet only the inflow moves the position angle. Each family is maximised with ``max_evaluations`` per
@@ -294,9 +296,9 @@ def family_differences(
         leader = min((name for name, _, _ in named.values()), key=criteria.__getitem__)
         if criteria[leader] >= criteria[base]:
             break
-        candidates = [f for f, (name, _, _) in named.items() if name != leader and criteria[name] < criteria[base]]
-        base = leader
-        base_settings = next(alt for name, alt, _ in named.values() if name == leader)
+        feature = next(feature for feature, (name, _, _) in named.items() if name == leader)
+        candidates.remove(feature)
+        base, base_settings = leader, named[feature][1]
         chosen.append(leader)
     weights = akaike_weights(criteria)
     free_values = dict(zip(fit_posterior.free_names, best.tolist(), strict=True))

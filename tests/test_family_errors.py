@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from kinms_core import ObsPars
+from kinms_core import ObsPars, family_errors
 from kinms_core.family_errors import (
     akaike_weights,
     combined_start,
@@ -161,3 +161,24 @@ def test_a_lopsided_disc_s_family_takes_back_the_systemic_velocity_and_centre_it
     assert math.hypot(best["xc"], best["yc"]) < 0.5 * math.hypot(fit["xc"], fit["yc"])
     assert best["m1_cos"] == pytest.approx(0.3, abs=0.1) and best["m1_sin"] == pytest.approx(0.3, abs=0.1)
     assert lopsided["spread"]["vsys"] == pytest.approx(abs(best["vsys"] - fit["vsys"]), rel=0.01)
+
+
+def test_a_later_round_also_tries_the_features_that_did_not_help_alone(monkeypatch):
+    """A feature may help only at another's geometry (a lopsided disc fitted 30 deg too face-on as a thin one), so
+    the second round adds every other feature to the first round's best, also one that did not help alone."""
+    maximise_all = family_errors._maximise_all
+    asked = []
+
+    def lopsided_alone_does_not_help(fit_data, alternatives, arguments, processes):
+        asked.append(set(alternatives))
+        results = maximise_all(fit_data, alternatives, arguments, processes)
+        if "lopsided" in results:
+            values, _, widths = results["lopsided"]
+            results["lopsided"] = (values, math.inf, widths)
+        return results
+
+    monkeypatch.setattr(family_errors, "_maximise_all", lopsided_alone_does_not_help)
+    thick = _spread_of(ModelSpec(thickness="exponential"), z0=3.0, families=("thick", "lopsided"))
+    assert thick["chosen"][0] == "thick"
+    assert asked[:2] == [{"thick", "lopsided"}, {"thick+lopsided"}]
+    assert thick["weights"]["lopsided"] == 0.0
