@@ -12,7 +12,8 @@ fit's by one feature (radial or bisymmetric flows, a thick disc, a linear warp, 
 disc, the surface brightness from the data) is maximised from the fit's best point; then, as a forward search, the
 best of them gains each other feature, and so on (:func:`family_differences`), because a galaxy with a ring and an
 inflow is best described by the ring first, yet only the inflow moves its position angle; and a feature may help only
-at another's geometry (a lopsided disc seen 30 deg too face-on as a thin one is lopsided only once it is thick).
+once another is modelled (on a calibration mock with an inflow and a falling dispersion, the radial flow alone raised
+the AIC by 1.2 and lowered it beside the dispersion gradient: its PA pull went from 5.5 to 3.0).
 Each model ``k``, the fit's own included, gets the Akaike weight ``w_k ~ exp(-AIC_k / 2)``, with
 ``AIC = chi2 / c + 2 p``: ``c`` the data's noise-correlation volume (:func:`kinms_core.fit.noise_volume`, so that
 correlated voxels count once) and ``p`` the free parameters, a map from the data counting its independent beams

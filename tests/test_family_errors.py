@@ -164,8 +164,8 @@ def test_a_lopsided_disc_s_family_takes_back_the_systemic_velocity_and_centre_it
 
 
 def test_a_later_round_also_tries_the_features_that_did_not_help_alone(monkeypatch):
-    """A feature may help only at another's geometry (a lopsided disc fitted 30 deg too face-on as a thin one), so
-    the second round adds every other feature to the first round's best, also one that did not help alone."""
+    """A feature may help only once another is modelled (an inflow beside a falling dispersion), so the second
+    round adds every other feature to the first round's best, also one that did not help alone."""
     maximise_all = family_errors._maximise_all
     asked = []
 
