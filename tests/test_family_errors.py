@@ -117,7 +117,10 @@ def test_a_thick_disc_fitted_as_a_thin_one_gains_the_thick_family_s_inclination(
 def test_families_maximised_in_worker_processes_are_those_maximised_in_turn():
     alone = _spread_of(ModelSpec(), z0=0.0, families=("radial", "sigma_linear"))
     parallel = _spread_of(ModelSpec(), z0=0.0, families=("radial", "sigma_linear"), processes=2)
-    assert set(parallel["best"]) == {"radial", "sigma_linear"}
+    singles = {"radial", "sigma_linear"}
+    assert singles <= set(parallel["best"])
+    # a later round: the first round's best with the other feature, if that best beat the fit
+    assert set(parallel["best"]) - singles == {f"{best}+{(singles - {best}).pop()}" for best in parallel["chosen"][:1]}
     assert parallel["best"] == alone["best"] and parallel["spread"] == alone["spread"]
 
 
