@@ -294,12 +294,12 @@ def family_differences(
         for feature, (name, _, _) in named.items():
             found[name], criteria[name], widths[name] = results[name]
             added[feature] = name
-        leader = min((name for name, _, _ in named.values()), key=criteria.__getitem__)
+        feature = min(named, key=lambda added_feature: criteria[named[added_feature][0]])
+        leader, leader_settings, _ = named[feature]
         if criteria[leader] >= criteria[base]:
             break
-        feature = next(feature for feature, (name, _, _) in named.items() if name == leader)
         candidates.remove(feature)
-        base, base_settings = leader, named[feature][1]
+        base, base_settings = leader, leader_settings
         chosen.append(leader)
     weights = akaike_weights(criteria)
     free_values = dict(zip(fit_posterior.free_names, best.tolist(), strict=True))
