@@ -74,22 +74,39 @@ def _radius_grid(name: str, value: ArrayLike) -> np.ndarray:
     return arr
 
 
-def _at_radius(profile: np.ndarray, radius: np.ndarray, r: np.ndarray) -> np.ndarray | float:
-    """A scalar profile as a float, else the profile interpolated at cloudlet radii ``r``."""
-    if profile.size == 1:
-        return float(profile[0])
-    return np.interp(r, radius, profile)
+class _AtRadius:
+    """Profiles along one radius grid (one value: a constant) read at the cloudlets' radii ``r``. When the grid is
+    evenly spaced, as :func:`~kinms_core.parametric.radius_grid`'s, each cloudlet's place on it is found once and
+    every profile is then one gather and one multiply-add per cloudlet; np.interp's binary search per point and
+    profile took most of a warped model's extra time (four profiles: sine and cosine of PA and inclination) and 40%
+    of a model of unsorted sky-fixed cloudlets. Other grids use np.interp."""
 
+    def __init__(self, grid: np.ndarray, r: np.ndarray) -> None:
+        self._grid, self._r = grid, r
+        self._index: np.ndarray | None = None
+        step = (grid[-1] - grid[0]) / (grid.size - 1)
+        if grid.size >= 3 and np.allclose(np.diff(grid), step, rtol=1e-9, atol=0.0):
+            position = np.clip((r - grid[0]) / step, 0.0, grid.size - 1)
+            self._index = np.minimum(position.astype(np.intp), grid.size - 2)
+            self._fraction = position - self._index
 
-def _sin_cos_at(angle: np.ndarray, radius: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sine and cosine of an angle profile (degrees; one value: a constant) at cloudlet radii ``r``: a profile's are
-    interpolated from their values on its radius grid (a warp's trigonometry on the grid, not per cloudlet, where it
-    took most of a warped model's time; the grid is a third of a pixel fine, so the difference is of order 1e-7)."""
-    if angle.size == 1:
-        value = np.radians(float(angle[0]))
-        return np.sin(value), np.cos(value)
-    radians = np.radians(angle)
-    return np.interp(r, radius, np.sin(radians)), np.interp(r, radius, np.cos(radians))
+    def __call__(self, profile: np.ndarray) -> np.ndarray | float:
+        """``np.interp(r, grid, profile)``; a float for a one-value profile."""
+        if profile.size == 1:
+            return float(profile[0])
+        if self._index is None:
+            return np.interp(self._r, self._grid, profile)
+        slope = np.diff(profile)  # the profile's change per grid step: one gather per point instead of two
+        values = profile.take(self._index)
+        values += slope.take(self._index) * self._fraction
+        return values
+
+    def sin_cos(self, angle: np.ndarray) -> tuple[np.ndarray | float, np.ndarray | float]:
+        """Sine and cosine of an angle profile (degrees) at the radii: a profile's are interpolated from their
+        values on the grid (a warp's trigonometry on the grid, not per cloudlet; the grid is a third of a pixel
+        fine, so the difference is of order 1e-7)."""
+        radians = np.radians(angle)
+        return self(np.sin(radians)), self(np.cos(radians))
 
 
 def analytic_spread(gas_sigma: ArrayLike, dv: float) -> float | None:
@@ -114,22 +131,8 @@ class Bisymmetric:
     phib: float = 0.0
 
 
-def _on_uniform_grid(r: np.ndarray, grid: np.ndarray, profile: np.ndarray) -> np.ndarray:
-    """``np.interp(r, grid, profile)`` by index arithmetic when ``grid`` is evenly spaced (as
-    :func:`~kinms_core.parametric.radius_grid`'s), else np.interp: for unsorted radii, such as those of cloudlets
-    fixed on the sky, np.interp's binary search per point took 40% of a model."""
-    step = (grid[-1] - grid[0]) / (grid.size - 1)
-    if grid.size < 3 or not np.allclose(np.diff(grid), step, rtol=1e-9, atol=0.0):
-        return np.interp(r, grid, profile)
-    position = np.clip((r - grid[0]) / step, 0.0, grid.size - 1)
-    index = np.minimum(position.astype(np.intp), grid.size - 2)
-    fraction = position - index
-    slope = np.diff(profile)  # the profile's change per grid step: one gather per point instead of two
-    return profile[index] + slope[index] * fraction
-
-
 def _line_of_sight(
-    radius: np.ndarray,
+    at_radius: _AtRadius,
     cos_phase: np.ndarray,
     sin_phase: np.ndarray,
     sin_inc: np.ndarray | float,
@@ -140,21 +143,22 @@ def _line_of_sight(
     radial_vel: np.ndarray,
     bisymmetric: Bisymmetric | None,
 ) -> np.ndarray:
-    """Line-of-sight velocities (km/s, relative to systemic) of cloudlets at disc-plane ``radius`` and azimuth
-    (``cos_phase``, ``sin_phase``) with circular velocities ``circular``, with KinMS's signs: rotation ``-v_circ
-    cos(theta) sin(inc)``, dispersion ``gauss * sigma``, radial motion ``+v_rad sin(theta) sin(inc)`` (KinMS's
-    ``radial_motion.pure_radial``: whether a positive ``v_rad`` is an outflow or an inflow depends on which side of
-    the disc is nearer, which the kinematics alone do not tell) and an optional bisymmetric flow."""
+    """Line-of-sight velocities (km/s, relative to systemic) of cloudlets at disc-plane radii ``at_radius`` and
+    azimuth (``cos_phase``, ``sin_phase``) with circular velocities ``circular`` (profiles along ``vel_rad``), with
+    KinMS's signs: rotation ``-v_circ cos(theta) sin(inc)``, dispersion ``gauss * sigma``, radial motion ``+v_rad
+    sin(theta) sin(inc)`` (KinMS's ``radial_motion.pure_radial``: whether a positive ``v_rad`` is an outflow or an
+    inflow depends on which side of the disc is nearer, which the kinematics alone do not tell) and an optional
+    bisymmetric flow."""
     los_vel = circular * cos_phase
     los_vel *= sin_inc
     np.negative(los_vel, out=los_vel)
     if np.any(gas_sigma > 0):
-        los_vel += gauss * _at_radius(gas_sigma, vel_rad, radius)
+        los_vel += gauss * at_radius(gas_sigma)
     if np.any(radial_vel != 0):
-        los_vel += _at_radius(radial_vel, vel_rad, radius) * sin_phase * sin_inc
+        los_vel += at_radius(radial_vel) * sin_phase * sin_inc
     if bisymmetric is not None:
-        v2t = _at_radius(_profile("v2t", bisymmetric.v2t, vel_rad, "vel_rad"), vel_rad, radius)
-        v2r = _at_radius(_profile("v2r", bisymmetric.v2r, vel_rad, "vel_rad"), vel_rad, radius)
+        v2t = at_radius(_profile("v2t", bisymmetric.v2t, vel_rad, "vel_rad"))
+        v2r = at_radius(_profile("v2r", bisymmetric.v2r, vel_rad, "vel_rad"))
         phib = math.radians(bisymmetric.phib)
         # cos(2 theta_b) and sin(2 theta_b) from the azimuth's cosine and sine, without arctan2
         cos2, sin2 = cos_phase * cos_phase - sin_phase * sin_phase, 2.0 * sin_phase * cos_phase
@@ -331,22 +335,24 @@ class CubeModel:
         cdf /= cdf[-1]
         radius = np.interp(self._u_radius, cdf, sb_rad)
 
+        at_radius = _AtRadius(vel_rad, radius)
         x = radius * self._cos_phase
         y = radius * self._sin_phase
         if np.any(disk_thick > 0):
-            z = self._signed_exp * _at_radius(disk_thick, sb_rad, radius)
+            on_sb_rad = at_radius if np.array_equal(sb_rad, vel_rad) else _AtRadius(sb_rad, radius)
+            z = self._signed_exp * on_sb_rad(disk_thick)
         else:
             z = None
 
-        sin_inc, cos_inc = _sin_cos_at(inc, vel_rad, radius)
+        sin_inc, cos_inc = at_radius.sin_cos(inc)
         los_vel = _line_of_sight(
-            radius,
+            at_radius,
             self._cos_phase,
             self._sin_phase,
             sin_inc,
             self._gauss,
             vel_rad,
-            np.interp(radius, vel_rad, vel_prof),
+            at_radius(vel_prof),
             gas_sigma,
             _profile("radial_vel", radial_vel, vel_rad, "vel_rad"),
             bisymmetric,
@@ -356,7 +362,7 @@ class CubeModel:
         y_inc = y * cos_inc
         if z is not None:
             y_inc += z * sin_inc
-        cos_rot, sin_rot = _sin_cos_at(pa, vel_rad, radius)  # cos(90 - PA), sin(90 - PA)
+        cos_rot, sin_rot = at_radius.sin_cos(pa)  # cos(90 - PA), sin(90 - PA)
         x_sky = cos_rot * x + sin_rot * y_inc
         y_sky = cos_rot * y_inc - sin_rot * x
         return x_sky, y_sky, los_vel
@@ -584,14 +590,15 @@ class CubeModel:
         centre = radius == 0
         if centre.any():  # a cloudlet on the kinematic centre moves along the major axis
             cos_phase[centre], sin_phase[centre] = 1.0, 0.0
+        at_radius = _AtRadius(vel_rad, radius)
         los_vel = _line_of_sight(
-            radius,
+            at_radius,
             cos_phase,
             sin_phase,
             math.sin(inc_rad),
             clouds.gauss,
             vel_rad,
-            _on_uniform_grid(radius, vel_rad, vel_prof),
+            at_radius(vel_prof),
             gas_sigma,
             _profile("radial_vel", radial_vel, vel_rad, "vel_rad"),
             bisymmetric,

@@ -405,16 +405,22 @@ def test_unusable_wisdom_file_is_skipped_with_a_warning(tmp_path, monkeypatch, c
     assert convolver(np.ones((4, 16, 16))).shape == (4, 16, 16)
 
 
-def test_interpolation_on_an_even_radius_grid_is_numpy_s():
-    from kinms_core.model import _on_uniform_grid
+def test_profiles_read_at_cloudlet_radii_are_numpy_s_interpolation():
+    from kinms_core.model import _AtRadius
 
     rng = np.random.default_rng(0)
     grid = np.arange(0.0, 40.0, 1.0 / 3.0)
-    profile = 200.0 * np.arctan(grid / 3.0)
     radii = np.concatenate([rng.uniform(-1.0, 45.0, 10_000), grid, [0.0, grid[-1]]])  # beyond both ends too
-    np.testing.assert_allclose(_on_uniform_grid(radii, grid, profile), np.interp(radii, grid, profile), atol=1e-9)
+    at_radius = _AtRadius(grid, radii)
+    for profile in (200.0 * np.arctan(grid / 3.0), 30.0 - 0.5 * grid):  # one lookup serves every profile
+        np.testing.assert_allclose(at_radius(profile), np.interp(radii, grid, profile), atol=1e-9)
+    warp = 230.0 + 0.8 * grid
+    sin_pa, cos_pa = at_radius.sin_cos(warp)
+    np.testing.assert_allclose(sin_pa, np.interp(radii, grid, np.sin(np.radians(warp))), atol=1e-12)
+    np.testing.assert_allclose(cos_pa, np.interp(radii, grid, np.cos(np.radians(warp))), atol=1e-12)
+    assert at_radius(np.array([12.5])) == 12.5 and at_radius.sin_cos(np.array([90.0]))[0] == 1.0
     uneven = np.array([0.0, 1.0, 5.0, 6.0])
-    np.testing.assert_array_equal(_on_uniform_grid(radii, uneven, uneven**2), np.interp(radii, uneven, uneven**2))
+    np.testing.assert_array_equal(_AtRadius(uneven, radii)(uneven**2), np.interp(radii, uneven, uneven**2))
 
 
 def test_a_reused_model_bins_each_set_of_sky_cloudlets_where_it_lies():
