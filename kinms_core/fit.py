@@ -35,6 +35,7 @@ from .likelihood import (
     sampling_to_parameters,
     sandwich_at,
 )
+from .memory import keep_freed_memory
 from .optimise import maximise_from
 from .quality import fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
@@ -219,6 +220,7 @@ def fit_galaxy(
         evaluations, seed and software versions.
     """
     start_time = time.perf_counter()
+    keep_freed_memory()  # before any worker is forked: they inherit it
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     options = settings.options

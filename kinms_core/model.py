@@ -85,10 +85,15 @@ class _AtRadius:
         self._grid, self._r = grid, r
         self._index: np.ndarray | None = None
         step = (grid[-1] - grid[0]) / (grid.size - 1)
-        if grid.size >= 3 and np.allclose(np.diff(grid), step, rtol=1e-9, atol=0.0):
-            position = np.clip((r - grid[0]) / step, 0.0, grid.size - 1)
-            self._index = np.minimum(position.astype(np.intp), grid.size - 2)
-            self._fraction = position - self._index
+        if grid.size >= 3 and np.ptp(np.diff(grid)) <= 1e-9 * step:
+            last = grid.size - 1
+            position = r - grid[0]
+            position *= 1.0 / step
+            np.clip(position, 0.0, last, out=position)
+            self._index = position.astype(np.intp)
+            np.minimum(self._index, last - 1, out=self._index)
+            position -= self._index
+            self._fraction = position
 
     def __call__(self, profile: np.ndarray) -> np.ndarray | float:
         """``np.interp(r, grid, profile)``; a float for a one-value profile."""
