@@ -3,7 +3,7 @@ radius, run time (resumable: a finished family is read back).
 
     python benchmarks/families.py CUBE.fits [--families default data exponential_ring radial warp]
                                   [--radius 20] [--processes 2] [--outdir benchmarks/out/families/NAME]
-                                  [--profile 30]
+                                  [--profile 30] [--settings fit.yaml]
 
 The residual flux is the absolute residual summed over the signal mask, over the data's flux there: the share of
 the emission that the model misses. The time per likelihood evaluation (run time over evaluations, optimiser and
@@ -12,6 +12,8 @@ chain) compares the families' cost whatever the number of steps each chain neede
 equal load as that cost ratio times the ratio of evaluations. ``default`` is the library's
 default model; the other names are the keys of FAMILIES below (each a ``model:`` setting), or several of them joined
 by ``+`` for a model with all their features (``data+warp``: the gas where the data have it, in a warped disc).
+``--settings`` gives the fit settings of every family (YAML; its ``model:`` is joined with each family's), e.g.
+``fit: {family_errors: false}`` to compare the families' own fits without each one's search of its extensions.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 from astropy.io import fits
 
 from kinms_core.family_errors import ALTERNATIVES
@@ -125,17 +128,20 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--outdir", default=None)
     parser.add_argument("--profile", type=int, default=0, help="also time this many likelihood evaluations each")
+    parser.add_argument("--settings", default=None, help="fit settings YAML for every family (default: the defaults)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     outdir = Path(args.outdir or f"benchmarks/out/families/{Path(args.cube).name.split('.')[0]}")
     prepared = outdir / "prepare"
     if not (prepared / "prepare.json").exists():
         prepare_cube(args.cube, prepared)
+    common = (yaml.safe_load(Path(args.settings).read_text()) or {}) if args.settings else {}
     rows = {}
     for family in args.families:
         fit_dir = outdir / family
         if not (fit_dir / "summary.json").exists():
-            fit_prepared(prepared, {"model": model_setting(family)}, fit_dir, processes=args.processes, progress=False)
+            settings = {**common, "model": {**common.get("model", {}), **model_setting(family)}}
+            fit_prepared(prepared, settings, fit_dir, processes=args.processes, progress=False)
         rows[family] = compare(prepared, fit_dir, args.radius)
     for family in args.families if args.profile else ():
         rows[family]["profiled_ms"] = evaluation_ms(prepared, outdir / family, family, args.profile)
