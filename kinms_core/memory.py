@@ -3,8 +3,8 @@
 Every likelihood evaluation allocates and frees a few cube-sized arrays (the binned cloudlets, the residual). With
 glibc's defaults, a freed block of a few MB at the top of the heap is given back to the system (its trim threshold
 follows the largest block freed, about twice a cube) and the next evaluation page-faults every page of it again:
-2,400 faults and 40% of an evaluation of a 128x128x26 cube (NGC 4047), none on small cubes, whose blocks stay under
-the threshold. Fixing glibc's thresholds (``mallopt``) keeps the blocks for reuse; the process then holds its peak
+2,100-2,400 faults and a third of an evaluation of a 128x128x26 cube (NGC 4047), none on small cubes, whose blocks stay
+under the threshold. Fixing glibc's thresholds (``mallopt``) keeps the blocks for reuse; the process then holds its peak
 memory until it ends, which a fit reaches in every evaluation anyway.
 """
 
