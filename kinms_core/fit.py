@@ -39,7 +39,7 @@ from .memory import keep_freed_memory
 from .optimise import maximise_from
 from .quality import fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
-from .sandwich import ErrorModel, adjust_samples, data_noise_volume
+from .sandwich import ErrorModel, adjust_samples, data_noise_volume, independent_covariance
 from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
 from .sides import side_differences, widen_samples
 from .starts import start_vectors
@@ -122,14 +122,37 @@ def _fingerprint(fit_data: FitData, parameters: list[Parameter], settings: FitSe
     return digest.hexdigest()
 
 
-def _initial_walkers(centre: np.ndarray, posterior: LogPosterior, nwalkers: int, scale: float, seed: int) -> np.ndarray:
-    """Walkers in a small ball around ``centre`` (``scale`` times each bound's width), reflected into the bounds."""
+def _initial_walkers(
+    centre: np.ndarray, posterior: LogPosterior, nwalkers: int, scale: float, seed: int, covariance: np.ndarray | None
+) -> np.ndarray:
+    """Walkers around ``centre``, reflected into the bounds: drawn from ``covariance`` (the chain's posterior in the
+    Laplace approximation, :func:`laplace_covariance`) where it has a width, else in a small ball (``scale`` times
+    each bound's width).
+
+    A ball much smaller than the posterior costs the ensemble steps to expand, and the expansion shows as a slow
+    trend in every walker, which lengthens the estimated autocorrelation time and with it the chain."""
     rng = np.random.default_rng(seed)
     span = posterior.high - posterior.low
     walkers = centre + scale * span * rng.standard_normal((nwalkers, centre.size))
+    if covariance is not None:
+        wide = np.diag(covariance) > 0
+        if wide.any():
+            sub = covariance[np.ix_(wide, wide)]
+            walkers[:, wide] = rng.multivariate_normal(centre[wide], sub, size=nwalkers, method="eigh")
     walkers = np.where(walkers < posterior.low, 2 * posterior.low - walkers, walkers)
     walkers = np.where(walkers > posterior.high, 2 * posterior.high - walkers, walkers)
     return np.clip(walkers, posterior.low, posterior.high)
+
+
+def laplace_covariance(errors: ErrorModel | None, posterior: LogPosterior) -> np.ndarray | None:
+    """The covariance of the posterior that the chain samples, in the Laplace approximation at the best point:
+    ``(H / s + P)^-1`` with ``H`` the likelihood's curvature, ``s`` what the chain divides the chi-square by and
+    ``P`` the Gaussian priors' precision; zero rows for parameters neither constrains. None without an error
+    model (scaled errors)."""
+    if errors is None:
+        return None
+    precision = np.array(errors.curvature) / posterior.chi2_scale + posterior.prior_precision()
+    return independent_covariance(precision)
 
 
 class ChainFile(emcee.backends.HDFBackend):
@@ -240,7 +263,8 @@ def fit_galaxy(
     posterior.temperature = errors.temperature if errors is not None else 1.0
 
     backend, resumed = _open_backend(outdir / CHAIN_FILE, fingerprint, nwalkers, ndim)
-    chain_run = _ChainRun(fit_data, parameters, settings, posterior, backend, processes, progress)
+    start_covariance = laplace_covariance(errors, posterior)
+    chain_run = _ChainRun(fit_data, parameters, settings, posterior, backend, processes, progress, start_covariance)
     converged, tau = chain_run.sample(None if resumed else best)
 
     summary, samples = _summarise(fit_data, posterior, backend, tau, converged, best, options, errors)
@@ -410,6 +434,7 @@ class _ChainRun:
     backend: emcee.backends.HDFBackend
     processes: int
     progress: bool
+    start_covariance: np.ndarray | None = None
 
     def sample(self, best: np.ndarray | None) -> tuple[bool, np.ndarray]:
         """Run the chain from walkers around ``best`` (None: resume); returns (converged, tau)."""
@@ -423,7 +448,9 @@ class _ChainRun:
             if best is not None:
                 options = self.settings.options
                 sampler.random_state = np.random.RandomState(options.seed).get_state()
-                walkers = _initial_walkers(best, self.posterior, nwalkers, options.init_scale, options.seed)
+                walkers = _initial_walkers(
+                    best, self.posterior, nwalkers, options.init_scale, options.seed, self.start_covariance
+                )
                 state = parameters_to_sampling(walkers, self.posterior.free_names)
             converged, tau = self._steps(sampler, state)
             if not converged:

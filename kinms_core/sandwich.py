@@ -194,7 +194,7 @@ def _sandwich(curvature: np.ndarray, meat_matrix: np.ndarray) -> np.ndarray:
     return out
 
 
-def _independent(curvature: np.ndarray) -> np.ndarray:
+def independent_covariance(curvature: np.ndarray) -> np.ndarray:
     """``H^-1`` over the constrained parameters (zero rows and columns for the others)."""
     active, lower = _whitening(curvature)
     lower_inv = np.linalg.inv(lower)
@@ -403,7 +403,7 @@ def error_model(
         "noise_correlation_volume": _volume(noise_acov, centre) if enough_line_free else None,
         "n_signal": int(region.sum()),
         "n_line_free": int(line_free.sum()),
-        "sd_independent": dict(zip(names, np.sqrt(np.diag(_independent(curvature))).tolist(), strict=True)),
+        "sd_independent": dict(zip(names, np.sqrt(np.diag(independent_covariance(curvature))).tolist(), strict=True)),
         "sd_noise": sd(noise_meat),
         "inflation": _temperature(curvature, meat_matrix),
         "sd_hac": sd(_hac_meat(columns * residual[None], lags, taper)),
@@ -525,7 +525,7 @@ def _jacobian_at(
     first = np.clip(1e-3 * span, 1e-9, None)
     columns = jacobian(model, theta, first, low, high, weight)
     curvature = np.einsum("kvyx,lvyx->kl", columns, columns)
-    sd = np.sqrt(np.diag(_independent(curvature)) * max(beam_area_pixels, 1.0))
+    sd = np.sqrt(np.diag(independent_covariance(curvature)) * max(beam_area_pixels, 1.0))
     steps = np.clip(sd, 1e-4 * span, 0.05 * span)
     return jacobian(model, theta, steps, low, high, weight), steps
 
