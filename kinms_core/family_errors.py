@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import SettingsError
 from .likelihood import FitData, LogPosterior, maximisation_posterior, widths_at
-from .optimise import maximise_from
+from .optimise import maximise_from, refine
 from .settings import FitSettings, load_settings
 from .starts import RADIAL_ANGLES, start_vectors
 from .workers import process_context
@@ -89,7 +89,7 @@ MAX_ROUNDS = 3
 SEARCH = (
     f"forward over every feature, up to {MAX_ROUNDS} rounds from the sum of the features' shifts; radial flows also "
     f"from disc-plane angles {RADIAL_ANGLES} deg in the first; features {', '.join(ALTERNATIVES)}; "
-    "each family's sandwich width"
+    "each family's sandwich width; each maximum refined by Levenberg-Marquardt"
 )
 
 
@@ -214,6 +214,7 @@ def _maximised(
     guess = np.clip(posterior.guess, posterior.low, posterior.high)
     vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad")) if ladders else [guess]
     theta, _, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, evaluations)
+    theta, _ = refine(posterior, theta, fit_data.obspars.beam_area_pixels)
     widths = widths_at(fit_data, posterior, theta)
     return dict(zip(posterior.free_names, theta.tolist(), strict=True)), _aic(posterior, theta, volume), widths
 

@@ -36,7 +36,7 @@ from .likelihood import (
     sandwich_at,
 )
 from .memory import keep_freed_memory
-from .optimise import maximise_from
+from .optimise import maximise_from, refine
 from .quality import fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
 from .sandwich import ErrorModel, adjust_samples, data_noise_volume, independent_covariance
@@ -58,6 +58,9 @@ RESIDUAL_FILE = "residual.fits"
 POSTERIOR_FILE = "posterior.csv"
 # How long a write of the chain waits for a reader of chain.h5 to close it
 LOCK_WAIT_S = 60.0
+#: A side's or a model family's Nelder-Mead gets this fraction of the optimiser's evaluations: it starts at the fit's
+#: best point, and Levenberg-Marquardt (:func:`kinms_core.optimise.refine`) takes it the rest of the way.
+SIDE_SHARE = 8
 
 _WORKER: LogPosterior | None = None
 
@@ -355,6 +358,8 @@ def _optimise(fit_data: FitData, posterior: LogPosterior, evaluations: int) -> t
         len(vectors),
     )
     best, calls, index = maximise_from(posterior, vectors, posterior.low, posterior.high, evaluations)
+    best, refine_calls = refine(posterior, best, fit_data.obspars.beam_area_pixels)
+    calls += refine_calls
     if index:
         log.info(
             "%s: the best point came from the start at %s",
@@ -368,7 +373,7 @@ def _sides(
     fit_data: FitData, posterior: LogPosterior, best: np.ndarray, options: Any, processes: int
 ) -> dict[str, dict[str, float]]:
     """The approaching and the receding side fitted apart from ``best`` (:func:`kinms_core.sides.side_differences`),
-    each with half the optimiser's evaluations, on the fit's worker processes."""
+    each with an eighth of the optimiser's Nelder-Mead evaluations and then refined, on the fit's worker processes."""
     start = time.perf_counter()
     sides = side_differences(
         fit_data,
@@ -377,7 +382,7 @@ def _sides(
         posterior.values(best),
         n_clouds=posterior.model.cube_model.n_clouds,
         seed=options.seed,
-        max_evaluations=max(options.optimiser_evaluations // 2, 1),
+        max_evaluations=max(options.optimiser_evaluations // SIDE_SHARE, 1),
         processes=processes,
     )
     if sides:
@@ -399,7 +404,8 @@ def _families(
     processes: int,
 ) -> dict[str, Any]:
     """The families that extend the fit's maximised from ``best`` (:func:`kinms_core.family_errors.family_differences`)
-    on ``processes`` workers, each with half the optimiser's evaluations (per start), as each side's fit."""
+    on ``processes`` workers, each with an eighth of the optimiser's evaluations (per start) and refined, as each
+    side's fit."""
     start = time.perf_counter()
     families = family_differences(
         fit_data,
@@ -408,7 +414,7 @@ def _families(
         best,
         noise_volume(fit_data),
         fit_widths=fit_widths,
-        max_evaluations=max(settings.options.optimiser_evaluations // 2, 1),
+        max_evaluations=max(settings.options.optimiser_evaluations // SIDE_SHARE, 1),
         processes=processes,
     )
     log.info(

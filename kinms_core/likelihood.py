@@ -371,6 +371,17 @@ class LogPosterior:
         value = self(theta)
         return value - len(velocities) * math.log(sin_inc) if math.isfinite(value) else value
 
+    def residuals(self, theta: Sequence[float]) -> np.ndarray:
+        """The vector whose sum of squares is minus twice the log posterior inside the bounds (up to a constant):
+        the voxels' residuals in units of the noise over ``sqrt(chi2_scale)``, then one term per Gaussian prior.
+        Raises :class:`~kinms_core.errors.ModelOutsideCubeError` where the model leaves the cube."""
+        theta = np.asarray(theta, dtype=float)
+        cube = self.model_cube(theta).ravel()
+        model = cube if self._index is None else cube[self._index]
+        residual = (self._data - model) * (self._inverse_noise / math.sqrt(self.chi2_scale))
+        priors = [(theta[k] - mu) / sd for k, (mu, sd) in self._priors]
+        return np.concatenate([residual, np.array(priors, dtype=float)]) if priors else residual
+
     def __call__(self, theta: Sequence[float]) -> float:
         theta = np.asarray(theta, dtype=float)
         lp = self.log_prior(theta)

@@ -1,14 +1,34 @@
-"""The optimiser that finds a fit's starting point (and the best point of a side or a model family)."""
+"""The optimiser that finds a fit's starting point (and the best point of a side or a model family): Nelder-Mead,
+which needs no derivatives and crosses rough ground from first guesses that may be far off, then Levenberg-Marquardt
+(:func:`refine`), which finds the maximum that Nelder-Mead stalls short of in ten or more dimensions."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import least_squares, minimize
 
-__all__ = ["maximise", "maximise_from"]
+from .errors import ModelOutsideCubeError
+from .sandwich import first_steps, width_steps
+
+__all__ = ["maximise", "maximise_from", "refine"]
+
+#: Levenberg-Marquardt iterations of :func:`refine`: each costs a model and a Jacobian (two models per parameter).
+REFINE_ITERATIONS = 20
+
+
+class LeastSquaresPosterior(Protocol):
+    """What :func:`refine` needs of a posterior (:class:`kinms_core.likelihood.LogPosterior` has it)."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray: ...
+
+    def __call__(self, theta: np.ndarray) -> float: ...
 
 
 def maximise(
@@ -77,3 +97,61 @@ def maximise_from(
         if math.isfinite(value) and value > best_value:
             best, best_value, best_index = theta, value, index
     return best, calls, best_index
+
+
+def _central_jacobian(
+    residuals: Callable[[np.ndarray], np.ndarray],
+    theta: np.ndarray,
+    steps: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> np.ndarray:
+    """Central differences of ``residuals`` with half-widths ``steps`` (one-sided at a bound), ``(n, n_parameters)``."""
+    columns = []
+    for k in range(theta.size):
+        up, down = theta.copy(), theta.copy()
+        up[k], down[k] = min(theta[k] + steps[k], high[k]), max(theta[k] - steps[k], low[k])
+        columns.append((residuals(up) - residuals(down)) / (up[k] - down[k]))
+    return np.stack(columns, axis=1)
+
+
+def refine(
+    posterior: LeastSquaresPosterior, theta: np.ndarray, correlation: float, max_iterations: int = REFINE_ITERATIONS
+) -> tuple[np.ndarray, int]:
+    """Levenberg-Marquardt (a trust region inside the bounds, scipy's ``least_squares``) from ``theta`` on the
+    posterior's residuals, with its Jacobian by central differences about the posterior's width
+    (:func:`kinms_core.sandwich.width_steps`, ``correlation`` the noise's correlation volume in voxels).
+
+    Nelder-Mead in ten or more dimensions stalls far short of the maximum of a cloudlet model's likelihood, which is
+    rough on small scales (on NGC 4324 by hundreds in log-likelihood after 2000 evaluations); differences over the
+    posterior's width see its smooth shape and a Gauss-Newton step crosses a long valley at once. Returns the better
+    of ``theta`` and the refined point, and the evaluations.
+    """
+    low, high = posterior.low, posterior.high
+    theta = np.clip(np.asarray(theta, dtype=float), low, high)
+    calls = 0
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        return posterior.residuals(x)
+
+    try:
+        first = _central_jacobian(residuals, theta, first_steps(high - low), low, high)
+        steps = width_steps(first.T @ first, high - low, correlation)
+        # in units of the steps, where the tolerances mean the same for every parameter
+        result = least_squares(
+            lambda z: residuals(theta + z * steps),
+            np.zeros(theta.size),
+            jac=lambda z: _central_jacobian(residuals, theta + z * steps, steps, low, high) * steps,
+            bounds=((low - theta) / steps, (high - theta) / steps),
+            method="trf",
+            max_nfev=max_iterations,
+            xtol=1e-4,
+            ftol=1e-9,
+        )
+    except ModelOutsideCubeError:
+        return theta, calls
+    candidate = np.clip(theta + result.x * steps, low, high)
+    calls += 2
+    return (candidate, calls) if posterior(candidate) > posterior(theta) else (theta, calls)

@@ -522,12 +522,24 @@ def _jacobian_at(
     """The whitened Jacobian at ``theta`` and its steps: first a small fraction of each bound's width, then the
     correlated-noise standard deviation that this first Jacobian gives (about the posterior's width)."""
     span = np.asarray(high, dtype=float) - np.asarray(low, dtype=float)
-    first = np.clip(1e-3 * span, 1e-9, None)
-    columns = jacobian(model, theta, first, low, high, weight)
-    curvature = np.einsum("kvyx,lvyx->kl", columns, columns)
-    sd = np.sqrt(np.diag(independent_covariance(curvature)) * max(beam_area_pixels, 1.0))
-    steps = np.clip(sd, 1e-4 * span, 0.05 * span)
+    columns = jacobian(model, theta, first_steps(span), low, high, weight)
+    steps = width_steps(np.einsum("kvyx,lvyx->kl", columns, columns), span, beam_area_pixels)
     return jacobian(model, theta, steps, low, high, weight), steps
+
+
+def first_steps(span: np.ndarray) -> np.ndarray:
+    """Finite-difference half-widths for a first Jacobian, before the posterior's width is known: a thousandth of
+    each bound's width."""
+    return np.clip(1e-3 * np.asarray(span, dtype=float), 1e-9, None)
+
+
+def width_steps(curvature: np.ndarray, span: np.ndarray, correlation: float) -> np.ndarray:
+    """Finite-difference half-widths of about the posterior's width: the standard deviations that the curvature
+    ``H`` of a first Jacobian gives for noise correlated over ``correlation`` voxels (the beam's area in pixels),
+    within 1e-4 to 0.05 of each bound's width. A model made of cloudlets is rough on smaller scales (a few cloudlets
+    jumping between pixels); steps this wide average over it."""
+    sd = np.sqrt(np.diag(independent_covariance(curvature)) * max(correlation, 1.0))
+    return np.clip(sd, 1e-4 * span, 0.05 * span)
 
 
 def _hac_meat(scores: np.ndarray, lags: Sequence[int], taper: np.ndarray) -> np.ndarray:

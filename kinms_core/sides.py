@@ -21,7 +21,7 @@ import numpy as np
 
 from .likelihood import FitData, maximisation_posterior
 from .moments import moment1
-from .optimise import maximise
+from .optimise import maximise, refine
 from .parametric import ModelSpec
 from .settings import Parameter
 from .workers import process_context
@@ -66,6 +66,7 @@ def _side_best(
     """One side's best free values, from the whole fit's best point."""
     one_side = maximisation_posterior(data, parameters, spec, n_clouds=n_clouds, seed=seed, surface=surface)
     theta, _ = maximise(one_side, one_side.guess, one_side.low, one_side.high, max_evaluations)
+    theta, _ = refine(one_side, theta, data.obspars.beam_area_pixels)
     return dict(zip(one_side.free_names, theta.tolist(), strict=True))
 
 
