@@ -60,7 +60,7 @@ POSTERIOR_FILE = "posterior.csv"
 LOCK_WAIT_S = 60.0
 #: A side's or a model family's Nelder-Mead gets this fraction of the optimiser's evaluations: it starts at the fit's
 #: best point, and Levenberg-Marquardt (:func:`kinms_core.optimise.refine`) takes it the rest of the way.
-SIDE_SHARE = 8
+FROM_BEST_SHARE = 8
 
 _WORKER: LogPosterior | None = None
 
@@ -382,7 +382,7 @@ def _sides(
         posterior.values(best),
         n_clouds=posterior.model.cube_model.n_clouds,
         seed=options.seed,
-        max_evaluations=max(options.optimiser_evaluations // SIDE_SHARE, 1),
+        max_evaluations=max(options.optimiser_evaluations // FROM_BEST_SHARE, 1),
         processes=processes,
     )
     if sides:
@@ -414,7 +414,7 @@ def _families(
         best,
         noise_volume(fit_data),
         fit_widths=fit_widths,
-        max_evaluations=max(settings.options.optimiser_evaluations // SIDE_SHARE, 1),
+        max_evaluations=max(settings.options.optimiser_evaluations // FROM_BEST_SHARE, 1),
         processes=processes,
     )
     log.info(

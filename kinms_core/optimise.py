@@ -12,7 +12,7 @@ import numpy as np
 from scipy.optimize import least_squares, minimize
 
 from .errors import ModelOutsideCubeError
-from .sandwich import first_steps, width_steps
+from .sandwich import first_steps, jacobian, width_steps
 
 __all__ = ["maximise", "maximise_from", "refine"]
 
@@ -99,22 +99,6 @@ def maximise_from(
     return best, calls, best_index
 
 
-def _central_jacobian(
-    residuals: Callable[[np.ndarray], np.ndarray],
-    theta: np.ndarray,
-    steps: np.ndarray,
-    low: np.ndarray,
-    high: np.ndarray,
-) -> np.ndarray:
-    """Central differences of ``residuals`` with half-widths ``steps`` (one-sided at a bound), ``(n, n_parameters)``."""
-    columns = []
-    for k in range(theta.size):
-        up, down = theta.copy(), theta.copy()
-        up[k], down[k] = min(theta[k] + steps[k], high[k]), max(theta[k] - steps[k], low[k])
-        columns.append((residuals(up) - residuals(down)) / (up[k] - down[k]))
-    return np.stack(columns, axis=1)
-
-
 def refine(
     posterior: LeastSquaresPosterior, theta: np.ndarray, correlation: float, max_iterations: int = REFINE_ITERATIONS
 ) -> tuple[np.ndarray, int]:
@@ -137,13 +121,14 @@ def refine(
         return posterior.residuals(x)
 
     try:
-        first = _central_jacobian(residuals, theta, first_steps(high - low), low, high)
-        steps = width_steps(first.T @ first, high - low, correlation)
+        ones = np.ones(residuals(theta).size)
+        first = jacobian(residuals, theta, first_steps(high - low), low, high, ones)
+        steps = width_steps(first @ first.T, high - low, correlation)
         # in units of the steps, where the tolerances mean the same for every parameter
         result = least_squares(
             lambda z: residuals(theta + z * steps),
             np.zeros(theta.size),
-            jac=lambda z: _central_jacobian(residuals, theta + z * steps, steps, low, high) * steps,
+            jac=lambda z: jacobian(residuals, theta + z * steps, steps, low, high, ones).T * steps,
             bounds=((low - theta) / steps, (high - theta) / steps),
             method="trf",
             max_nfev=max_iterations,
