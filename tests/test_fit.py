@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from conftest import chain_steps, tutorial_params
 from kinms_core import ObsPars, model_cube, write_cube
 from kinms_core.errors import SettingsError
 from kinms_core.family_errors import SEARCH
-from kinms_core.fit import ChainFile, fit_galaxy, information_criterion
+from kinms_core.fit import ChainFile, _initial_walkers, fit_galaxy, information_criterion, laplace_covariance
 from kinms_core.galaxy import fit_prepared
 from kinms_core.likelihood import (
     FitData,
@@ -426,10 +427,6 @@ def test_walkers_start_at_the_laplace_width_inside_the_bounds():
     """With the chain's Laplace covariance the walkers start at the posterior's width and correlation (an ensemble
     much narrower than the posterior spends the chain's first steps expanding); a parameter it does not constrain
     starts in the small ball; every walker is inside the bounds."""
-    from types import SimpleNamespace
-
-    from kinms_core.fit import _initial_walkers
-
     bounds = SimpleNamespace(low=np.array([0.0, 0.0, 0.0]), high=np.array([360.0, 90.0, 10.0]))
     centre = np.array([180.0, 89.5, 5.0])
     covariance = np.array([[4.0, 1.5, 0.0], [1.5, 1.0, 0.0], [0.0, 0.0, 0.0]])
@@ -445,10 +442,6 @@ def test_walkers_start_at_the_laplace_width_inside_the_bounds():
 def test_laplace_covariance_is_the_tempered_curvature_with_the_priors():
     """The chain samples the chi-square divided by its scale, times the Gaussian priors: its covariance at the best
     point is ``(H / s + P)^-1``; a parameter without curvature or prior gets zero width (the small ball)."""
-    from types import SimpleNamespace
-
-    from kinms_core.fit import laplace_covariance
-
     curvature = np.array([[8.0, 2.0, 0.0], [2.0, 4.0, 0.0], [0.0, 0.0, 0.0]])
     errors = SimpleNamespace(curvature=curvature.tolist())
     posterior = SimpleNamespace(chi2_scale=2.0, prior_precision=lambda: np.diag([0.0, 1.0, 0.0]))
