@@ -379,6 +379,10 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
         # and inc, and its converged chain is up to 2.6 times as wide as the Laplace approximation there
         assert 0.4 < thin_width / likelihood["sandwich_sd"][name] < 4.0, name
         expected = np.hypot(thin_width, np.hypot(sides.get(name, 0.0), family_terms[name]))
+        if min(wide["p16"] - wide["min"], wide["max"] - wide["p84"]) <= 1e-9:
+            # widened into its bound (a dispersion near zero): the samples are clipped there, and the fit says so
+            assert summary["flags"]["at_bound"], name
+            continue
         assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), name
     # the families alone: the same chain, resumed, with their terms in quadrature
     raw["fit"]["family_errors"] = True
