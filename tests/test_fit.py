@@ -28,6 +28,7 @@ from kinms_core.likelihood import (
 )
 from kinms_core.prepare import prepare_cube
 from kinms_core.quality import FLAGS
+from kinms_core.quality import _touches_bound as touches_bound
 from kinms_core.settings import apply_overrides, load_settings
 from kinms_core.simulate import beam_correlated_noise
 
@@ -372,17 +373,22 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
     raw["fit"] |= {"side_errors": False, "family_errors": False}
     narrow = fit_prepared(tmp_path / "prepared", raw, tmp_path / "narrow", progress=False)
     assert narrow["likelihood"]["sides"] == {} and narrow["likelihood"]["families"] == {}
-    for name in summary["free_parameters"]:
+    # A posterior piled against its bound (this coarse model's dispersion, near zero) is neither Gaussian nor widened
+    # symmetrically: its samples are clipped at the bound, and the fit flags it
+    piled = {
+        name
+        for name in summary["free_parameters"]
+        if touches_bound(narrow["parameters"][name]) or touches_bound(summary["parameters"][name])
+    }
+    for name in piled:
+        assert summary["flags"]["at_bound"] or narrow["flags"]["at_bound"], name
+    for name in set(summary["free_parameters"]) - piled:
         wide, thin = summary["parameters"][name], narrow["parameters"][name]
         thin_width = 0.5 * (thin["p84"] - thin["p16"])
-        # of the sandwich's size, not equal to it: this coarse model's posterior is not Gaussian in sigma, scalerad
-        # and inc, and its converged chain is up to 2.6 times as wide as the Laplace approximation there
+        # of the sandwich's size, not equal to it: this coarse model's posterior is not Gaussian in scalerad and
+        # inc, and its converged chain is up to 2.6 times as wide as the Laplace approximation there
         assert 0.4 < thin_width / likelihood["sandwich_sd"][name] < 4.0, name
         expected = np.hypot(thin_width, np.hypot(sides.get(name, 0.0), family_terms[name]))
-        if min(wide["p16"] - wide["min"], wide["max"] - wide["p84"]) <= 1e-9:
-            # widened into its bound (a dispersion near zero): the samples are clipped there, and the fit says so
-            assert summary["flags"]["at_bound"], name
-            continue
         assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), name
     # the families alone: the same chain, resumed, with their terms in quadrature
     raw["fit"]["family_errors"] = True
@@ -390,6 +396,8 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
     assert averaged["resumed"] and averaged["likelihood"]["families"]["spread"] == families["spread"]
     for name, term in family_terms.items():
         wide, thin = averaged["parameters"][name], narrow["parameters"][name]
+        if name in piled or touches_bound(wide):
+            continue
         expected = np.hypot(0.5 * (thin["p84"] - thin["p16"]), term)
         assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), name
 
