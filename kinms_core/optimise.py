@@ -28,8 +28,6 @@ class LeastSquaresPosterior(Protocol):
 
     def residuals(self, theta: np.ndarray) -> np.ndarray: ...
 
-    def __call__(self, theta: np.ndarray) -> float: ...
-
 
 def maximise(
     log_prob: Callable[[np.ndarray], float],
@@ -121,7 +119,8 @@ def refine(
         return posterior.residuals(x)
 
     try:
-        ones = np.ones(residuals(theta).size)
+        start = residuals(theta)
+        ones = np.ones(start.size)
         first = jacobian(residuals, theta, first_steps(high - low), low, high, ones)
         steps = width_steps(first @ first.T, high - low, correlation)
         # in units of the steps, where the tolerances mean the same for every parameter
@@ -137,6 +136,6 @@ def refine(
         )
     except ModelOutsideCubeError:
         return theta, calls
-    candidate = np.clip(theta + result.x * steps, low, high)
-    calls += 2
-    return (candidate, calls) if posterior(candidate) > posterior(theta) else (theta, calls)
+    # least_squares's cost is half the sum of squares: minus the log posterior inside the bounds, up to a constant
+    better = result.cost < 0.5 * float(start @ start)
+    return (np.clip(theta + result.x * steps, low, high), calls) if better else (theta, calls)
