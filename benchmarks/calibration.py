@@ -257,6 +257,88 @@ def feature_table(frame: pd.DataFrame, parameters: Sequence[str] = JUDGED) -> pd
     return pd.DataFrame(lines)
 
 
+def preferred_models(summary: dict) -> dict[str, frozenset[str]]:
+    """The families of the model that each criterion prefers among a fit's family search: ``aic`` the largest Akaike
+    weight (the catalogue's ``preferred_family``), ``bic`` the lowest BIC, ``AIC + k (ln N_eff - 2)`` with ``k`` the
+    parameters each model counts (Schwarz's penalty instead of Akaike's). Empty without a search; no ``bic`` for a
+    fit that did not record its models' parameter counts."""
+    families = summary.get("likelihood", {}).get("families", {})
+    criteria, counted = families.get("aic"), families.get("n_parameters")
+    if not criteria:
+        return {}
+
+    def families_of(model: str) -> frozenset[str]:
+        return frozenset() if model == "fit" else frozenset(model.split("+"))
+
+    chosen = {"aic": families_of(min(criteria, key=criteria.get))}
+    if counted:
+        penalty = math.log(summary["n_effective"]) - 2.0
+        bic = {model: value + counted[model] * penalty for model, value in criteria.items()}
+        chosen["bic"] = families_of(min(bic, key=bic.get))
+    return chosen
+
+
+def _describes(family: str, feature: str) -> bool:
+    return feature in mismatched_mocks.DESCRIBES[family]
+
+
+CRITERIA = ("aic", "bic")
+
+
+def selection_rows(truth: pd.DataFrame, outdir: Path) -> pd.DataFrame:
+    """Per mock whose fit records every criterion's choice: its features and each criterion's preferred families."""
+    rows = []
+    for _, mock in truth.iterrows():
+        path = outdir / "fits" / mock["name"] / "fit" / "summary.json"
+        chosen = preferred_models(json.loads(path.read_text())) if path.exists() else {}
+        if set(chosen) == set(CRITERIA):
+            rows.append({"features": {f for f in str(mock["features"]).split(";") if f and f != "none"}, **chosen})
+    return pd.DataFrame(rows, columns=["features", *CRITERIA])
+
+
+def selection_table(frame: pd.DataFrame, criterion: str) -> pd.DataFrame:
+    """Per mock feature (and ``(none)``): the mocks with it, those whose preferred model by ``criterion`` holds a
+    family that describes it (:data:`mismatched_mocks.DESCRIBES`) and those whose model holds exactly the truth's
+    features; per family (``false F``): the mocks with none of its features, and those whose model holds it; ``all``:
+    the mocks, and the exact ones (-1: not applicable)."""
+    found, spurious = [], []
+    for features, families in zip(frame["features"], frame[criterion], strict=True):
+        found.append({f for f in features if any(_describes(k, f) for k in families)})
+        spurious.append({k for k in families if not any(_describes(k, f) for f in features)})
+    exact = np.array([f == fs and not sp for f, fs, sp in zip(found, frame["features"], spurious, strict=True)], bool)
+    lines = []
+    for feature in (*mismatched_mocks.FEATURES, "(none)"):
+        has = frame["features"].map(lambda fs, f=feature: f in fs if f != "(none)" else not fs).to_numpy(bool)
+        if has.any():
+            hits = sum(feature in f for f, h in zip(found, has, strict=True) if h)
+            lines.append({"feature": feature, "mocks": int(has.sum()), "found": hits, "exact": int(exact[has].sum())})
+    for family in mismatched_mocks.DESCRIBES:
+        lacking = [not any(_describes(family, f) for f in fs) for fs in frame["features"]]
+        held = sum(family in sp for sp, lack in zip(spurious, lacking, strict=True) if lack)
+        lines.append({"feature": f"false {family}", "mocks": sum(lacking), "found": held, "exact": -1})
+    lines.append({"feature": "all", "mocks": len(frame), "found": -1, "exact": int(exact.sum())})
+    return pd.DataFrame(lines)
+
+
+def print_selection(truth: pd.DataFrame, outdir: Path) -> None:
+    """The model selection tables of both criteria, side by side."""
+    frame = selection_rows(truth, outdir)
+    if frame.empty:
+        return
+    tables = [selection_table(frame, criterion) for criterion in CRITERIA]
+    merged = tables[0][["feature", "mocks"]].copy()
+    for criterion, table in zip(CRITERIA, tables, strict=True):
+        merged[f"{criterion}_found"], merged[f"{criterion}_exact"] = table["found"], table["exact"]
+    print(
+        f"\nModel selection by the fits' family search ({len(frame)} fits that record both criteria): the preferred "
+        "model by AIC (the largest Akaike weight) and by BIC. Per feature: the mocks with it, those whose preferred "
+        "model holds a family that describes it (found) and those whose model holds exactly the truth's features "
+        "(exact); 'false F': the mocks without F's features and those whose model holds F; 'all': the mocks and the "
+        "exact ones (-1: not applicable)"
+    )
+    print(merged.to_string(index=False))
+
+
 def summarise(truth: pd.DataFrame, outdir: Path) -> None:
     frame = collect(truth, outdir)
     failed = sorted(p.parent.name for p in (outdir / "fits").glob("*/failed.txt"))
@@ -293,6 +375,7 @@ def summarise(truth: pd.DataFrame, outdir: Path) -> None:
     print(alt.to_string(index=False))
     print("\nPull std of the judged parameters by mismatch feature and noise")
     print(feature_table(frame).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print_selection(truth, outdir)
     frame.to_csv(outdir / "pulls.csv", index=False)
     table.to_csv(outdir / "pull_table.csv", index=False)
     print(f"\nper-mock rows in {outdir / 'pulls.csv'}, the table in {outdir / 'pull_table.csv'}")

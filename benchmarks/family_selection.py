@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from calibration import truth_side_sigma  # the pulls as the calibration computes them
+from mismatched_mocks import DESCRIBES, SURFACE_FEATURES
 
 from kinms_core.family_errors import ALTERNATIVES, aic, akaike_weights, model_spread
 from kinms_core.fit import bic, information_criterion, noise_volume
@@ -49,24 +50,10 @@ from kinms_core.surface import map_parameters
 
 log = logging.getLogger("family_selection")
 
-#: The candidate families (``model:`` settings) and the mock features each describes: the surface brightness from
-#: the data describes every surface-brightness feature of the generator (rings, holes, bright cores, clumps, bars,
-#: spiral arms, lopsidedness).
-SURFACE_FEATURES = ("ring", "hole", "core", "clumps", "bar", "spiral", "lopsided")
 DATA_MODEL = ALTERNATIVES["data"]
 #: The parameters whose bias the surface brightness from the data should remove.
 SURFACE_PARAMETERS = ("pa", "inc", "vsys", "vflat")
-#: The library's families for family errors (:data:`kinms_core.family_errors.ALTERNATIVES`), each with the mock
-#: features it describes.
-DESCRIBES = {
-    "radial": ("radial_flow",),
-    "bisymmetric": ("bisymmetric",),
-    "thick": ("thick",),
-    "warp": ("warp",),
-    "sigma_linear": ("sigma_gradient",),
-    "lopsided": ("lopsided",),
-    "data": SURFACE_FEATURES,
-}
+#: The candidate families (``model:`` settings), each with the mock features it describes.
 FAMILIES = {"default": ({}, ())} | {name: (ALTERNATIVES[name], DESCRIBES[name]) for name in ALTERNATIVES}
 FEATURE_FAMILY = {feature: family for family, (_, features) in FAMILIES.items() for feature in features}
 TRUE_COLUMNS = ("flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "vflat", "rturn", "scalerad")

@@ -79,6 +79,7 @@ from kinms_core.obspars import ObsPars
 from kinms_core.simulate import beam_correlated_noise
 
 __all__ = [
+    "DESCRIBES",
     "FEATURES",
     "KINEMATIC_FEATURES",
     "REAL_SOURCES",
@@ -109,6 +110,17 @@ FEATURES = SURFACE_FEATURES + KINEMATIC_FEATURES
 #: Surface features made of cloudlets placed here (``inClouds``) rather than KinMS sampling ``sbProf``.
 CLOUD_FEATURES = ("clumps", "bar", "spiral", "lopsided")
 TRUTH_PARAMETERS = ("flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "vflat", "rturn", "scalerad")
+#: The library's model families (:data:`kinms_core.family_errors.ALTERNATIVES`) and the features of these mocks each
+#: describes: the surface brightness from the data describes every surface feature, lopsidedness included.
+DESCRIBES = {
+    "radial": ("radial_flow",),
+    "bisymmetric": ("bisymmetric",),
+    "thick": ("thick",),
+    "warp": ("warp",),
+    "sigma_linear": ("sigma_gradient",),
+    "lopsided": ("lopsided",),
+    "data": SURFACE_FEATURES,
+}
 
 #: Cloudlets per mock: enough that the model's Monte-Carlo noise stays well below the thermal noise at S/N 50.
 N_CLOUDS = 2**22

@@ -131,8 +131,13 @@ def aic(chi2: float, n_parameters: float, volume: float) -> float:
     return chi2 / volume + 2.0 * n_parameters
 
 
+def _n_parameters(posterior: LogPosterior) -> float:
+    """The parameters an information criterion counts: the free ones and a map from the data's independent beams."""
+    return len(posterior.free) + posterior.map_parameters
+
+
 def _aic(posterior: LogPosterior, theta: np.ndarray, volume: float) -> float:
-    return aic(posterior.chi2(theta), len(posterior.free) + posterior.map_parameters, volume)
+    return aic(posterior.chi2(theta), _n_parameters(posterior), volume)
 
 
 def _difference(name: str, value: float, reference: float) -> float:
@@ -199,10 +204,10 @@ def _maximised(
     volume: float,
     evaluations: int,
     ladders: bool,
-) -> tuple[dict[str, float], float, dict[str, float]]:
+) -> tuple[dict[str, float], float, dict[str, float], float]:
     """One family's best free values, maximised from ``start_values`` (a parameter they lack at its guess; with
-    ``ladders``, also from :func:`kinms_core.starts.start_values`'s starts), its AIC and its sandwich widths
-    (:func:`kinms_core.likelihood.widths_at`) there."""
+    ``ladders``, also from :func:`kinms_core.starts.start_values`'s starts), its AIC, its sandwich widths
+    (:func:`kinms_core.likelihood.widths_at`) there and the parameters its AIC counts."""
     start = replace(fit_data, guesses={**fit_data.guesses, **start_values})
     posterior = maximisation_posterior(
         fit_data,
@@ -216,7 +221,8 @@ def _maximised(
     theta, _, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, evaluations)
     theta, _ = refine(posterior, theta, fit_data.obspars.beam_area_pixels)
     widths = widths_at(fit_data, posterior, theta)
-    return dict(zip(posterior.free_names, theta.tolist(), strict=True)), _aic(posterior, theta, volume), widths
+    values = dict(zip(posterior.free_names, theta.tolist(), strict=True))
+    return values, _aic(posterior, theta, volume), widths, _n_parameters(posterior)
 
 
 def _maximise_all(
@@ -224,7 +230,7 @@ def _maximise_all(
     alternatives: Mapping[str, tuple[FitSettings, Mapping[str, float]]],
     arguments: tuple[int, float, int, bool],
     processes: int,
-) -> dict[str, tuple[dict[str, float], float, dict[str, float]]]:
+) -> dict[str, tuple[dict[str, float], float, dict[str, float], float]]:
     """:func:`_maximised` of each alternative (its settings and start values), on up to ``processes`` workers."""
     if processes > 1 and len(alternatives) > 1:
         with ProcessPoolExecutor(min(processes, len(alternatives)), mp_context=process_context()) as pool:
@@ -252,7 +258,8 @@ def family_differences(
     processes: int = 1,
     max_rounds: int = MAX_ROUNDS,
 ) -> dict[str, Any]:
-    """Each family's best values, AIC and sandwich widths, every model's Akaike weight (the fit's as ``fit``) and
+    """Each family's best values, AIC (``n_parameters`` the parameters it counts) and sandwich widths, every model's
+    Akaike weight (the fit's as ``fit``) and
     the errors' extra terms per free parameter of the fit, from the fit's best point ``best`` of ``fit_posterior``
     whose sandwich widths are ``fit_widths``: ``spread`` between the models (:func:`model_spread`) and ``within``
     them (:func:`within_spread`).
@@ -267,6 +274,7 @@ def family_differences(
     lists each round's best model."""
     fit_values = fit_posterior.values(best)
     criteria = {"fit": _aic(fit_posterior, best, volume)}
+    counted = {"fit": _n_parameters(fit_posterior)}
     found: dict[str, dict[str, float]] = {}
     widths: dict[str, dict[str, float]] = {}
     base, base_settings, added = "fit", settings, {feature: "fit" for feature in ALTERNATIVES}
@@ -293,7 +301,7 @@ def family_differences(
             time.perf_counter() - started,
         )
         for feature, (name, _, _) in named.items():
-            found[name], criteria[name], widths[name] = results[name]
+            found[name], criteria[name], widths[name], counted[name] = results[name]
             added[feature] = name
         feature = min(named, key=lambda added_feature: criteria[named[added_feature][0]])
         leader, leader_settings, _ = named[feature]
@@ -309,6 +317,7 @@ def family_differences(
         "chosen": chosen,
         "weights": weights,
         "aic": criteria,
+        "n_parameters": counted,
         "best": found,
         "widths": widths,
         "spread": model_spread(free_values, found, weights),

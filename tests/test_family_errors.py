@@ -135,6 +135,10 @@ def test_a_galaxy_with_two_features_is_described_by_the_family_with_both():
     combined = f"{first}+{({'thick', 'radial'} - {first}).pop()}"
     assert both["chosen"] == [first, combined]
     assert both["weights"][combined] > 0.9
+    # each model's count of parameters: the fit's and one more per feature (a scale height, a radial speed)
+    counted = both["n_parameters"]
+    assert counted["thick"] == counted["radial"] == counted["fit"] + 1 and counted[combined] == counted["fit"] + 2
+    assert counted["fit"] == len(both["fit"])
     assert both["best"][combined]["vrad"] == pytest.approx(-40.0, abs=10.0)
     assert abs(both["best"][combined]["inc"] - TRUE["inc"]) < abs(both["fit"]["inc"] - TRUE["inc"])
     # the fit's spread is measured from the combined family's estimates
@@ -176,8 +180,8 @@ def test_a_later_round_also_tries_the_features_that_did_not_help_alone(monkeypat
         asked.append(set(alternatives))
         results = maximise_all(fit_data, alternatives, arguments, processes)
         if "lopsided" in results:
-            values, _, widths = results["lopsided"]
-            results["lopsided"] = (values, math.inf, widths)
+            values, _, widths, counted = results["lopsided"]
+            results["lopsided"] = (values, math.inf, widths, counted)
         return results
 
     monkeypatch.setattr(family_errors, "_maximise_all", lopsided_alone_does_not_help)
