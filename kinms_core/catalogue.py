@@ -14,7 +14,8 @@ a survey can find the galaxies its model does not describe); how the errors and 
 ``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation`` (robust errors:
 how much larger the errors are than for independent, exactly modelled noise, the geometric mean over parameters),
 ``residual_excess`` (residual variance in the galaxy's region over the noise's); the quality flags: ``flags`` (the
-raised ones, ``;``-separated) and a boolean ``flag_<name>`` column per flag of :data:`kinms_core.quality.FLAGS`; and
+raised ones, ``;``-separated), ``at_bound_parameters`` (the parameters that raise ``at_bound``, ``;``-separated) and a
+boolean ``flag_<name>`` column per flag of :data:`kinms_core.quality.FLAGS`; and
 ``p_true`` for every parameter with a true value for some galaxy (mocks). A failed galaxy has empty (NaN) values and
 its message.
 
@@ -40,7 +41,7 @@ from astropy.table import MaskedColumn, Table
 
 from .errors import CorruptFileError
 from .parametric import unit_of
-from .quality import FLAGS, raised
+from .quality import FLAGS, bounded_parameters, raised
 from .safe_files import atomic_path, read_json_object, refuse_overwrite
 
 __all__ = [
@@ -73,6 +74,8 @@ MODELLING = (
 )
 #: The quality-flag columns.
 FLAG_COLUMNS = tuple(f"flag_{name}" for name in FLAGS)
+#: The quality columns before the flags': the raised flags' names and the parameters at a bound.
+QUALITY = ("flags", "at_bound_parameters")
 
 #: Diagnostic columns after the parameters, with their FITS units.
 DIAGNOSTICS = {
@@ -230,7 +233,7 @@ def build_catalogue(
                 row[name] = None if value is None else int(value)
             else:
                 row[name] = _float(value)
-        row.update(_modelling(summary) if ok else dict.fromkeys((*MODELLING, "flags", *FLAG_COLUMNS)))
+        row.update(_modelling(summary) if ok else dict.fromkeys((*MODELLING, *QUALITY, *FLAG_COLUMNS)))
         if entry.get("model"):  # the family's name, also for a failed fit
             row["model"] = str(entry["model"])
         for p in truth_params:
@@ -243,7 +246,7 @@ def build_catalogue(
         *parameter_columns(params),
         *DIAGNOSTICS,
         *MODELLING,
-        "flags",
+        *QUALITY,
         *FLAG_COLUMNS,
         *(f"{p}_true" for p in truth_params),
     ]
@@ -257,7 +260,7 @@ def build_catalogue(
     return frame
 
 
-_TEXT_COLUMNS = ("model", "preferred_family", "errors", "noise_model", "flags")
+_TEXT_COLUMNS = ("model", "preferred_family", "errors", "noise_model", "flags", "at_bound_parameters")
 
 
 def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -277,6 +280,7 @@ def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
         "error_inflation": math.sqrt(inflation) if inflation else math.nan,
         "residual_excess": residual / noise if residual is not None and noise else math.nan,
         "flags": ";".join(raised(flags)),
+        "at_bound_parameters": ";".join(bounded_parameters(summary.get("parameters") or {})),
         **{f"flag_{name}": bool(flags.get(name)) for name in FLAGS},
     }
 

@@ -37,7 +37,7 @@ from .likelihood import (
 )
 from .memory import keep_freed_memory
 from .optimise import maximise_from, refine
-from .quality import fit_flags, raised
+from .quality import bounded_parameters, fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
 from .sandwich import ErrorModel, adjust_samples, data_noise_volume, independent_covariance
 from .settings import FIT_CLOUDS, FitSettings, Parameter, walker_count
@@ -291,6 +291,13 @@ def fit_galaxy(
         summary["runtime_s"],
         ", ".join(raised(summary["flags"])) or "none",
     )
+    if summary["flags"].get("at_bound"):
+        log.warning(
+            "%s: posterior at a bound: %s (at a physical limit, as a dispersion at 0, it says the data want less; "
+            "else widen that parameter's min/max in the settings)",
+            fit_data.galaxy,
+            ", ".join(bounded_parameters(summary["parameters"])),
+        )
     return summary
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from .sanity import chi2_is_extreme
 
-__all__ = ["FLAGS", "fit_flags", "raised"]
+__all__ = ["FLAGS", "bounded_parameters", "fit_flags", "raised"]
 
 #: Every flag and what it means.
 FLAGS = {
@@ -42,6 +42,12 @@ def _touches_bound(entry: Mapping[str, Any]) -> bool:
         return False
     margin = max(_BOUND_FRACTION * (entry["p84"] - entry["p16"]), 1e-9 * (high - low))
     return entry["p16"] - low <= margin or high - entry["p84"] <= margin
+
+
+def bounded_parameters(parameters: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The free parameters whose 16th-84th percentile range touches a bound (those that raise ``at_bound``), in
+    ``parameters``' order: a dispersion piled at 0 is often harmless, an inclination at its bound is not."""
+    return [name for name, entry in parameters.items() if not entry.get("fixed") and _touches_bound(entry)]
 
 
 def _far_from_guess(name: str, entry: Mapping[str, Any], channel_width: float) -> bool:
@@ -88,7 +94,7 @@ def fit_flags(
     )
     return {
         "not_converged": not converged,
-        "at_bound": any(_touches_bound(entry) for entry in free.values()),
+        "at_bound": bool(bounded_parameters(free)),
         "guess_far": any(
             _far_from_guess(name, free[name], channel_width) for name in ("pa", "inc", "vsys") if name in free
         ),

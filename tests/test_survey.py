@@ -287,6 +287,7 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
         "error_inflation",
         "residual_excess",
         "flags",
+        "at_bound_parameters",
     ]
     expected += [f"flag_{name}" for name in FLAGS]
     expected += ["pa_true", "inc_true"]
@@ -320,6 +321,14 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
     )
     assert list(rows["preferred_family"]) == ["radial", "data"] and list(rows["preferred_weight"]) == [0.7, 0.9]
     assert a["flags"] == "mismatch;other_sources" and a["flag_mismatch"] and not a["flag_not_converged"]
+    assert a["at_bound_parameters"] == ""  # no free parameter with bounds
+    bounded = fake_summary("h")
+    for name, (low, high) in {"inc": (5.0, 89.0), "vflat": (0.0, 1000.0), "pa": (0.0, 360.0)}.items():
+        bounded["parameters"][name] |= {"min": low, "max": high}
+    bounded["parameters"]["inc"] |= {"median": 88.9, "p16": 88.5, "p84": 89.0}  # piled at its upper bound
+    bounded["parameters"]["vflat"] |= {"median": 2.0, "p16": 0.0, "p84": 5.0}  # its interval reaches 0
+    row = build_catalogue([{"galaxy": "h", "status": "ok", "error": "", "summary": bounded}], params=PARAMS).iloc[0]
+    assert row["at_bound_parameters"] == "inc;vflat"
     assert pd.isna(b["flag_mismatch"]) and pd.isna(b["errors"])
     # PA: into [0, 360) without a truth, with its percentiles
     assert (c["pa"], c["pa_lo"], c["pa_hi"]) == (355.0, 354.0, 356.0)
