@@ -258,11 +258,10 @@ def family_differences(
     processes: int = 1,
     max_rounds: int = MAX_ROUNDS,
 ) -> dict[str, Any]:
-    """Each family's best values, AIC (``n_parameters`` the parameters it counts) and sandwich widths, every model's
-    Akaike weight (the fit's as ``fit``) and
-    the errors' extra terms per free parameter of the fit, from the fit's best point ``best`` of ``fit_posterior``
-    whose sandwich widths are ``fit_widths``: ``spread`` between the models (:func:`model_spread`) and ``within``
-    them (:func:`within_spread`).
+    """Each family's best values, AIC (``n_parameters``: the parameters it counts) and sandwich widths, every model's
+    Akaike weight (the fit's as ``fit``) and the errors' extra terms per free parameter of the fit, from the fit's
+    best point ``best`` of ``fit_posterior`` whose sandwich widths are ``fit_widths``: ``spread`` between the models
+    (:func:`model_spread`) and ``within`` them (:func:`within_spread`).
 
     The families are found by a forward search: the first round adds each feature of :data:`ALTERNATIVES` to the
     fit's model; each later round adds, to the round's best model (if it beats the one it extends), each other feature

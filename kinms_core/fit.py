@@ -293,8 +293,8 @@ def fit_galaxy(
     )
     if summary["flags"].get("at_bound"):
         log.warning(
-            "%s: posterior at a bound: %s (at a physical limit, as a dispersion at 0, it says the data want less; "
-            "else widen that parameter's min/max in the settings)",
+            "%s: posterior at a bound: %s (at a physical limit, e.g. a dispersion at 0, the data resolve none; "
+            "otherwise widen that parameter's min/max in the settings)",
             fit_data.galaxy,
             ", ".join(bounded_parameters(summary["parameters"])),
         )

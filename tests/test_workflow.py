@@ -338,7 +338,7 @@ def test_tiny_survey_catalogue(tiny_survey):
         "noise_model",
     ]
     expected += ["error_inflation", "residual_excess"]
-    expected += ["flags"]
+    expected += ["flags", "at_bound_parameters"]
     flags = ["not_converged", "at_bound", "guess_far", "mismatch", "chi2_extreme", "other_sources", "model_noise"]
     expected += [f"flag_{name}" for name in flags]
     expected += [f"{p}_true" for p in params]
@@ -346,6 +346,7 @@ def test_tiny_survey_catalogue(tiny_survey):
     ok = cat.set_index("galaxy").loc[["alpha", "beta"]]
     assert (ok["status"] == "ok").all() and ok["error"].isna().all()
     text = ("galaxy", "status", "error", "converged", "model", "preferred_family", "errors", "noise_model", "flags")
+    text += ("at_bound_parameters",)
     unwarped = ("warp_radius",)  # where a warp's pa and inc hold: empty without a warp
     numbers = ok[[c for c in expected if c not in text + unwarped and not c.startswith("flag_")]]
     assert np.isfinite(numbers.to_numpy(dtype=float)).all()
@@ -353,6 +354,8 @@ def test_tiny_survey_catalogue(tiny_survey):
     assert (ok["model"] == "default").all() and (ok["errors"] == "robust").all()
     assert ok["preferred_family"].notna().all() and ((ok["preferred_weight"] > 0) & (ok["preferred_weight"] <= 1)).all()
     assert ok[[f"flag_{name}" for name in flags]].isin([True, False]).all().all()
+    # the parameters at a bound are named exactly where the flag is raised (an empty cell reads back as NaN)
+    assert (ok["flag_at_bound"] == ok["at_bound_parameters"].notna()).all()
     # 60 steps are far too few: the flag says so, as the converged column does
     assert ok["flag_not_converged"].all() and not ok["converged"].any()
     assert ok.loc["alpha", "pa_true"] == 250 and ok.loc["beta", "inc_true"] == 60
