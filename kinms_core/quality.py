@@ -94,7 +94,7 @@ def fit_flags(
     )
     return {
         "not_converged": not converged,
-        "at_bound": bool(bounded_parameters(free)),
+        "at_bound": bool(bounded_parameters(parameters)),
         "guess_far": any(
             _far_from_guess(name, free[name], channel_width) for name in ("pa", "inc", "vsys") if name in free
         ),
