@@ -1,23 +1,23 @@
 """The survey catalogue: one row per galaxy with its fitted parameters and errors, or its failure reason.
 
-Columns, in order: ``galaxy``, ``status`` (``ok`` or ``failed``), ``error`` (empty when ok, else
-``<stage>: <message>``); for every model parameter ``p``: ``p`` (posterior median), ``p_lo`` and ``p_hi`` (16th and
-84th percentiles); the diagnostics ``chi2_reduced``, ``n_detected``, ``rms``, ``acceptance``, ``tau_max``,
-``converged``, ``runtime_s``, ``ra``, ``dec`` (the fitted centre, deg); the model and how to compare it with another
-fit of the same cube: ``model`` (the families that differ from the default, :attr:`ModelSpec.label`),
+Columns, in order: ``galaxy``, ``status`` (``ok`` or ``failed``), ``error`` (empty when ok, else ``<stage>:
+<message>``); for every model parameter ``p``: ``p`` (posterior median), ``p_lo`` and ``p_hi`` (16th and 84th
+percentiles); the rotation the data measure (:mod:`kinms_core.outer_rotation`): ``r_out`` (arcsec along the major axis
+within which 90% of the detected flux lies), the circular velocity there ``v_out`` and its projection ``vsini_out``
+(km/s, each with ``_lo`` and ``_hi``); the diagnostics ``chi2_reduced``, ``n_detected``, ``rms``, ``acceptance``,
+``tau_max``, ``converged``, ``runtime_s``, ``ra``, ``dec`` (the fitted centre, deg); the model and how to compare it
+with another fit of the same cube: ``model`` (the families that differ from the default, :attr:`ModelSpec.label`),
 ``warp_radius`` (arcsec, where a warped fit's ``pa`` and ``inc`` hold: a linear warp's pivot, where a ring-wise warp
-starts; empty without a warp), ``n_free`` and ``bic``
-(lower is better; a surface brightness from the data also pays for its map's independent beams,
-:func:`kinms_core.surface.map_parameters`), ``preferred_family`` and ``preferred_weight`` (with family errors: the
-model the data prefer among the fit's and those that extend it, e.g. ``data+radial``, and its Akaike weight, so that
-a survey can find the galaxies its model does not describe); how the errors and the noise were modelled:
-``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation`` (robust errors:
-how much larger the errors are than for independent, exactly modelled noise, the geometric mean over parameters),
-``residual_excess`` (residual variance in the galaxy's region over the noise's); the quality flags: ``flags`` (the
-raised ones, ``;``-separated), ``at_bound_parameters`` (the parameters that raise ``at_bound``, ``;``-separated) and a
-boolean ``flag_<name>`` column per flag of :data:`kinms_core.quality.FLAGS`; and
-``p_true`` for every parameter with a true value for some galaxy (mocks). A failed galaxy has empty (NaN) values and
-its message.
+starts; empty without a warp), ``n_free`` and ``bic`` (lower is better; a surface brightness from the data also pays for
+its map's independent beams, :func:`kinms_core.surface.map_parameters`), ``preferred_family`` and ``preferred_weight``
+(with family errors: the model the data prefer among the fit's and those that extend it, e.g. ``data+radial``, and its
+Akaike weight, so that a survey can find the galaxies its model does not describe); how the errors and the noise were
+modelled: ``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation`` (robust
+errors: how much larger the errors are than for independent, exactly modelled noise, the geometric mean over
+parameters), ``residual_excess`` (residual variance in the galaxy's region over the noise's); the quality flags:
+``flags`` (the raised ones, ``;``-separated), ``at_bound_parameters`` (the parameters that raise ``at_bound``,
+``;``-separated) and a boolean ``flag_<name>`` column per flag of :data:`kinms_core.quality.FLAGS`; and ``p_true`` for
+every parameter with a true value for some galaxy (mocks). A failed galaxy has empty (NaN) values and its message.
 
 Position angles are periodic: a fitted ``pa`` (with its percentiles) is reported in [0, 360), or, where a true value
 is known, as the equivalent value nearest to it, so that differences and pulls measure the shortest arc.
@@ -48,6 +48,7 @@ __all__ = [
     "DIAGNOSTICS",
     "FLAG_COLUMNS",
     "MODELLING",
+    "OUTER_ROTATION",
     "build_catalogue",
     "catalogue_units",
     "collect_entry",
@@ -76,6 +77,17 @@ MODELLING = (
 FLAG_COLUMNS = tuple(f"flag_{name}" for name in FLAGS)
 #: The quality columns before the flags': the raised flags' names and the parameters at a bound.
 QUALITY = ("flags", "at_bound_parameters")
+
+#: The rotation at the emission's radius (after the parameters), with their units.
+OUTER_ROTATION = {
+    "r_out": "arcsec",
+    "v_out": "km/s",
+    "v_out_lo": "km/s",
+    "v_out_hi": "km/s",
+    "vsini_out": "km/s",
+    "vsini_out_lo": "km/s",
+    "vsini_out_hi": "km/s",
+}
 
 #: Diagnostic columns after the parameters, with their FITS units.
 DIAGNOSTICS = {
@@ -225,6 +237,7 @@ def build_catalogue(
             if p == "pa":
                 median, lo, hi = _wrap_pa(median, lo, hi, galaxy_truths.get("pa"))
             row[p], row[f"{p}_lo"], row[f"{p}_hi"] = median, lo, hi
+        row.update(_outer_rotation(summary if ok else {}))
         for name in DIAGNOSTICS:
             value = summary.get(name) if ok else None
             if name == "converged":
@@ -244,6 +257,7 @@ def build_catalogue(
         "status",
         "error",
         *parameter_columns(params),
+        *OUTER_ROTATION,
         *DIAGNOSTICS,
         *MODELLING,
         *QUALITY,
@@ -285,6 +299,18 @@ def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _outer_rotation(summary: Mapping[str, Any]) -> dict[str, float]:
+    """The :data:`OUTER_ROTATION` columns of a summary (NaN where the fit has none)."""
+    outer = summary.get("outer_rotation") or {}
+    row = {"r_out": _float(outer.get("radius"))}
+    for key in ("v", "vsini"):
+        values = outer.get(key) or {}
+        row[f"{key}_out"] = _float(values.get("median"))
+        row[f"{key}_out_lo"] = _float(values.get("p16"))
+        row[f"{key}_out_hi"] = _float(values.get("p84"))
+    return row
+
+
 def _preferred(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The model of the family errors' search (:mod:`kinms_core.family_errors`) with the largest Akaike weight, named
     by the features it adds to the fit's (the fit's own: its ``model``), and that weight; empty without family
@@ -311,8 +337,8 @@ def catalogue_units(columns: Sequence[str]) -> dict[str, str]:
     """The unit of each catalogue column ('' where it has none)."""
     units = {}
     for column in columns:
-        if column in DIAGNOSTICS:
-            units[column] = DIAGNOSTICS[column]
+        if column in DIAGNOSTICS or column in OUTER_ROTATION:
+            units[column] = {**DIAGNOSTICS, **OUTER_ROTATION}[column]
             continue
         base = column
         for suffix in ("_lo", "_hi", "_true"):

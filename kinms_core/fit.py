@@ -37,6 +37,7 @@ from .likelihood import (
 )
 from .memory import keep_freed_memory
 from .optimise import maximise_from, refine
+from .outer_rotation import emission_radius, outer_rotation
 from .quality import bounded_parameters, fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
 from .sandwich import ErrorModel, adjust_samples, data_noise_volume, independent_covariance
@@ -559,6 +560,8 @@ def _summarise(
         samples = adjust_samples(
             samples, median, errors, posterior.low, posterior.high, prior_precision=posterior.prior_precision()
         )
+    outer = _outer_rotation(fit_data, posterior, samples, median, optimum, errors)
+    if errors is not None:
         extra = _systematic_terms(errors)
         if extra:
             samples = widen_samples(samples, median, posterior.free_names, extra, posterior.low, posterior.high)
@@ -597,6 +600,7 @@ def _summarise(
         "noise_model": "map" if fit_data.noise is not None else "uniform",
         "errors": options.errors,
         "likelihood": _likelihood_record(posterior, options, errors),
+        "outer_rotation": outer,
         "beam_pixels": fit_data.obspars.beam_area_pixels,
         "nwalkers": int(backend.shape[0]),
         "seed": options.seed,
@@ -614,6 +618,35 @@ def _summarise(
         noise_variance=diagnostics.get("noise_variance"),
     )
     return summary, samples
+
+
+def _outer_rotation(
+    fit_data: FitData,
+    posterior: LogPosterior,
+    samples: np.ndarray,
+    median: np.ndarray,
+    optimum: np.ndarray,
+    errors: ErrorModel | None,
+) -> dict[str, Any] | None:
+    """The rotation at the radius along the major axis that holds most of the detected flux, with its own side and
+    family terms (:mod:`kinms_core.outer_rotation`); None when the fit has no rotation velocity or no flux."""
+    names = posterior.free_names
+    if not any(name == "vflat" or name.startswith("vrot_") for name in names):
+        return None
+    radius = emission_radius(fit_data.data, fit_data.mask, fit_data.obspars, posterior.values(median))
+    if not math.isfinite(radius):
+        return None
+    fixed = {name: value for name, value in posterior.values(median).items() if name not in names}
+    return outer_rotation(
+        posterior.model.spec,
+        samples,
+        names,
+        fixed,
+        radius,
+        best=posterior.values(optimum),
+        sides=errors.sides if errors is not None else None,
+        families=errors.families if errors is not None else None,
+    )
 
 
 def _posterior_samples(

@@ -385,6 +385,16 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
         assert 0.4 < thin_width / likelihood["sandwich_sd"][name] < 4.0, name
         expected = np.hypot(thin_width, np.hypot(sides.get(name, 0.0), family_terms[name]))
         assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), name
+    # the rotation at the emission's radius, with its own side and family terms; the truth's v sin i within them
+    outer, thin_outer = summary["outer_rotation"], narrow["outer_rotation"]
+    assert 0.0 < outer["radius"] == thin_outer["radius"] < 0.5 * op.nx * op.cellsize
+    truth_v = 180.0 * 2.0 / np.pi * np.arctan(outer["radius"] / 3.0)
+    for key, true_value in (("v", truth_v), ("vsini", truth_v * np.sin(np.radians(60.0)))):
+        wide, thin = outer[key], thin_outer[key]
+        assert thin["sides"] == thin["families"] == 0.0
+        expected = np.hypot(0.5 * (thin["p84"] - thin["p16"]), np.hypot(wide["sides"], wide["families"]))
+        assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), key
+        assert abs(wide["median"] - true_value) < 3.0 * 0.5 * (wide["p84"] - wide["p16"]), key
     # the families alone: the same chain, resumed, with their terms in quadrature
     raw["fit"]["family_errors"] = True
     averaged = fit_prepared(tmp_path / "prepared", raw, tmp_path / "narrow", progress=False)

@@ -261,6 +261,11 @@ def fake_summary(galaxy: str, pa: float = 269.0) -> dict:
         "noise_model": "map",
         "likelihood": {"inflation": 4.0, "residual_variance": 3.0, "noise_variance": 1.5},
         "flags": {"not_converged": False, "mismatch": True, "other_sources": True},
+        "outer_rotation": {
+            "radius": 12.0,
+            "v": {"median": 150.0, "p16": 140.0, "p84": 165.0},
+            "vsini": {"median": 100.0, "p16": 96.0, "p84": 104.0},
+        },
     }
 
 
@@ -274,6 +279,7 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
     expected = ["galaxy", "status", "error"]
     for p in PARAMS:
         expected += [p, f"{p}_lo", f"{p}_hi"]
+    expected += ["r_out", "v_out", "v_out_lo", "v_out_hi", "vsini_out", "vsini_out_lo", "vsini_out_hi"]
     expected += ["chi2_reduced", "n_detected", "rms", "acceptance", "tau_max", "converged", "runtime_s", "ra", "dec"]
     expected += [
         "model",
@@ -298,6 +304,13 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
     assert b["status"] == "failed" and b["error"] == "prepare: no beam"
     assert np.isnan(b["pa"]) and pd.isna(b["n_detected"]) and pd.isna(b["converged"])
     assert np.isnan(c["pa_true"]) and a["inc_true"] == 45.0
+    # the rotation at the emission's radius; none for a failed fit or one that has no rotation velocity
+    assert (a["r_out"], a["v_out"], a["v_out_lo"], a["v_out_hi"]) == (12.0, 150.0, 140.0, 165.0)
+    assert (a["vsini_out"], a["vsini_out_lo"], a["vsini_out_hi"]) == (100.0, 96.0, 104.0)
+    assert np.isnan(b["v_out"]) and np.isnan(b["r_out"])
+    no_curve = fake_summary("i") | {"outer_rotation": None}
+    row = build_catalogue([{"galaxy": "i", "status": "ok", "error": "", "summary": no_curve}], params=PARAMS).iloc[0]
+    assert np.isnan(row["vsini_out_hi"]) and row["pa"] == 269.0
     # how the errors and noise were modelled, and the raised flags in FLAGS order
     assert (a["errors"], a["noise_model"], a["error_inflation"], a["residual_excess"]) == ("robust", "map", 2.0, 2.0)
     assert (a["model"], a["n_free"], a["bic"]) == ("data", 9, 1234.5)
@@ -356,6 +369,7 @@ def test_catalogue_files_have_units_and_empty_failed_cells(tmp_path):
     assert str(table["vsys_lo"].unit) == "km / s" and str(table["scalerad"].unit) == "arcsec"
     assert str(table["rms"].unit) == "Jy / beam" and str(table["ra"].unit) == "deg"
     assert str(table["pa_true"].unit) == "deg"
+    assert str(table["r_out"].unit) == "arcsec" and str(table["vsini_out_hi"].unit) == "km / s"
     assert table["galaxy"][1] == "b" and table["error"][1] == "fit: diverged"
     assert table["n_detected"][0] == 1234 and table["n_detected"].mask[1]
     assert bool(table["converged"][0]) and not table["converged"][1]

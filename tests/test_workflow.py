@@ -326,6 +326,7 @@ def test_tiny_survey_catalogue(tiny_survey):
     assert list(cat["galaxy"]) == ["alpha", "beta", *TINY_FAILURES]
     params = ["flux", "pa", "inc", "xc", "yc", "vsys", "sigma", "scalerad", "vflat", "rturn"]
     expected = ["galaxy", "status", "error"] + [c for p in params for c in (p, f"{p}_lo", f"{p}_hi")]
+    expected += ["r_out", "v_out", "v_out_lo", "v_out_hi", "vsini_out", "vsini_out_lo", "vsini_out_hi"]
     expected += ["chi2_reduced", "n_detected", "rms", "acceptance", "tau_max", "converged", "runtime_s", "ra", "dec"]
     expected += [
         "model",
