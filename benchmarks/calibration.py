@@ -11,7 +11,12 @@ calibration measures) and, per parameter, the benchmark prints
 - the coverage: the fraction of 68% intervals (16th-84th percentiles) that hold the truth;
 - the median 1-sigma error, so that honesty is not bought with useless errors;
 - the same pull widths for the error estimates that robust fits record for comparison (independent voxels, the
-  correlated noise alone, the HAC of the scores, the sandwich itself), and the pulls by mismatch feature.
+  correlated noise alone, the HAC of the scores, the sandwich itself), and the pulls by mismatch feature;
+- the same for the rotation the data measure (``v_out`` and ``vsini_out``: the circular velocity and v sin i at the
+  fit's emission radius, :mod:`kinms_core.outer_rotation`), against the mock's arctan curve and mean inclination at
+  that radius. A fit made before summary.json recorded them has them computed here from its files: its posterior
+  samples with the per-parameter systematic terms taken out again (the fit stretched each parameter about its median
+  by ``sqrt(s^2 + e^2) / s``), then the library's own :func:`~kinms_core.outer_rotation.outer_rotation`.
 
 It is resumable (finished fits are kept; a fit interrupted part way resumes from its chain) and runs the fits in
 parallel, in a process pool (``--engine pool``) or through the Snakemake workflow (``--engine workflow``).
@@ -42,11 +47,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mismatched_mocks  # noqa: E402
 
 from kinms_core.errors import InputError  # noqa: E402
+from kinms_core.outer_rotation import emission_radius, outer_rotation  # noqa: E402
+from kinms_core.parametric import ModelSpec  # noqa: E402
+from kinms_core.prepare import load_prepared  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMETERS = ("pa", "inc", "vsys", "vflat", "sigma", "xc", "yc", "flux")
 JUDGED = ("pa", "inc", "vsys", "vflat")
 ALTERNATIVES = ("sd_independent", "sd_noise", "sd_hac", "sandwich_sd")
+#: The rotation at the fit's emission radius (summary.json's ``outer_rotation``), judged beside the parameters.
+DERIVED = ("v_out", "vsini_out")
 
 log = logging.getLogger("calibration")
 
@@ -183,7 +193,73 @@ def collect(truth: pd.DataFrame, outdir: Path) -> pd.DataFrame:
                 values = likelihood.get(alternative)
                 row[alternative] = float(values[name]) if values and name in values else math.nan
             rows.append(row)
+        for derived in _derived_rows(mock, path.parent.parent, summary):
+            rows.append({**row, **dict.fromkeys(ALTERNATIVES, math.nan), **derived})
     return pd.DataFrame(rows)
+
+
+def _unwidened(samples: np.ndarray, names: Sequence[str], likelihood: dict) -> np.ndarray:
+    """Posterior samples with the fit's per-parameter side and family terms taken out again (the inverse of
+    :func:`kinms_core.sides.widen_samples` about the samples' median; samples it clipped at a bound stay there)."""
+    sides = (likelihood.get("sides") or {}).get("half_difference") or {}
+    families = likelihood.get("families") or {}
+    out = np.array(samples, dtype=float)
+    for k, name in enumerate(names):
+        extra = math.hypot(
+            sides.get(name, 0.0),
+            (families.get("spread") or {}).get(name, 0.0),
+            (families.get("within") or {}).get(name, 0.0),
+        )
+        p16, p50, p84 = np.percentile(out[:, k], [16.0, 50.0, 84.0])
+        wide = 0.5 * (p84 - p16)
+        if extra > 0 and wide > extra:
+            out[:, k] = p50 + (out[:, k] - p50) * math.sqrt(wide**2 - extra**2) / wide
+    return out
+
+
+def outer_rotation_of(fit_dir: Path, summary: dict) -> dict | None:
+    """summary.json's ``outer_rotation``, or, for a fit made before it was recorded, the same computed from the fit's
+    files (see the module's docstring)."""
+    if "outer_rotation" in summary:
+        return summary["outer_rotation"]
+    names = summary["free_parameters"]
+    if "vflat" not in names:
+        return None
+    posterior = pd.read_csv(fit_dir / "fit" / "posterior.csv")
+    likelihood = summary.get("likelihood") or {}
+    samples = _unwidened(posterior[names].to_numpy(), names, likelihood)
+    medians = {name: entry["median"] for name, entry in summary["parameters"].items()}
+    prepared = load_prepared(fit_dir / "prepare")
+    radius = emission_radius(prepared.data, prepared.mask, prepared.obspars, medians)
+    theta = json.loads((fit_dir / "fit" / "map.json").read_text())["theta"]
+    return outer_rotation(
+        ModelSpec.from_record(summary["spec"]),
+        samples,
+        names,
+        {name: value for name, value in medians.items() if name not in names},
+        radius,
+        best={**medians, **dict(zip(names, theta, strict=True))},
+        sides=likelihood.get("sides"),
+        families=likelihood.get("families"),
+    )
+
+
+def _derived_rows(mock: pd.Series, fit_dir: Path, summary: dict) -> list[dict]:
+    """The :data:`DERIVED` rows of one fit: the mock's arctan curve and inclination at the fit's radius as truths."""
+    outer = outer_rotation_of(fit_dir, summary)
+    if not outer:
+        return []
+    radius = outer["radius"]
+    v_true = float(mock["vflat_true"]) * 2.0 / math.pi * math.atan(radius / float(mock["rturn_true"]))
+    truths = {"v_out": v_true, "vsini_out": v_true * math.sin(math.radians(float(mock["inc_true"])))}
+    return [
+        {
+            "parameter": name,
+            "truth": truths[name],
+            **{k: outer[name.removesuffix("_out")][k] for k in ("median", "p16", "p84")},
+        }
+        for name in DERIVED
+    ]
 
 
 def robust_std(values: np.ndarray) -> float:
@@ -202,7 +278,7 @@ def pull_table(frame: pd.DataFrame) -> pd.DataFrame:
     and 0.27%: heavy tails that no scaling of the errors can narrow without making the core too wide), 68% coverage,
     median error; and the alternatives' pull std."""
     lines = []
-    for name in PARAMETERS:
+    for name in (*PARAMETERS, *DERIVED):
         sub = frame[frame["parameter"] == name]
         if sub.empty:
             continue

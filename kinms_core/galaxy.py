@@ -162,5 +162,8 @@ def plot_galaxy(
     every = {name: np.full(samples.shape[0], entry["median"]) for name, entry in summary["parameters"].items()}
     every.update({name: samples[:, k] for k, name in enumerate(free)})
     radius = np.linspace(0.0, 0.5 * max(op.nx, op.ny) * op.cellsize, 200)
-    paths.append(plot_profiles(every, spec, radius, outdir / "rotation.png", title=galaxy, beam=op.beam[0]))
+    outer = summary.get("outer_rotation")
+    paths.append(
+        plot_profiles(every, spec, radius, outdir / "rotation.png", title=galaxy, beam=op.beam[0], outer=outer)
+    )
     return paths

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -60,9 +61,12 @@ def plot_profiles(
     *,
     title: str = "",
     beam: float | None = None,
+    outer: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the radial profiles of a fit (:func:`profile_samples`) to ``path``: a panel per profile, the median and
-    the 16th-84th percentile band; the beam's FWHM is marked, inside which the curve is not resolved."""
+    the 16th-84th percentile band; the beam's FWHM is marked, inside which the curve is not resolved, and, given the
+    summary's ``outer`` rotation (:mod:`kinms_core.outer_rotation`), the velocity at the emission's radius with its
+    own error."""
     profiles = profile_samples(samples, spec, radius)
     fig = Figure(figsize=(4.2 * len(profiles), 3.6))
     axes = fig.subplots(1, len(profiles), squeeze=False)
@@ -75,6 +79,11 @@ def plot_profiles(
             ax.plot(knots, np.interp(knots, radius, median), "o", color="tab:blue", ms=4)
         if beam:
             ax.axvspan(0.0, beam, color="0.85", lw=0, label="beam FWHM")
+        if name == "rotation" and outer:
+            v = outer["v"]
+            error = [[v["median"] - v["p16"]], [v["p84"] - v["median"]]]
+            label = f"v at r_out = {outer['radius']:.1f}\" ({100 * outer['share']:.0f}% of the flux)"
+            ax.errorbar([outer["radius"]], [v["median"]], yerr=error, fmt="s", color="tab:red", ms=5, label=label)
         ax.set_xlabel("radius (arcsec)")
         ax.set_ylabel(_LABELS[name])
         ax.set_xlim(0.0, float(radius[-1]))

@@ -280,6 +280,10 @@ def test_rotation_figure_shows_each_varying_profile_with_its_band(tmp_path):
     assert 8.0 < band[1] - band[0] < 12.0  # vflat's 1-sigma of 5 km/s, nearly all of it at 30"
     path = plot_profiles(samples, warped, radius, tmp_path / "rotation.png", title="G", beam=4.0)
     assert path.stat().st_size > 10_000
+    # the velocity at the emission's radius, with its own error, is drawn over the band
+    outer = {"radius": 12.0, "share": 0.9, "v": {"median": 160.0, "p16": 140.0, "p84": 175.0}}
+    marked = plot_profiles(samples, warped, radius, tmp_path / "marked.png", title="G", beam=4.0, outer=outer)
+    assert _read(marked).shape == _read(path).shape and not np.array_equal(_read(marked), _read(path))
     # a ring-wise warp: flat inside its first radius, the turns at the others, flat beyond the last
     rings = ModelSpec(warp="rings", warp_radii=(5.0, 10.0, 20.0))
     samples |= {"dpa_1": np.full(n, 10.0), "dpa_2": 20.0 + rng.standard_normal(n), "dinc_1": np.zeros(n)}
