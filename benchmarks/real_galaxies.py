@@ -215,6 +215,7 @@ def fit_one(name: str, galaxy: Galaxy, args: argparse.Namespace, data: Path) -> 
         "comparisons": [compare(check, samples) for check in galaxy.checks],
         "fit_pa": summary["parameters"]["pa"]["median"],
         "symmetry_pa": symmetry_pa(prepared, summary),
+        "outer_rotation": summary.get("outer_rotation"),
     }
 
 
@@ -252,6 +253,15 @@ def print_table(results: list[dict[str, object]]) -> None:
             f"  model-free check: the moment-1 map's point-symmetric PA {result['symmetry_pa']:.1f} (the fit's "
             f"{result['fit_pa']:.1f}, both KinMS's convention)"
         )
+        outer = result.get("outer_rotation")
+        if outer:
+            v, vsini = outer["v"], outer["vsini"]
+            print(
+                f"  the catalogue's rotation at r_out = {outer['radius']:.1f}\" ({100 * outer['share']:.0f}% of the "
+                f"flux along the major axis): v {v['median']:.1f} (+{v['p84'] - v['median']:.1f} "
+                f"-{v['median'] - v['p16']:.1f}), v sin i {vsini['median']:.1f} (+{vsini['p84'] - vsini['median']:.1f} "
+                f"-{vsini['median'] - vsini['p16']:.1f}) km/s"
+            )
 
 
 def main() -> None:
