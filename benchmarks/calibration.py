@@ -14,9 +14,8 @@ calibration measures) and, per parameter, the benchmark prints
   correlated noise alone, the HAC of the scores, the sandwich itself), and the pulls by mismatch feature;
 - the same for the rotation the data measure (``v_out`` and ``vsini_out``: the circular velocity and v sin i at the
   fit's emission radius, :mod:`kinms_core.outer_rotation`), against the mock's arctan curve and mean inclination at
-  that radius. A fit made before summary.json recorded them has them computed here from its files: its posterior
-  samples with the per-parameter systematic terms taken out again (the fit stretched each parameter about its median
-  by ``sqrt(s^2 + e^2) / s``), then the library's own :func:`~kinms_core.outer_rotation.outer_rotation`.
+  that radius. A fit made before summary.json recorded them is resumed (:func:`outer_rotation_of`: exact, and
+  about a second each).
 
 It is resumable (finished fits are kept; a fit interrupted part way resumes from its chain) and runs the fits in
 parallel, in a process pool (``--engine pool``) or through the Snakemake workflow (``--engine workflow``).
@@ -32,8 +31,10 @@ import argparse
 import json
 import logging
 import math
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -47,9 +48,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mismatched_mocks  # noqa: E402
 
 from kinms_core.errors import InputError  # noqa: E402
-from kinms_core.outer_rotation import emission_radius, outer_rotation  # noqa: E402
-from kinms_core.parametric import ModelSpec  # noqa: E402
-from kinms_core.prepare import load_prepared  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMETERS = ("pa", "inc", "vsys", "vflat", "sigma", "xc", "yc", "flux")
@@ -158,7 +156,7 @@ def _wrap(value: float, truth: float) -> float:
     return value + 360.0 * round((truth - value) / 360.0)
 
 
-def collect(truth: pd.DataFrame, outdir: Path) -> pd.DataFrame:
+def collect(truth: pd.DataFrame, outdir: Path, settings: str | None = None) -> pd.DataFrame:
     """One row per mock and parameter: truth, median, percentiles, the alternative sigmas, feature labels."""
     rows = []
     for _, mock in truth.iterrows():
@@ -193,60 +191,36 @@ def collect(truth: pd.DataFrame, outdir: Path) -> pd.DataFrame:
                 values = likelihood.get(alternative)
                 row[alternative] = float(values[name]) if values and name in values else math.nan
             rows.append(row)
-        for derived in _derived_rows(mock, path.parent.parent, summary):
+        for derived in _derived_rows(mock, path.parent.parent, summary, settings):
             rows.append({**row, **dict.fromkeys(ALTERNATIVES, math.nan), **derived})
     return pd.DataFrame(rows)
 
 
-def _unwidened(samples: np.ndarray, names: Sequence[str], likelihood: dict) -> np.ndarray:
-    """Posterior samples with the fit's per-parameter side and family terms taken out again (the inverse of
-    :func:`kinms_core.sides.widen_samples` about the samples' median; samples it clipped at a bound stay there)."""
-    sides = (likelihood.get("sides") or {}).get("half_difference") or {}
-    families = likelihood.get("families") or {}
-    out = np.array(samples, dtype=float)
-    for k, name in enumerate(names):
-        extra = math.hypot(
-            sides.get(name, 0.0),
-            (families.get("spread") or {}).get(name, 0.0),
-            (families.get("within") or {}).get(name, 0.0),
-        )
-        p16, p50, p84 = np.percentile(out[:, k], [16.0, 50.0, 84.0])
-        wide = 0.5 * (p84 - p16)
-        if extra > 0 and wide > extra:
-            out[:, k] = p50 + (out[:, k] - p50) * math.sqrt(wide**2 - extra**2) / wide
-    return out
-
-
-def outer_rotation_of(fit_dir: Path, summary: dict) -> dict | None:
-    """summary.json's ``outer_rotation``, or, for a fit made before it was recorded, the same computed from the fit's
-    files (see the module's docstring)."""
+def outer_rotation_of(name: str, fit_dir: Path, summary: dict, settings: str | None) -> dict | None:
+    """summary.json's ``outer_rotation``; a fit made before summary.json recorded it is resumed in a scratch copy of
+    its chain and start (no new step is sampled: the chain, the start and the error model are reused, so the result is
+    exactly what the fit would have recorded) and its summary.json gains that key, nothing else."""
     if "outer_rotation" in summary:
         return summary["outer_rotation"]
-    names = summary["free_parameters"]
-    if "vflat" not in names:
-        return None
-    posterior = pd.read_csv(fit_dir / "fit" / "posterior.csv")
-    likelihood = summary.get("likelihood") or {}
-    samples = _unwidened(posterior[names].to_numpy(), names, likelihood)
-    medians = {name: entry["median"] for name, entry in summary["parameters"].items()}
-    prepared = load_prepared(fit_dir / "prepare")
-    radius = emission_radius(prepared.data, prepared.mask, prepared.obspars, medians)
-    theta = json.loads((fit_dir / "fit" / "map.json").read_text())["theta"]
-    return outer_rotation(
-        ModelSpec.from_record(summary["spec"]),
-        samples,
-        names,
-        {name: value for name, value in medians.items() if name not in names},
-        radius,
-        best={**medians, **dict(zip(names, theta, strict=True))},
-        sides=likelihood.get("sides"),
-        families=likelihood.get("families"),
-    )
+    from kinms_core.galaxy import fit_prepared
+    from kinms_core.safe_files import write_text_atomic
+
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "fit"
+        copy.mkdir()
+        for kept in ("chain.h5", "map.json"):
+            shutil.copy2(fit_dir / "fit" / kept, copy / kept)
+        resumed = fit_prepared(fit_dir / "prepare", settings, copy, galaxy=name, processes=1, progress=False)
+    if resumed["steps"] != summary["steps"] or resumed["parameters"] != summary["parameters"]:
+        raise RuntimeError(f"{name}: the resumed fit differs from the one on disk; were other settings given?")
+    summary["outer_rotation"] = resumed["outer_rotation"]
+    write_text_atomic(fit_dir / "fit" / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary["outer_rotation"]
 
 
-def _derived_rows(mock: pd.Series, fit_dir: Path, summary: dict) -> list[dict]:
+def _derived_rows(mock: pd.Series, fit_dir: Path, summary: dict, settings: str | None) -> list[dict]:
     """The :data:`DERIVED` rows of one fit: the mock's arctan curve and inclination at the fit's radius as truths."""
-    outer = outer_rotation_of(fit_dir, summary)
+    outer = outer_rotation_of(str(mock["name"]), fit_dir, summary, settings)
     if not outer:
         return []
     radius = outer["radius"]
@@ -304,7 +278,9 @@ def pull_table(frame: pd.DataFrame) -> pd.DataFrame:
             alt = (diff / sub[alternative]).to_numpy()
             alt = alt[np.isfinite(alt)]
             line[f"{alternative}_pull_std"] = float(np.std(alt)) if alt.size else math.nan
-            line[f"{alternative}_median"] = float(np.nanmedian(sub[alternative]))
+            recorded = sub[alternative].to_numpy(dtype=float)
+            finite = recorded[np.isfinite(recorded)]
+            line[f"{alternative}_median"] = float(np.median(finite)) if finite.size else math.nan
         lines.append(line)
     return pd.DataFrame(lines)
 
@@ -415,8 +391,8 @@ def print_selection(truth: pd.DataFrame, outdir: Path) -> None:
     print(merged.to_string(index=False))
 
 
-def summarise(truth: pd.DataFrame, outdir: Path) -> None:
-    frame = collect(truth, outdir)
+def summarise(truth: pd.DataFrame, outdir: Path, settings: str | None = None) -> None:
+    frame = collect(truth, outdir, settings)
     failed = sorted(p.parent.name for p in (outdir / "fits").glob("*/failed.txt"))
     if frame.empty:
         print("no finished fits yet")
@@ -474,7 +450,7 @@ def main() -> None:
     truth = make_mocks(args.n, args.seed, outdir, args.names)
     if not args.summarise:
         (run_pool if args.engine == "pool" else run_workflow)(truth, outdir, args.settings, args.jobs)
-    summarise(truth, outdir)
+    summarise(truth, outdir, args.settings)
 
 
 if __name__ == "__main__":
