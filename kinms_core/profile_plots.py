@@ -82,7 +82,7 @@ def plot_profiles(
         if name == "rotation" and outer:
             v = outer["v"]
             error = [[v["median"] - v["p16"]], [v["p84"] - v["median"]]]
-            label = f"v at r_out = {outer['radius']:.1f}\" ({100 * outer['share']:.0f}% of the flux)"
+            label = f'v at r_out = {outer["radius"]:.1f}" ({100 * outer["share"]:.0f}% of the flux)'
             ax.errorbar([outer["radius"]], [v["median"]], yerr=error, fmt="s", color="tab:red", ms=5, label=label)
         ax.set_xlabel("radius (arcsec)")
         ax.set_ylabel(_LABELS[name])
