@@ -338,7 +338,7 @@ def catalogue_units(columns: Sequence[str]) -> dict[str, str]:
     units = {}
     for column in columns:
         if column in DIAGNOSTICS or column in OUTER_ROTATION:
-            units[column] = {**DIAGNOSTICS, **OUTER_ROTATION}[column]
+            units[column] = DIAGNOSTICS[column] if column in DIAGNOSTICS else OUTER_ROTATION[column]
             continue
         base = column
         for suffix in ("_lo", "_hi", "_true"):

@@ -38,6 +38,7 @@ from .likelihood import (
 from .memory import keep_freed_memory
 from .optimise import maximise_from, refine
 from .outer_rotation import emission_radius, outer_rotation
+from .parametric import kinematic_centre
 from .quality import bounded_parameters, fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
 from .sandwich import ErrorModel, adjust_samples, data_noise_volume, independent_covariance
@@ -570,10 +571,7 @@ def _summarise(
     chi2 = posterior.chi2(median)
     values = posterior.values(median)
     op = fit_data.obspars
-    x_ref, y_ref = op.reference_pixel
-    centre = obspars_wcs(op).celestial.pixel_to_world(
-        x_ref + values.get("xc", 0.0) / op.cellsize, y_ref + values.get("yc", 0.0) / op.cellsize
-    )
+    centre = obspars_wcs(op).celestial.pixel_to_world(*kinematic_centre(op, values))
     summary = {
         "galaxy": fit_data.galaxy,
         "parameters": parameters,
@@ -633,10 +631,11 @@ def _outer_rotation(
     names = posterior.free_names
     if not any(name == "vflat" or name.startswith("vrot_") for name in names):
         return None
-    radius = emission_radius(fit_data.data, fit_data.mask, fit_data.obspars, posterior.values(median))
+    values = posterior.values(median)
+    radius = emission_radius(fit_data.data, fit_data.mask, fit_data.obspars, values)
     if not math.isfinite(radius):
         return None
-    fixed = {name: value for name, value in posterior.values(median).items() if name not in names}
+    fixed = {name: value for name, value in values.items() if name not in names}
     return outer_rotation(
         posterior.model.spec,
         samples,

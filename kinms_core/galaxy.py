@@ -15,7 +15,7 @@ from astropy.io import fits
 from .errors import CorruptFileError, StageFailedError
 from .fit import CHAIN_FILE, MAP_FILE, MODEL_FILE, POSTERIOR_FILE, RESIDUAL_FILE, SUMMARY_FILE, fit_galaxy
 from .likelihood import FitData, sampling_to_parameters
-from .parametric import ModelSpec
+from .parametric import ModelSpec, kinematic_centre
 from .plots import plot_diagnostics, plot_failure
 from .posterior_plots import plot_corner, plot_traces
 from .prepare import PREPARED_FILES, load_prepared
@@ -133,8 +133,7 @@ def plot_galaxy(
     with fits.open(fit_dir / MODEL_FILE) as hdul:
         model = np.array(hdul[0].data, dtype=float)
     op = fit_data.obspars
-    x_ref, y_ref = op.reference_pixel
-    centre = (x_ref + values.get("xc", 0.0) / op.cellsize, y_ref + values.get("yc", 0.0) / op.cellsize)
+    centre = kinematic_centre(op, values)
     paths = [
         plot_diagnostics(
             fit_data.data,

@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from .moments import major_axis_direction
 from .obspars import ObsPars
-from .parametric import ModelSpec, geometry_profile, rotation_curve
+from .parametric import ModelSpec, geometry_profile, kinematic_centre, rotation_curve
 
 __all__ = ["FLUX_SHARE", "emission_radius", "outer_rotation", "quantities"]
 
@@ -74,13 +75,10 @@ def emission_radius(
     total = image.sum()
     if not total > 0:
         return float("nan")
-    x_ref, y_ref = obspars.reference_pixel
-    x0 = x_ref + values.get("xc", 0.0) / obspars.cellsize
-    y0 = y_ref + values.get("yc", 0.0) / obspars.cellsize
+    x0, y0 = kinematic_centre(obspars, values)
+    dx, dy = major_axis_direction(values["pa"])
     yy, xx = np.mgrid[0 : image.shape[0], 0 : image.shape[1]].astype(float)
-    pa = math.radians(values["pa"])
-    # The receding major axis points along (x, y) = (-sin PA, cos PA) in pixels (guesses._kinematic_pa).
-    along = np.abs(-(xx - x0) * math.sin(pa) + (yy - y0) * math.cos(pa)).ravel()
+    along = np.abs((xx - x0) * dx + (yy - y0) * dy).ravel()
     order = np.argsort(along)
     growth = np.cumsum(image.ravel()[order])
     index = min(int(np.searchsorted(growth, share * total)), growth.size - 1)

@@ -62,6 +62,7 @@ __all__ = [
     "all_parameter_names",
     "dispersion_profile",
     "geometry_profile",
+    "kinematic_centre",
     "phase_centre",
     "rotation_curve",
     "radius_grid",
@@ -261,6 +262,13 @@ def phase_centre(obspars: ObsPars, xc: float, yc: float) -> tuple[float, float]:
     cx, cy = obspars.centre_pixel
     x_ref, y_ref = obspars.reference_pixel
     return xc + (x_ref - cx) * obspars.cellsize, yc + (y_ref - cy) * obspars.cellsize
+
+
+def kinematic_centre(obspars: ObsPars, values: Mapping[str, float]) -> tuple[float, float]:
+    """0-based pixel coordinates ``(x, y)`` of the kinematic centre of parameter ``values`` (``xc``, ``yc``: arcsec
+    from the reference pixel; 0 when absent)."""
+    x_ref, y_ref = obspars.reference_pixel
+    return x_ref + values.get("xc", 0.0) / obspars.cellsize, y_ref + values.get("yc", 0.0) / obspars.cellsize
 
 
 def _sersic_b(n: float) -> float:
