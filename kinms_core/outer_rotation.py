@@ -29,9 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from .family_errors import model_spread
 from .moments import major_axis_direction
 from .obspars import ObsPars
 from .parametric import ModelSpec, geometry_profile, kinematic_centre, rotation_curve
+from .sides import widen_samples
 
 __all__ = ["FLUX_SHARE", "emission_radius", "outer_rotation", "quantities"]
 
@@ -113,17 +115,6 @@ def _shared_quantities(
     return quantities(plain, {**base, **values}, radius)
 
 
-def _interval(samples: np.ndarray, centre: float, extra: float) -> dict[str, float]:
-    """Median and 16th/84th percentiles of ``samples`` after stretching them about ``centre`` so that their half
-    16th-84th range ``s`` becomes ``sqrt(s^2 + extra^2)``."""
-    p16, p84 = np.percentile(samples, [16.0, 84.0])
-    sd = 0.5 * (p84 - p16)
-    if extra > 0 and sd > 0:
-        samples = centre + (samples - centre) * math.hypot(sd, extra) / sd
-    p16, median, p84 = np.percentile(samples, [16.0, 50.0, 84.0])
-    return {"median": float(median), "p16": float(p16), "p84": float(p84)}
-
-
 def outer_rotation(
     spec: ModelSpec,
     samples: np.ndarray,
@@ -166,26 +157,32 @@ def outer_rotation(
     """
     base = {**fixed, **best}
     drawn = _sample_quantities(spec, np.asarray(samples, dtype=float), names, fixed, radius)
-    at_best = np.array(_shared_quantities(spec, {}, base, radius))
-    side_term = np.zeros(2)
+    keys = ("v", "vsini")
+    at_best = dict(zip(keys, _shared_quantities(spec, {}, base, radius), strict=True))
+    side_term = dict.fromkeys(keys, 0.0)
     if sides and "receding" in sides and "approaching" in sides:
-        receding = np.array(_shared_quantities(spec, sides["receding"], base, radius))
-        approaching = np.array(_shared_quantities(spec, sides["approaching"], base, radius))
-        side_term = 0.5 * np.abs(receding - approaching)
-    family_term = np.zeros(2)
+        receding = _shared_quantities(spec, sides["receding"], base, radius)
+        approaching = _shared_quantities(spec, sides["approaching"], base, radius)
+        side_term = {key: 0.5 * abs(r - a) for key, r, a in zip(keys, receding, approaching, strict=True)}
+    family_term = dict.fromkeys(keys, 0.0)
     if families and families.get("best"):
-        weights = families.get("weights", {})
-        total = np.zeros(2)
-        for family, values in families["best"].items():
-            shifted = np.array(_shared_quantities(spec, values, base, radius))
-            total += weights.get(family, 0.0) * (shifted - at_best) ** 2
-        family_term = np.sqrt(total)
+        shifted = {
+            family: dict(zip(keys, _shared_quantities(spec, values, base, radius), strict=True))
+            for family, values in families["best"].items()
+        }
+        family_term = model_spread(at_best, shifted, families.get("weights", {}))
+    centre = np.median(drawn, axis=0)
+    extra = {key: math.hypot(side_term[key], family_term[key]) for key in keys}
+    unbounded = np.full(len(keys), np.inf)
+    widened = widen_samples(drawn, centre, keys, extra, -unbounded, unbounded)
     out: dict[str, Any] = {"radius": float(radius), "share": FLUX_SHARE}
-    for k, key in enumerate(("v", "vsini")):
-        centre = float(np.median(drawn[:, k]))
+    for k, key in enumerate(keys):
+        p16, median, p84 = np.percentile(widened[:, k], [16.0, 50.0, 84.0])
         out[key] = {
-            **_interval(drawn[:, k], centre, float(math.hypot(side_term[k], family_term[k]))),
-            "sides": float(side_term[k]),
-            "families": float(family_term[k]),
+            "median": float(median),
+            "p16": float(p16),
+            "p84": float(p84),
+            "sides": float(side_term[key]),
+            "families": float(family_term[key]),
         }
     return out
