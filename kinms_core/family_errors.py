@@ -41,9 +41,9 @@ import numpy as np
 
 from .errors import SettingsError
 from .likelihood import FitData, LogPosterior, maximisation_posterior, widths_at
-from .optimise import maximise_from, refine
+from .optimise import maximise_refined
 from .settings import FitSettings, load_settings
-from .starts import RADIAL_ANGLES, start_vectors
+from .starts import LOPSIDED_PHASES, RADIAL_ANGLES, start_vectors
 from .workers import process_context
 
 __all__ = [
@@ -85,11 +85,17 @@ _PLAIN = {
 #: to three features.
 MAX_ROUNDS = 3
 
+#: The starts of a family whose Nelder-Mead maximum lies within this much AIC of the best one's are refined before
+#: the best is chosen (:func:`kinms_core.optimise.maximise_refined`); a maximum lower by more stays lower.
+REFINE_MARGIN_AIC = 10.0
+
 #: How the families were searched; families recorded by another search are searched again.
 SEARCH = (
     f"forward over every feature, up to {MAX_ROUNDS} rounds from the sum of the features' shifts; radial flows also "
-    f"from disc-plane angles {RADIAL_ANGLES} deg in the first; features {', '.join(ALTERNATIVES)}; "
-    "each family's sandwich width; each maximum refined by Levenberg-Marquardt"
+    f"from disc-plane angles {RADIAL_ANGLES} deg, lopsided discs from m = 1 phases {LOPSIDED_PHASES} deg with the "
+    f"light's centroid kept, in every round; features {', '.join(ALTERNATIVES)}; "
+    f"each family's sandwich width; each start's maximum within {REFINE_MARGIN_AIC} in AIC of the best refined by "
+    "Levenberg-Marquardt"
 )
 
 
@@ -203,10 +209,11 @@ def _maximised(
     n_clouds: int,
     volume: float,
     evaluations: int,
-    ladders: bool,
+    feature: str,
 ) -> tuple[dict[str, float], float, dict[str, float], float]:
-    """One family's best free values, maximised from ``start_values`` (a parameter they lack at its guess; with
-    ``ladders``, also from :func:`kinms_core.starts.start_values`'s starts), its AIC, its sandwich widths
+    """One family's best free values, maximised from ``start_values`` (a parameter they lack at its guess) and from
+    :func:`kinms_core.starts.start_values`'s starts of the model-spec ``feature`` it adds, each refined
+    (:func:`kinms_core.optimise.maximise_refined`), its AIC, its sandwich widths
     (:func:`kinms_core.likelihood.widths_at`) there and the parameters its AIC counts."""
     start = replace(fit_data, guesses={**fit_data.guesses, **start_values})
     posterior = maximisation_posterior(
@@ -217,9 +224,9 @@ def _maximised(
         seed=alternative.options.seed,
     )
     guess = np.clip(posterior.guess, posterior.low, posterior.high)
-    vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad")) if ladders else [guess]
-    theta, _, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, evaluations)
-    theta, _ = refine(posterior, theta, fit_data.obspars.beam_area_pixels)
+    vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad"), only=feature)
+    margin = 0.5 * volume * REFINE_MARGIN_AIC  # in the untempered log-likelihood of independent noise
+    theta, _, _ = maximise_refined(posterior, vectors, evaluations, fit_data.obspars.beam_area_pixels, margin)
     widths = widths_at(fit_data, posterior, theta)
     values = dict(zip(posterior.free_names, theta.tolist(), strict=True))
     return values, _aic(posterior, theta, volume), widths, _n_parameters(posterior)
@@ -227,21 +234,22 @@ def _maximised(
 
 def _maximise_all(
     fit_data: FitData,
-    alternatives: Mapping[str, tuple[FitSettings, Mapping[str, float]]],
-    arguments: tuple[int, float, int, bool],
+    alternatives: Mapping[str, tuple[FitSettings, Mapping[str, float], str]],
+    arguments: tuple[int, float, int],
     processes: int,
 ) -> dict[str, tuple[dict[str, float], float, dict[str, float], float]]:
-    """:func:`_maximised` of each alternative (its settings and start values), on up to ``processes`` workers."""
+    """:func:`_maximised` of each alternative (its settings, start values and the model-spec feature it adds), on up
+    to ``processes`` workers."""
     if processes > 1 and len(alternatives) > 1:
         with ProcessPoolExecutor(min(processes, len(alternatives)), mp_context=process_context()) as pool:
             futures = {
-                name: pool.submit(_maximised, fit_data, alternative, start, *arguments)
-                for name, (alternative, start) in alternatives.items()
+                name: pool.submit(_maximised, fit_data, alternative, start, *arguments, feature)
+                for name, (alternative, start, feature) in alternatives.items()
             }
             return {name: future.result() for name, future in futures.items()}
     return {
-        name: _maximised(fit_data, alternative, start, *arguments)
-        for name, (alternative, start) in alternatives.items()
+        name: _maximised(fit_data, alternative, start, *arguments, feature)
+        for name, (alternative, start, feature) in alternatives.items()
     }
 
 
@@ -288,11 +296,14 @@ def family_differences(
         if not named:
             break
         started = time.perf_counter()
-        # Only the first round needs the ladders of starts: a later one starts from maxima that they found.
-        arguments = (fit_posterior.model.cube_model.n_clouds, volume, max_evaluations, base == "fit")
-        results = _maximise_all(
-            fit_data, {name: (alt, start) for name, alt, start in named.values()}, arguments, processes
-        )
+        # Each family also starts from the ladder of the feature it adds, in every round: a lopsided disc's two
+        # basins (the light's centroid or the kinematic centre) are about as high, so the first round's choice
+        # between them is no guide to a later one's.
+        arguments = (fit_posterior.model.cube_model.n_clouds, volume, max_evaluations)
+        alternatives = {
+            name: (alt, start, next(iter(ALTERNATIVES[feature]))) for feature, (name, alt, start) in named.items()
+        }
+        results = _maximise_all(fit_data, alternatives, arguments, processes)
         log.info(
             "%s: families %s maximised, %.0f s",
             fit_data.galaxy,

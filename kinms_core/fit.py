@@ -36,7 +36,7 @@ from .likelihood import (
     sandwich_at,
 )
 from .memory import keep_freed_memory
-from .optimise import maximise_from, refine
+from .optimise import maximise_refined
 from .outer_rotation import emission_radius, outer_rotation
 from .parametric import kinematic_centre
 from .quality import bounded_parameters, fit_flags, raised
@@ -366,9 +366,7 @@ def _optimise(fit_data: FitData, posterior: LogPosterior, evaluations: int) -> t
         len(posterior.free),
         len(vectors),
     )
-    best, calls, index = maximise_from(posterior, vectors, posterior.low, posterior.high, evaluations)
-    best, refine_calls = refine(posterior, best, fit_data.obspars.beam_area_pixels)
-    calls += refine_calls
+    best, calls, index = maximise_refined(posterior, vectors, evaluations, fit_data.obspars.beam_area_pixels)
     if index:
         log.info(
             "%s: the best point came from the start at %s",

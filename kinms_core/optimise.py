@@ -14,7 +14,7 @@ from scipy.optimize import least_squares, minimize
 from .errors import ModelOutsideCubeError
 from .sandwich import first_steps, jacobian, width_steps
 
-__all__ = ["maximise", "maximise_from", "refine"]
+__all__ = ["maximise", "maximise_from", "maximise_refined", "refine"]
 
 #: Levenberg-Marquardt iterations of :func:`refine`: each costs a model and a Jacobian (two models per parameter).
 REFINE_ITERATIONS = 20
@@ -27,6 +27,8 @@ class LeastSquaresPosterior(Protocol):
     high: np.ndarray
 
     def residuals(self, theta: np.ndarray) -> np.ndarray: ...
+
+    def __call__(self, theta: np.ndarray) -> float: ...
 
 
 def maximise(
@@ -139,3 +141,34 @@ def refine(
     # least_squares's cost is half the sum of squares: minus the log posterior inside the bounds, up to a constant
     better = result.cost < 0.5 * float(start @ start)
     return (np.clip(theta + result.x * steps, low, high), calls) if better else (theta, calls)
+
+
+def maximise_refined(
+    posterior: LeastSquaresPosterior,
+    starts: list[np.ndarray],
+    max_evaluations: int,
+    correlation: float,
+    margin: float = math.inf,
+) -> tuple[np.ndarray, int, int]:
+    """:func:`maximise` from each start, then :func:`refine` of each maximum within ``margin`` (in log posterior) of
+    the highest; returns the best refined point, the evaluations of all and the index of the start that led to it.
+
+    The maxima are refined before they are compared: Nelder-Mead stops short of a maximum by different amounts from
+    different starts, and two basins can be as high (on a lopsided mock the start at the true centre ended 1.3 in
+    AIC below the symmetric one after Nelder-Mead, and 0.02 above it once both were refined)."""
+    maxima, calls = [], 0
+    for start in starts:
+        theta, used = maximise(posterior, start, posterior.low, posterior.high, max_evaluations)
+        maxima.append((theta, posterior(theta)))
+        calls += used + 1
+    highest = max(value for _, value in maxima)
+    best, best_value, best_index = starts[0].copy(), -math.inf, 0
+    for index, (theta, value) in enumerate(maxima):
+        if not value >= highest - margin:
+            continue
+        theta, refine_calls = refine(posterior, theta, correlation)
+        value = posterior(theta)
+        calls += refine_calls + 1
+        if math.isfinite(value) and value > best_value:
+            best, best_value, best_index = theta, value, index
+    return best, calls, best_index

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kinms_core.errors import ModelOutsideCubeError
-from kinms_core.optimise import maximise, refine
+from kinms_core.optimise import maximise, maximise_from, maximise_refined, refine
 
 
 class _Valley:
@@ -64,3 +64,34 @@ def test_refine_keeps_its_start_when_it_cannot_do_better():
     outside = _Outside()
     start = np.full(outside.truth.size, 0.3)
     assert np.array_equal(refine(outside, start, correlation=1.0)[0], start)
+
+
+class _TwoBasins:
+    """One parameter with two basins: the maximum at 0.2 (log posterior 0) and a lower one at 0.8 (-0.045)."""
+
+    low, high = np.array([0.0]), np.array([1.0])
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        x = float(theta[0])
+        return np.array([10.0 * (x - 0.2) * (x - 0.8), 0.5 * (x - 0.2)])
+
+    def __call__(self, theta: np.ndarray) -> float:
+        if np.any(theta < self.low) or np.any(theta > self.high):
+            return -np.inf
+        return -0.5 * float(np.sum(self.residuals(theta) ** 2))
+
+
+def test_the_maxima_of_several_starts_are_refined_before_the_best_is_chosen():
+    """From a start in the higher basin that Nelder-Mead leaves short of its maximum, and one at the lower basin's
+    maximum: compared as Nelder-Mead leaves them, the lower basin wins; refined first, the higher one does, unless
+    it lies further below than the margin."""
+    basins = _TwoBasins()
+    starts = [np.array([0.32]), np.array([0.79])]
+    stalled, _, stalled_index = maximise_from(basins, starts, basins.low, basins.high, 1)
+    assert stalled_index == 1 and stalled[0] == pytest.approx(0.79)
+    best, calls, index = maximise_refined(basins, starts, 1, correlation=1.0)
+    assert index == 0 and best[0] == pytest.approx(0.2, abs=1e-3) and calls > 4
+    # with a margin smaller than the stalled start's shortfall it is not refined, and the lower basin stays best
+    shortfall = basins(np.array([0.79])) - basins(np.array([0.32]))
+    best, _, index = maximise_refined(basins, starts, 1, correlation=1.0, margin=0.5 * shortfall)
+    assert index == 1 and best[0] == pytest.approx(0.8, abs=1e-2)

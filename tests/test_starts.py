@@ -11,7 +11,14 @@ import pytest
 from kinms_core import ObsPars
 from kinms_core.optimise import maximise_from
 from kinms_core.parametric import GalaxyModel, ModelSpec
-from kinms_core.starts import RADIAL_ANGLES, THICK_LADDER, start_values, start_vectors
+from kinms_core.starts import (
+    LOPSIDED_AMPLITUDE,
+    LOPSIDED_PHASES,
+    RADIAL_ANGLES,
+    THICK_LADDER,
+    start_values,
+    start_vectors,
+)
 
 VALUES = {"flux": 10.0, "pa": 100.0, "inc": 30.0, "vflat": 200.0, "rturn": 2.0, "z0": 0.4, "scalerad": 4.0}
 BOUNDS = {"inc": (5.0, 89.0), "vflat": (10.0, 1000.0), "z0": (0.0, 8.0), "pa": (0.0, 360.0)}
@@ -70,6 +77,69 @@ def test_the_flowless_disc_s_position_angle_is_turned_the_way_the_starts_turn_ba
     kinematic = angles[int(np.argmin(chi2))]
     assert math.copysign(1.0, truth["pa"] - kinematic) == math.copysign(1.0, vrad)
     assert abs(kinematic - truth["pa"]) > 3.0
+
+
+def _light_centroid(cube: np.ndarray) -> np.ndarray:
+    moment0 = cube.sum(axis=0)
+    y, x = np.indices(moment0.shape)
+    return np.array([np.sum(x * moment0), np.sum(y * moment0)]) / moment0.sum()
+
+
+def _velocity_at(cube: np.ndarray, velocities: np.ndarray, pixel: np.ndarray) -> float:
+    """The flux-weighted velocity of the spectrum interpolated at a (fractional) pixel ``(x, y)``."""
+    x0, y0 = np.floor(pixel).astype(int)
+    fx, fy = pixel - np.floor(pixel)
+    spectrum = (
+        (1 - fx) * (1 - fy) * cube[:, y0, x0]
+        + fx * (1 - fy) * cube[:, y0, x0 + 1]
+        + (1 - fx) * fy * cube[:, y0 + 1, x0]
+        + fx * fy * cube[:, y0 + 1, x0 + 1]
+    )
+    return float(np.sum(spectrum * velocities) / np.sum(spectrum))
+
+
+@pytest.mark.parametrize(("pa", "inc"), [(100.0, 30.0), (235.0, 70.0)])
+def test_a_lopsided_disc_also_starts_with_m1_modes_about_a_centre_that_keeps_the_light_where_it_is(pa, inc):
+    """Each start's m = 1 mode moves the light's centroid by ``A <r> / 2``; its centre is moved back so that the
+    model's moment-0 centroid stays that of the symmetric disc, which a symmetric fit has put where the light is, and
+    its systemic velocity so that the velocity seen there stays the symmetric disc's."""
+    op = ObsPars(nx=64, ny=64, nv=32, cellsize=1.0, dv=20.0, beam=(3.0, 3.0, 0.0))
+    values = {"flux": 30.0, "pa": pa, "inc": inc, "xc": 1.0, "yc": -2.0, "vsys": 0.0, "sigma": 10.0}
+    values |= {"scalerad": 4.0, "vflat": 200.0, "rturn": 2.0, "m1_cos": 0.0, "m1_sin": 0.0}
+    bounds = {"m1_cos": (-1.0, 1.0), "m1_sin": (-1.0, 1.0), "xc": (-20.0, 20.0), "yc": (-20.0, 20.0)}
+    bounds |= {"vsys": (-300.0, 300.0)}
+    spec = ModelSpec(asymmetry="lopsided")
+    starts = start_values(spec, values, bounds, length=None)
+    assert starts[0] == values and len(starts) == 1 + len(LOPSIDED_PHASES)
+    model = GalaxyModel(op, spec, n_clouds=2**18, seed=1)
+    velocities = values["vsys"] + op.dv * (np.arange(op.nv) - op.nv // 2)
+    symmetric_cube = model.cube(values)
+    symmetric = _light_centroid(symmetric_cube)
+    seen = _velocity_at(symmetric_cube, velocities, symmetric)
+    turned = 0
+    for start, phase in zip(starts[1:], LOPSIDED_PHASES, strict=True):
+        amplitude = math.hypot(start["m1_cos"], start["m1_sin"])
+        assert amplitude == pytest.approx(LOPSIDED_AMPLITUDE)
+        assert math.degrees(math.atan2(start["m1_sin"], start["m1_cos"])) % 360.0 == pytest.approx(phase)
+        moved = math.hypot(start["xc"] - values["xc"], start["yc"] - values["yc"])
+        assert moved > 0.3  # A <r> / 2 = 1.2 arcsec in the disc, foreshortened by cos(inc) across the nodes
+        cube = model.cube(start)
+        shift = _light_centroid(cube) - symmetric
+        assert np.hypot(*shift) < 0.15 * moved, (phase, shift, moved)
+        moved_vsys = start["vsys"] - values["vsys"]
+        if abs(moved_vsys) > 5.0:  # a mode along the nodes moves the systemic velocity
+            turned += 1
+            # with it the velocity seen where the light is stays closer to the symmetric disc's than with the centre
+            # moved alone (by half at least: the beam flattens the velocity gradient that the move undoes)
+            change = _velocity_at(cube, velocities, symmetric) - seen
+            alone = _velocity_at(model.cube({**start, "vsys": values["vsys"]}), velocities, symmetric) - seen
+            assert abs(change) < 0.5 * abs(alone), (phase, moved_vsys, change, alone)
+    assert turned == 2
+    # without a free centre, or without a length scale, no such start
+    fixed_centre = {k: v for k, v in bounds.items() if k not in ("xc", "yc")}
+    assert start_values(spec, values, fixed_centre, length=None) == [values]
+    no_length = {k: v for k, v in values.items() if k != "scalerad"}
+    assert start_values(spec, no_length, bounds, length=None) == [no_length]
 
 
 def test_the_best_of_several_starts_is_kept():
