@@ -37,7 +37,7 @@ from .likelihood import (
 )
 from .memory import keep_freed_memory
 from .optimise import maximise_refined
-from .outer_rotation import emission_radius, outer_rotation
+from .outer_rotation import emission_radius, outer_rotation, rotation_band
 from .parametric import kinematic_centre
 from .quality import bounded_parameters, fit_flags, raised
 from .safe_files import atomic_path, read_json_object, write_json_atomic, write_text_atomic
@@ -60,6 +60,9 @@ RESIDUAL_FILE = "residual.fits"
 POSTERIOR_FILE = "posterior.csv"
 # How long a write of the chain waits for a reader of chain.h5 to close it
 LOCK_WAIT_S = 60.0
+
+#: Radii of the rotation curve's band in summary.json (``rotation_curve``), out to the cube's half-width.
+BAND_RADII = 64
 #: A side's or a model family's Nelder-Mead gets this fraction of the optimiser's evaluations: it starts at the fit's
 #: best point, and Levenberg-Marquardt (:func:`kinms_core.optimise.refine`) takes it the rest of the way.
 FROM_BEST_SHARE = 8
@@ -560,6 +563,7 @@ def _summarise(
             samples, median, errors, posterior.low, posterior.high, prior_precision=posterior.prior_precision()
         )
     outer = _outer_rotation(fit_data, posterior, samples, median, optimum, errors)
+    band = _rotation_band(fit_data, posterior, samples, median, optimum, errors)
     if errors is not None:
         extra = _systematic_terms(errors)
         if extra:
@@ -597,6 +601,7 @@ def _summarise(
         "errors": options.errors,
         "likelihood": _likelihood_record(posterior, options, errors),
         "outer_rotation": outer,
+        "rotation_curve": band,
         "beam_pixels": fit_data.obspars.beam_area_pixels,
         "nwalkers": int(backend.shape[0]),
         "seed": options.seed,
@@ -616,6 +621,11 @@ def _summarise(
     return summary, samples
 
 
+def _rotates(names: list[str]) -> bool:
+    """Whether the free parameters hold a rotation velocity (``vflat`` or the rings' ``vrot_k``)."""
+    return any(name == "vflat" or name.startswith("vrot_") for name in names)
+
+
 def _outer_rotation(
     fit_data: FitData,
     posterior: LogPosterior,
@@ -627,7 +637,7 @@ def _outer_rotation(
     """The rotation at the radius along the major axis that holds most of the detected flux, with its own side and
     family terms (:mod:`kinms_core.outer_rotation`); None when the fit has no rotation velocity or no flux."""
     names = posterior.free_names
-    if not any(name == "vflat" or name.startswith("vrot_") for name in names):
+    if not _rotates(names):
         return None
     values = posterior.values(median)
     radius = emission_radius(fit_data.data, fit_data.mask, fit_data.obspars, values)
@@ -640,6 +650,34 @@ def _outer_rotation(
         names,
         fixed,
         radius,
+        best=posterior.values(optimum),
+        sides=errors.sides if errors is not None else None,
+        families=errors.families if errors is not None else None,
+    )
+
+
+def _rotation_band(
+    fit_data: FitData,
+    posterior: LogPosterior,
+    samples: np.ndarray,
+    median: np.ndarray,
+    optimum: np.ndarray,
+    errors: ErrorModel | None,
+) -> dict[str, list[float]] | None:
+    """The rotation curve's band with the velocity's own side and family terms at each of :data:`BAND_RADII` radii
+    out to the cube's half-width (:func:`kinms_core.outer_rotation.rotation_band`); None without a rotation
+    velocity."""
+    names = posterior.free_names
+    if not _rotates(names):
+        return None
+    op = fit_data.obspars
+    values = posterior.values(median)
+    return rotation_band(
+        posterior.model.spec,
+        samples,
+        names,
+        {name: value for name, value in values.items() if name not in names},
+        np.linspace(0.0, 0.5 * max(op.nx, op.ny) * op.cellsize, BAND_RADII),
         best=posterior.values(optimum),
         sides=errors.sides if errors is not None else None,
         families=errors.families if errors is not None else None,

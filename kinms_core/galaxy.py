@@ -163,6 +163,15 @@ def plot_galaxy(
     radius = np.linspace(0.0, 0.5 * max(op.nx, op.ny) * op.cellsize, 200)
     outer = summary.get("outer_rotation")
     paths.append(
-        plot_profiles(every, spec, radius, outdir / "rotation.png", title=galaxy, beam=op.beam[0], outer=outer)
+        plot_profiles(
+            every,
+            spec,
+            radius,
+            outdir / "rotation.png",
+            title=galaxy,
+            beam=op.beam[0],
+            outer=outer,
+            band=summary.get("rotation_curve"),
+        )
     )
     return paths

@@ -24,7 +24,7 @@ the model-averaged variance is not included here.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ from .obspars import ObsPars
 from .parametric import ModelSpec, geometry_profile, kinematic_centre, rotation_curve
 from .sides import widen_samples
 
-__all__ = ["FLUX_SHARE", "emission_radius", "outer_rotation", "quantities"]
+__all__ = ["FLUX_SHARE", "emission_radius", "outer_rotation", "quantities", "rotation_band"]
 
 #: The share of the detected flux within the radius along the major axis where the rotation is quoted.
 FLUX_SHARE = 0.9
@@ -115,6 +115,31 @@ def _shared_quantities(
     return quantities(plain, {**base, **values}, radius)
 
 
+def _with_terms(
+    drawn: np.ndarray,
+    keys: Sequence[str],
+    shared: Callable[[Mapping[str, float]], dict[str, float]],
+    sides: Mapping[str, Any] | None,
+    families: Mapping[str, Any] | None,
+) -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
+    """Samples ``drawn`` ``(n, len(keys))`` of some quantities stretched about their median by, in quadrature, half
+    the two sides' difference and the families' Akaike-weighted spread of each (``shared(values)``: the quantities of
+    a side's or a family's values, ``shared({})`` the fit's own); returns them and the two terms."""
+    at_best = shared({})
+    side_term = dict.fromkeys(keys, 0.0)
+    if sides and "receding" in sides and "approaching" in sides:
+        receding, approaching = shared(sides["receding"]), shared(sides["approaching"])
+        side_term = {key: 0.5 * abs(receding[key] - approaching[key]) for key in keys}
+    family_term = dict.fromkeys(keys, 0.0)
+    if families and families.get("best"):
+        shifted = {family: shared(values) for family, values in families["best"].items()}
+        family_term = model_spread(at_best, shifted, families.get("weights", {}))
+    centre = np.median(drawn, axis=0)
+    extra = {key: math.hypot(side_term[key], family_term[key]) for key in keys}
+    unbounded = np.full(len(keys), np.inf)
+    return widen_samples(drawn, centre, keys, extra, -unbounded, unbounded), side_term, family_term
+
+
 def outer_rotation(
     spec: ModelSpec,
     samples: np.ndarray,
@@ -158,23 +183,11 @@ def outer_rotation(
     base = {**fixed, **best}
     drawn = _sample_quantities(spec, np.asarray(samples, dtype=float), names, fixed, radius)
     keys = ("v", "vsini")
-    at_best = dict(zip(keys, _shared_quantities(spec, {}, base, radius), strict=True))
-    side_term = dict.fromkeys(keys, 0.0)
-    if sides and "receding" in sides and "approaching" in sides:
-        receding = _shared_quantities(spec, sides["receding"], base, radius)
-        approaching = _shared_quantities(spec, sides["approaching"], base, radius)
-        side_term = {key: 0.5 * abs(r - a) for key, r, a in zip(keys, receding, approaching, strict=True)}
-    family_term = dict.fromkeys(keys, 0.0)
-    if families and families.get("best"):
-        shifted = {
-            family: dict(zip(keys, _shared_quantities(spec, values, base, radius), strict=True))
-            for family, values in families["best"].items()
-        }
-        family_term = model_spread(at_best, shifted, families.get("weights", {}))
-    centre = np.median(drawn, axis=0)
-    extra = {key: math.hypot(side_term[key], family_term[key]) for key in keys}
-    unbounded = np.full(len(keys), np.inf)
-    widened = widen_samples(drawn, centre, keys, extra, -unbounded, unbounded)
+
+    def shared(values: Mapping[str, float]) -> dict[str, float]:
+        return dict(zip(keys, _shared_quantities(spec, values, base, radius), strict=True))
+
+    widened, side_term, family_term = _with_terms(drawn, keys, shared, sides, families)
     out: dict[str, Any] = {"radius": float(radius), "share": FLUX_SHARE}
     for k, key in enumerate(keys):
         p16, median, p84 = np.percentile(widened[:, k], [16.0, 50.0, 84.0])
@@ -186,3 +199,39 @@ def outer_rotation(
             "families": float(family_term[key]),
         }
     return out
+
+
+def rotation_band(
+    spec: ModelSpec,
+    samples: np.ndarray,
+    names: Sequence[str],
+    fixed: Mapping[str, float],
+    radii: np.ndarray,
+    *,
+    best: Mapping[str, float],
+    sides: Mapping[str, Any] | None = None,
+    families: Mapping[str, Any] | None = None,
+) -> dict[str, list[float]]:
+    """The rotation curve's median and 16th-84th percentile band at ``radii`` (arcsec), with the errors of the
+    velocity at each radius made as :func:`outer_rotation` makes them (arguments as there): the samples before the
+    parameters' own systematic terms, then the sides' and the families' terms of that velocity. A curve whose
+    ``vflat`` the data leave free beyond the emission has a wide band only there.
+
+    Returns
+    -------
+    dict
+        ``radius``, ``median``, ``p16`` and ``p84``: lists of floats.
+    """
+    radii = np.asarray(radii, dtype=float)
+    samples = np.asarray(samples, dtype=float)
+    drawn = np.array([rotation_curve(spec, {**fixed, **dict(zip(names, row, strict=True))}, radii) for row in samples])
+    keys = [str(k) for k in range(radii.size)]
+    base = {**fixed, **best}
+    plain = ModelSpec(rotation_curve=spec.rotation_curve, ring_radii=spec.ring_radii)
+
+    def shared(values: Mapping[str, float]) -> dict[str, float]:
+        return dict(zip(keys, rotation_curve(plain, {**base, **values}, radii).tolist(), strict=True))
+
+    widened, _, _ = _with_terms(drawn, keys, shared, sides, families)
+    p16, median, p84 = np.percentile(widened, [16.0, 50.0, 84.0], axis=0)
+    return {"radius": radii.tolist(), "median": median.tolist(), "p16": p16.tolist(), "p84": p84.tolist()}

@@ -4,7 +4,7 @@ posterior samples)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from .parametric import ModelSpec, dispersion_profile, geometry_profile, rotation_curve
 from .plots import save_figure
 
-__all__ = ["plot_profiles", "profile_samples"]
+__all__ = ["plot_profiles", "profile_band", "profile_samples"]
 
 # Posterior samples drawn for the bands: enough for stable percentiles, few enough to stay quick.
 _BAND_SAMPLES = 400
@@ -34,6 +34,17 @@ def profile_samples(samples: Mapping[str, np.ndarray], spec: ModelSpec, radius: 
     if spec.dispersion != "constant":
         out["sigma"] = np.array([dispersion_profile(spec, p, radius) for p in rows])
     return out
+
+
+def profile_band(
+    values: np.ndarray, radius: np.ndarray, band: Mapping[str, Sequence[float]] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 16th, 50th and 84th percentiles of a profile's samples ``(n_samples, n_radii)`` at ``radius``, or, given
+    a ``band`` computed at the fit (``radius``, ``p16``, ``median``, ``p84``), that band interpolated to ``radius``."""
+    if band:
+        return tuple(np.interp(radius, band["radius"], band[key]) for key in ("p16", "median", "p84"))
+    low, median, high = np.percentile(values, [16.0, 50.0, 84.0], axis=0)
+    return low, median, high
 
 
 _LABELS = {
@@ -62,16 +73,19 @@ def plot_profiles(
     title: str = "",
     beam: float | None = None,
     outer: Mapping[str, Any] | None = None,
+    band: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
     """Write the radial profiles of a fit (:func:`profile_samples`) to ``path``: a panel per profile, the median and
     the 16th-84th percentile band; the beam's FWHM is marked, inside which the curve is not resolved, and, given the
     summary's ``outer`` rotation (:mod:`kinms_core.outer_rotation`), the velocity at the emission's radius with its
-    own error."""
+    own error. ``band`` (the summary's ``rotation_curve``, :func:`kinms_core.outer_rotation.rotation_band`: the
+    velocity's own errors at each radius) replaces the rotation panel's percentiles of ``samples``, whose parameters
+    were each widened apart, losing the correlations that pin the velocity where the emission is."""
     profiles = profile_samples(samples, spec, radius)
     fig = Figure(figsize=(4.2 * len(profiles), 3.6))
     axes = fig.subplots(1, len(profiles), squeeze=False)
     for ax, (name, values) in zip(axes[0], profiles.items(), strict=True):
-        low, median, high = np.percentile(values, [16.0, 50.0, 84.0], axis=0)
+        low, median, high = profile_band(values, radius, band if name == "rotation" else None)
         ax.fill_between(radius, low, high, color="tab:blue", alpha=0.3, lw=0, label="16th-84th percentile")
         ax.plot(radius, median, color="tab:blue", lw=1.5, label="median")
         knots = _knots(spec, name)

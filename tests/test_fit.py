@@ -17,7 +17,14 @@ from conftest import chain_steps, tutorial_params
 from kinms_core import ObsPars, model_cube, write_cube
 from kinms_core.errors import SettingsError
 from kinms_core.family_errors import SEARCH
-from kinms_core.fit import ChainFile, _initial_walkers, fit_galaxy, information_criterion, laplace_covariance
+from kinms_core.fit import (
+    BAND_RADII,
+    ChainFile,
+    _initial_walkers,
+    fit_galaxy,
+    information_criterion,
+    laplace_covariance,
+)
 from kinms_core.galaxy import fit_prepared
 from kinms_core.likelihood import (
     FitData,
@@ -395,6 +402,13 @@ def test_robust_errors_are_the_default_and_recorded(tmp_path):
         expected = np.hypot(0.5 * (thin["p84"] - thin["p16"]), np.hypot(wide["sides"], wide["families"]))
         assert 0.5 * (wide["p84"] - wide["p16"]) == pytest.approx(expected, rel=0.15), key
         assert abs(wide["median"] - true_value) < 3.0 * 0.5 * (wide["p84"] - wide["p16"]), key
+    # the rotation curve's band is made the same way at every radius: at r_out it is the velocity's interval there
+    band = summary["rotation_curve"]
+    assert len(band["radius"]) == BAND_RADII and band["radius"][-1] == pytest.approx(0.5 * op.nx * op.cellsize)
+    assert np.all(np.array(band["p16"]) <= np.array(band["median"])) and band["median"][0] == 0.0
+    assert np.all(np.array(band["median"]) <= np.array(band["p84"]))
+    at_out = [np.interp(outer["radius"], band["radius"], band[key]) for key in ("p16", "median", "p84")]
+    assert at_out == pytest.approx([outer["v"]["p16"], outer["v"]["median"], outer["v"]["p84"]], rel=0.05)
     # the families alone: the same chain, resumed, with their terms in quadrature
     raw["fit"]["family_errors"] = True
     averaged = fit_prepared(tmp_path / "prepared", raw, tmp_path / "narrow", progress=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kinms_core.obspars import ObsPars
-from kinms_core.outer_rotation import FLUX_SHARE, emission_radius, outer_rotation, quantities
+from kinms_core.outer_rotation import FLUX_SHARE, emission_radius, outer_rotation, quantities, rotation_band
 from kinms_core.parametric import ModelSpec
 
 OP = ObsPars(nx=32, ny=32, nv=4, cellsize=2.0, dv=20.0, beam=(6.0, 5.0, 0.0), v_start=900.0)
@@ -94,3 +94,37 @@ def test_family_and_side_terms_are_those_of_the_quantity_itself():
         assert wide[key]["median"] == pytest.approx(plain[key]["median"])
     # the quantity's own terms are narrower for v sin i than adding inc's and vflat's terms apart would make them
     assert wide["vsini"]["p84"] - wide["vsini"]["p16"] < 0.5 * (wide["v"]["p84"] - wide["v"]["p16"])
+
+
+def test_rotation_band_widens_each_radius_by_the_velocity_s_own_terms():
+    rng = np.random.default_rng(3)
+    names = ["inc", "vflat", "rturn"]
+    samples = _samples(rng)
+    best = {"inc": 50.0, "vflat": 150.0 / math.sin(math.radians(50.0)), "rturn": 4.0, "pa": 0.0}
+    radii = np.array([0.0, 2.0, 8.0, 30.0])
+    plain = rotation_band(ModelSpec(), samples, names, {"pa": 0.0}, radii, best=best)
+    curves = np.array(
+        [
+            quantities(ModelSpec(), {"pa": 0.0, **dict(zip(names, row, strict=True))}, r)[0]
+            for row in samples
+            for r in radii
+        ]
+    )
+    p16, median, p84 = np.percentile(curves.reshape(len(samples), radii.size), [16.0, 50.0, 84.0], axis=0)
+    assert plain["radius"] == radii.tolist()
+    assert np.allclose(plain["median"], median) and np.allclose(plain["p16"], p16) and np.allclose(plain["p84"], p84)
+    # a family that turns over later to the same vflat (rturn 8 instead of 4), with a quarter of the weight, widens
+    # each radius by sqrt(w) times its own difference there: most where the curves part, nothing at the centre
+    late = {"rturn": 8.0}
+    families = {"best": {"late": late}, "weights": {"fit": 0.75, "late": 0.25}}
+    wide = rotation_band(ModelSpec(), samples, names, {"pa": 0.0}, radii, best=best, families=families)
+    for k, radius in enumerate(radii):
+        own = 0.5 * (plain["p84"][k] - plain["p16"][k])
+        shift = quantities(ModelSpec(), {**best, **late}, radius)[0] - quantities(ModelSpec(), best, radius)[0]
+        expected = math.hypot(own, 0.5 * shift)
+        assert 0.5 * (wide["p84"][k] - wide["p16"][k]) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    # the same radius as outer_rotation gives the same velocity interval
+    outer = outer_rotation(ModelSpec(), samples, names, {"pa": 0.0}, 8.0, best=best, families=families)
+    assert [wide["p16"][2], wide["median"][2], wide["p84"][2]] == pytest.approx(
+        [outer["v"]["p16"], outer["v"]["median"], outer["v"]["p84"]]
+    )

@@ -264,7 +264,7 @@ def test_kinms_plotter_on_xyv_cubes(tmp_path, monkeypatch):
 
 def test_rotation_figure_shows_each_varying_profile_with_its_band(tmp_path):
     from kinms_core.parametric import ModelSpec
-    from kinms_core.profile_plots import plot_profiles, profile_samples
+    from kinms_core.profile_plots import plot_profiles, profile_band, profile_samples
 
     rng = np.random.default_rng(2)
     n = 500
@@ -284,6 +284,13 @@ def test_rotation_figure_shows_each_varying_profile_with_its_band(tmp_path):
     outer = {"radius": 12.0, "share": 0.9, "v": {"median": 160.0, "p16": 140.0, "p84": 175.0}}
     marked = plot_profiles(samples, warped, radius, tmp_path / "marked.png", title="G", beam=4.0, outer=outer)
     assert _read(marked).shape == _read(path).shape and not np.array_equal(_read(marked), _read(path))
+    # the fit's own band of the rotation velocity replaces the samples' percentiles in the rotation panel
+    band = {"radius": [0.0, 30.0], "p16": [0.0, 150.0], "median": [0.0, 160.0], "p84": [0.0, 170.0]}
+    low, median, high = profile_band(profiles["rotation"], radius, band)
+    assert median[-1] == pytest.approx(160.0) and high[30] == pytest.approx(85.0) and low[0] == 0.0
+    assert np.allclose(profile_band(profiles["rotation"], radius)[1], np.median(profiles["rotation"], axis=0))
+    banded = plot_profiles(samples, warped, radius, tmp_path / "banded.png", title="G", beam=4.0, band=band)
+    assert _read(banded).shape == _read(path).shape and not np.array_equal(_read(banded), _read(path))
     # a ring-wise warp: flat inside its first radius, the turns at the others, flat beyond the last
     rings = ModelSpec(warp="rings", warp_radii=(5.0, 10.0, 20.0))
     samples |= {"dpa_1": np.full(n, 10.0), "dpa_2": 20.0 + rng.standard_normal(n), "dinc_1": np.zeros(n)}
