@@ -63,6 +63,7 @@ LOCK_WAIT_S = 60.0
 
 #: Radii of the rotation curve's band in summary.json (``rotation_curve``), out to the cube's half-width.
 BAND_RADII = 64
+
 #: A side's or a model family's Nelder-Mead gets this fraction of the optimiser's evaluations: it starts at the fit's
 #: best point, and Levenberg-Marquardt (:func:`kinms_core.optimise.refine`) takes it the rest of the way.
 FROM_BEST_SHARE = 8
