@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import SettingsError
 from .likelihood import FitData, LogPosterior, maximisation_posterior, widths_at
-from .optimise import maximise_refined
+from .optimise import refined_maxima
 from .settings import FitSettings, load_settings
 from .starts import LOPSIDED_PHASES, RADIAL_ANGLES, start_vectors
 from .workers import process_context
@@ -53,6 +53,7 @@ __all__ = [
     "akaike_weights",
     "combined_start",
     "family_differences",
+    "weighted_maxima",
     "model_spread",
     "within_spread",
 ]
@@ -89,13 +90,20 @@ MAX_ROUNDS = 3
 #: the best is chosen (:func:`kinms_core.optimise.maximise_refined`); a maximum lower by more stays lower.
 REFINE_MARGIN_AIC = 10.0
 
+#: A family's other refined maxima (:func:`_modes`) within this much AIC of its best count as modes of its
+#: posterior; lower ones would weigh under exp(-5) of it.
+MODE_MARGIN_AIC = 10.0
+
+#: Two maxima are distinct modes when some parameter differs by more than this many of the best one's sandwich widths.
+MODE_SEPARATION = 3.0
+
 #: How the families were searched; families recorded by another search are searched again.
 SEARCH = (
     f"forward over every feature, up to {MAX_ROUNDS} rounds from the sum of the features' shifts; radial flows also "
     f"from disc-plane angles {RADIAL_ANGLES} deg, lopsided discs from m = 1 phases {LOPSIDED_PHASES} deg with the "
     f"light's centroid kept, in every round; features {', '.join(ALTERNATIVES)}; "
     f"each family's sandwich width; each start's maximum within {REFINE_MARGIN_AIC} in AIC of the best refined by "
-    "Levenberg-Marquardt"
+    f"Levenberg-Marquardt; distinct maxima within {MODE_MARGIN_AIC} in AIC weighed as modes"
 )
 
 
@@ -210,11 +218,12 @@ def _maximised(
     volume: float,
     evaluations: int,
     feature: str,
-) -> tuple[dict[str, float], float, dict[str, float], float]:
+) -> tuple[dict[str, float], float, dict[str, float], float, list[dict[str, Any]]]:
     """One family's best free values, maximised from ``start_values`` (a parameter they lack at its guess) and from
     :func:`kinms_core.starts.start_values`'s starts of the model-spec ``feature`` it adds, each refined
-    (:func:`kinms_core.optimise.maximise_refined`), its AIC, its sandwich widths
-    (:func:`kinms_core.likelihood.widths_at`) there and the parameters its AIC counts."""
+    (:func:`kinms_core.optimise.refined_maxima`), its AIC, its sandwich widths
+    (:func:`kinms_core.likelihood.widths_at`) there, the parameters its AIC counts and its other modes
+    (:func:`_modes`)."""
     start = replace(fit_data, guesses={**fit_data.guesses, **start_values})
     posterior = maximisation_posterior(
         fit_data,
@@ -226,10 +235,54 @@ def _maximised(
     guess = np.clip(posterior.guess, posterior.low, posterior.high)
     vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad"), only=feature)
     margin = 0.5 * volume * REFINE_MARGIN_AIC  # in the untempered log-likelihood of independent noise
-    theta, _, _ = maximise_refined(posterior, vectors, evaluations, fit_data.obspars.beam_area_pixels, margin)
+    maxima, _ = refined_maxima(posterior, vectors, evaluations, fit_data.obspars.beam_area_pixels, margin)
+    theta = maxima[0][0]
     widths = widths_at(fit_data, posterior, theta)
+    criterion = _aic(posterior, theta, volume)
+    modes = _modes(posterior, [m[0] for m in maxima], widths, volume, criterion)
     values = dict(zip(posterior.free_names, theta.tolist(), strict=True))
-    return values, _aic(posterior, theta, volume), widths, _n_parameters(posterior)
+    return values, criterion, widths, _n_parameters(posterior), modes
+
+
+def _modes(
+    posterior: LogPosterior, maxima: Sequence[np.ndarray], widths: Mapping[str, float], volume: float, best: float
+) -> list[dict[str, Any]]:
+    """The maxima after the first (the best, whose AIC is ``best`` and sandwich widths ``widths``) that are modes of
+    their own: within :data:`MODE_MARGIN_AIC` of the best and, in some parameter, more than
+    :data:`MODE_SEPARATION` widths from the best and from each mode kept before; each as its ``values`` and ``aic``.
+
+    A family's posterior can have two modes about as high: a lopsided disc centred on its light or on its kinematics,
+    with systemic velocities that differ by the rotation across that offset; a thick disc seen at 19 or 62 deg of
+    inclination (a calibration mock: 0.9 apart in AIC). Weighing only the higher one, the errors leave out the
+    other."""
+    scale = np.array([widths.get(name, math.nan) for name in posterior.free_names])
+    usable = np.isfinite(scale) & (scale > 0)
+    if not usable.any():
+        return []
+    kept, modes = [maxima[0]], []
+    for theta in maxima[1:]:
+        criterion = _aic(posterior, theta, volume)
+        if criterion - best > MODE_MARGIN_AIC:
+            continue
+        if all(np.max(np.abs(theta - other)[usable] / scale[usable]) > MODE_SEPARATION for other in kept):
+            kept.append(theta)
+            modes.append({"values": dict(zip(posterior.free_names, theta.tolist(), strict=True)), "aic": criterion})
+    return modes
+
+
+def weighted_maxima(families: Mapping[str, Any]) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Every family maximum and mode of a family search's record (``best``, ``aic``, ``modes``; the fit's own,
+    ``fit``, by its AIC alone), keyed ``family`` and ``family#k``, and each one's Akaike weight: the weights of a
+    family's modes add up to the family's. A record without AICs keeps its ``weights``."""
+    values = dict(families.get("best", {}))
+    criteria = dict(families.get("aic") or {})
+    if not criteria:  # a record of weights alone
+        return values, dict(families.get("weights", {}))
+    for family, modes in (families.get("modes") or {}).items():
+        for k, mode in enumerate(modes, start=1):
+            values[f"{family}#{k}"] = mode["values"]
+            criteria[f"{family}#{k}"] = mode["aic"]
+    return values, akaike_weights(criteria)
 
 
 def _maximise_all(
@@ -266,10 +319,12 @@ def family_differences(
     processes: int = 1,
     max_rounds: int = MAX_ROUNDS,
 ) -> dict[str, Any]:
-    """Each family's best values, AIC (``n_parameters``: the parameters it counts) and sandwich widths, every model's
-    Akaike weight (the fit's as ``fit``) and the errors' extra terms per free parameter of the fit, from the fit's
-    best point ``best`` of ``fit_posterior`` whose sandwich widths are ``fit_widths``: ``spread`` between the models
-    (:func:`model_spread`) and ``within`` them (:func:`within_spread`).
+    """Each family's best values, AIC (``n_parameters``: the parameters it counts), sandwich widths and other modes
+    (``modes``: :func:`_modes`), every model's Akaike weight (the fit's as ``fit``; a family's, its modes' together)
+    and the errors' extra terms per free parameter of the fit, from the fit's best point ``best`` of
+    ``fit_posterior`` whose sandwich widths are ``fit_widths``: ``spread`` between the models' maxima and modes
+    (:func:`model_spread` over :func:`weighted_maxima`) and ``within`` them (:func:`within_spread`, a mode with its
+    family's widths).
 
     The families are found by a forward search: the first round adds each feature of :data:`ALTERNATIVES` to the
     fit's model; each later round adds, to the round's best model (if it beats the one it extends), each other feature
@@ -284,6 +339,7 @@ def family_differences(
     counted = {"fit": _n_parameters(fit_posterior)}
     found: dict[str, dict[str, float]] = {}
     widths: dict[str, dict[str, float]] = {}
+    modes: dict[str, list[dict[str, Any]]] = {}
     base, base_settings, added = "fit", settings, {feature: "fit" for feature in ALTERNATIVES}
     candidates = [feature for feature in ALTERNATIVES if families is None or feature in families]
     chosen = []
@@ -311,7 +367,7 @@ def family_differences(
             time.perf_counter() - started,
         )
         for feature, (name, _, _) in named.items():
-            found[name], criteria[name], widths[name], counted[name] = results[name]
+            found[name], criteria[name], widths[name], counted[name], modes[name] = results[name]
             added[feature] = name
         feature = min(named, key=lambda added_feature: criteria[named[added_feature][0]])
         leader, leader_settings, _ = named[feature]
@@ -320,7 +376,12 @@ def family_differences(
         candidates.remove(feature)
         base, base_settings = leader, leader_settings
         chosen.append(leader)
-    weights = akaike_weights(criteria)
+    modes = {name: found_modes for name, found_modes in modes.items() if found_modes}
+    every, every_weight = weighted_maxima({"best": found, "aic": criteria, "modes": modes})
+    weights = dict.fromkeys(criteria, 0.0)
+    for key, weight in every_weight.items():
+        weights[key.partition("#")[0]] += weight
+    every_widths = {key: widths[key.partition("#")[0]] for key in every}
     free_values = dict(zip(fit_posterior.free_names, best.tolist(), strict=True))
     return {
         "search": SEARCH,
@@ -329,7 +390,8 @@ def family_differences(
         "aic": criteria,
         "n_parameters": counted,
         "best": found,
+        "modes": modes,
         "widths": widths,
-        "spread": model_spread(free_values, found, weights),
-        "within": within_spread(fit_widths, widths, weights),
+        "spread": model_spread(free_values, every, every_weight),
+        "within": within_spread(fit_widths, every_widths, every_weight),
     }

@@ -14,7 +14,7 @@ from scipy.optimize import least_squares, minimize
 from .errors import ModelOutsideCubeError
 from .sandwich import first_steps, jacobian, width_steps
 
-__all__ = ["maximise", "maximise_from", "maximise_refined", "refine"]
+__all__ = ["maximise", "maximise_from", "maximise_refined", "refine", "refined_maxima"]
 
 #: Levenberg-Marquardt iterations of :func:`refine`: each costs a model and a Jacobian (two models per parameter).
 REFINE_ITERATIONS = 20
@@ -143,15 +143,16 @@ def refine(
     return (np.clip(theta + result.x * steps, low, high), calls) if better else (theta, calls)
 
 
-def maximise_refined(
+def refined_maxima(
     posterior: LeastSquaresPosterior,
     starts: list[np.ndarray],
     max_evaluations: int,
     correlation: float,
     margin: float = math.inf,
-) -> tuple[np.ndarray, int, int]:
+) -> tuple[list[tuple[np.ndarray, float, int]], int]:
     """:func:`maximise` from each start, then :func:`refine` of each maximum within ``margin`` (in log posterior) of
-    the highest; returns the best refined point, the evaluations of all and the index of the start that led to it.
+    the highest; returns the refined maxima ``(theta, log posterior, index of its start)``, highest first, and the
+    evaluations of all.
 
     The maxima are refined before they are compared: Nelder-Mead stops short of a maximum by different amounts from
     different starts, and two basins can be as high (on a lopsided mock the start at the true centre ended 1.3 in
@@ -162,13 +163,29 @@ def maximise_refined(
         maxima.append((theta, posterior(theta)))
         calls += used + 1
     highest = max(value for _, value in maxima)
-    best, best_value, best_index = starts[0].copy(), -math.inf, 0
+    refined = []
     for index, (theta, value) in enumerate(maxima):
         if not value >= highest - margin:
             continue
         theta, refine_calls = refine(posterior, theta, correlation)
         value = posterior(theta)
         calls += refine_calls + 1
-        if math.isfinite(value) and value > best_value:
-            best, best_value, best_index = theta, value, index
-    return best, calls, best_index
+        if math.isfinite(value):
+            refined.append((theta, value, index))
+    if not refined:
+        return [(starts[0].copy(), posterior(starts[0]), 0)], calls
+    return sorted(refined, key=lambda entry: -entry[1]), calls
+
+
+def maximise_refined(
+    posterior: LeastSquaresPosterior,
+    starts: list[np.ndarray],
+    max_evaluations: int,
+    correlation: float,
+    margin: float = math.inf,
+) -> tuple[np.ndarray, int, int]:
+    """The highest of :func:`refined_maxima`: the best refined point, the evaluations of all and the index of the start
+    that led to it."""
+    maxima, calls = refined_maxima(posterior, starts, max_evaluations, correlation, margin)
+    theta, _, index = maxima[0]
+    return theta, calls, index

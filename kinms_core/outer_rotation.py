@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .family_errors import model_spread
+from .family_errors import model_spread, weighted_maxima
 from .moments import major_axis_direction
 from .obspars import ObsPars
 from .parametric import ModelSpec, geometry_profile, kinematic_centre, rotation_curve
@@ -132,8 +132,8 @@ def _with_terms(
         side_term = {key: 0.5 * abs(receding[key] - approaching[key]) for key in keys}
     family_term = dict.fromkeys(keys, 0.0)
     if families and families.get("best"):
-        shifted = {family: shared(values) for family, values in families["best"].items()}
-        family_term = model_spread(at_best, shifted, families.get("weights", {}))
+        every, weights = weighted_maxima(families)
+        family_term = model_spread(at_best, {key: shared(values) for key, values in every.items()}, weights)
     centre = np.median(drawn, axis=0)
     extra = {key: math.hypot(side_term[key], family_term[key]) for key in keys}
     unbounded = np.full(len(keys), np.inf)
@@ -171,8 +171,9 @@ def outer_rotation(
     sides
         ``{"receding": values, "approaching": values}`` (:func:`kinms_core.sides.side_differences`), or None.
     families
-        ``{"best": {family: values}, "weights": {model: weight}}``
-        (:func:`kinms_core.family_errors.family_differences`), or None.
+        ``{"best": {family: values}, "aic": {model: AIC}, "modes": {family: [{"values", "aic"}]}}``
+        (:func:`kinms_core.family_errors.family_differences`; the weights are made from the AICs,
+        :func:`kinms_core.family_errors.weighted_maxima`), or None.
 
     Returns
     -------

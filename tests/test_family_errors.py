@@ -14,6 +14,7 @@ from kinms_core.family_errors import (
     combined_start,
     family_differences,
     model_spread,
+    weighted_maxima,
     within_spread,
 )
 from kinms_core.fit import noise_volume
@@ -167,7 +168,15 @@ def test_a_lopsided_disc_s_family_takes_back_the_systemic_velocity_and_centre_it
     assert abs(best["vsys"] - TRUE["vsys"]) < 0.5 * abs(fit["vsys"] - TRUE["vsys"])
     assert math.hypot(best["xc"], best["yc"]) < 0.5 * math.hypot(fit["xc"], fit["yc"])
     assert best["m1_cos"] == pytest.approx(0.3, abs=0.1) and best["m1_sin"] == pytest.approx(0.3, abs=0.1)
-    assert lopsided["spread"]["vsys"] == pytest.approx(abs(best["vsys"] - fit["vsys"]), rel=0.01)
+    # the errors gain the shift of each of the family's modes (the symmetric one, from the start without the m = 1
+    # mode, weighs little), by its weight
+    every, weights = weighted_maxima(lopsided)
+    assert set(every) == {"lopsided", *(f"lopsided#{k + 1}" for k in range(len(lopsided["modes"].get("lopsided", []))))}
+    assert sum(weights[key] for key in every) == pytest.approx(lopsided["weights"]["lopsided"])
+    expected = math.sqrt(sum(weights[key] * (every[key]["vsys"] - fit["vsys"]) ** 2 for key in every))
+    assert lopsided["spread"]["vsys"] == pytest.approx(expected, rel=1e-9)
+    # each mode moves the systemic velocity back towards the truth (here a second maximum 0.5 km/s short of the first)
+    assert all((every[key]["vsys"] - fit["vsys"]) * (best["vsys"] - fit["vsys"]) > 0 for key in every)
 
 
 def test_a_later_round_also_tries_the_features_that_did_not_help_alone(monkeypatch):
@@ -180,8 +189,8 @@ def test_a_later_round_also_tries_the_features_that_did_not_help_alone(monkeypat
         asked.append(set(alternatives))
         results = maximise_all(fit_data, alternatives, arguments, processes)
         if "lopsided" in results:
-            values, _, widths, counted = results["lopsided"]
-            results["lopsided"] = (values, math.inf, widths, counted)
+            values, _, widths, counted, _ = results["lopsided"]
+            results["lopsided"] = (values, math.inf, widths, counted, [])
         return results
 
     monkeypatch.setattr(family_errors, "_maximise_all", lopsided_alone_does_not_help)
@@ -189,3 +198,42 @@ def test_a_later_round_also_tries_the_features_that_did_not_help_alone(monkeypat
     assert thick["chosen"][0] == "thick"
     assert asked[:2] == [{"thick", "lopsided"}, {"thick+lopsided"}]
     assert thick["weights"]["lopsided"] == 0.0
+
+
+def test_a_family_s_other_maxima_are_modes_when_high_enough_and_apart():
+    """Maxima within the AIC margin that lie, in some parameter, more than the separation in sandwich widths from the
+    best and from each other are modes; one lower by more than the margin, or as near as a width, is not."""
+
+    class _Quadratic:
+        free_names = ["inc", "vsys"]
+        free = free_names
+        map_parameters = 0.0
+
+        def chi2(self, theta: np.ndarray) -> float:
+            return float(theta[1])  # the AIC of a point is its vsys (volume 1) plus 4
+
+    widths = {"inc": 2.0, "vsys": 1.0}
+    best = np.array([20.0, 0.0])
+    maxima = [
+        best,
+        np.array([21.0, 0.5]),  # within a width of the best: the same mode
+        np.array([60.0, 1.0]),  # 20 widths away in inc, 1 in AIC: a mode
+        np.array([61.0, 2.0]),  # that mode again
+        np.array([20.0, 9.0]),  # 9 widths away in vsys, 9 in AIC: a mode
+        np.array([40.0, 11.0]),  # beyond the margin
+    ]
+    modes = family_errors._modes(_Quadratic(), maxima, widths, 1.0, family_errors.aic(0.0, 2, 1.0))
+    assert [mode["values"] for mode in modes] == [{"inc": 60.0, "vsys": 1.0}, {"inc": 20.0, "vsys": 9.0}]
+    assert [mode["aic"] for mode in modes] == [5.0, 13.0]
+    # each mode weighs by its own AIC and the family's weight is theirs together
+    record = {"best": {"thick": {"inc": 20.0, "vsys": 0.0}}, "aic": {"fit": 10.0, "thick": 4.0}}
+    record["modes"] = {"thick": modes}
+    every, weights = weighted_maxima(record)
+    assert set(every) == {"thick", "thick#1", "thick#2"} and set(weights) == {"fit", "thick", "thick#1", "thick#2"}
+    assert weights["thick#1"] / weights["thick"] == pytest.approx(math.exp(-0.5))
+    assert weights["thick#2"] / weights["thick"] == pytest.approx(math.exp(-4.5))
+    # a record of weights alone (no AICs) keeps them
+    assert weighted_maxima({"best": {"thick": {}}, "weights": {"fit": 0.3, "thick": 0.7}})[1] == {
+        "fit": 0.3,
+        "thick": 0.7,
+    }
