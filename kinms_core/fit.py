@@ -563,8 +563,7 @@ def _summarise(
         samples = adjust_samples(
             samples, median, errors, posterior.low, posterior.high, prior_precision=posterior.prior_precision()
         )
-    outer = _outer_rotation(fit_data, posterior, samples, median, optimum, errors)
-    band = _rotation_band(fit_data, posterior, samples, median, optimum, errors)
+    outer, band = _rotation(fit_data, posterior, samples, median, optimum, errors)
     if errors is not None:
         extra = _systematic_terms(errors)
         if extra:
@@ -622,67 +621,35 @@ def _summarise(
     return summary, samples
 
 
-def _rotates(names: list[str]) -> bool:
-    """Whether the free parameters hold a rotation velocity (``vflat`` or the rings' ``vrot_k``)."""
-    return any(name == "vflat" or name.startswith("vrot_") for name in names)
-
-
-def _outer_rotation(
+def _rotation(
     fit_data: FitData,
     posterior: LogPosterior,
     samples: np.ndarray,
     median: np.ndarray,
     optimum: np.ndarray,
     errors: ErrorModel | None,
-) -> dict[str, Any] | None:
-    """The rotation at the radius along the major axis that holds most of the detected flux, with its own side and
-    family terms (:mod:`kinms_core.outer_rotation`); None when the fit has no rotation velocity or no flux."""
+) -> tuple[dict[str, Any] | None, dict[str, list[float]] | None]:
+    """The rotation at the radius along the major axis that holds most of the detected flux, and the rotation
+    curve's band at :data:`BAND_RADII` radii out to the cube's half-width, each with the velocity's own side and
+    family terms (:func:`kinms_core.outer_rotation.outer_rotation`, :func:`kinms_core.outer_rotation.rotation_band`);
+    None for both without a rotation velocity, and for the first without flux."""
     names = posterior.free_names
-    if not _rotates(names):
-        return None
+    if not any(name == "vflat" or name.startswith("vrot_") for name in names):
+        return None, None
     values = posterior.values(median)
-    radius = emission_radius(fit_data.data, fit_data.mask, fit_data.obspars, values)
-    if not math.isfinite(radius):
-        return None
     fixed = {name: value for name, value in values.items() if name not in names}
-    return outer_rotation(
-        posterior.model.spec,
-        samples,
-        names,
-        fixed,
-        radius,
-        best=posterior.values(optimum),
-        sides=errors.sides if errors is not None else None,
-        families=errors.families if errors is not None else None,
-    )
-
-
-def _rotation_band(
-    fit_data: FitData,
-    posterior: LogPosterior,
-    samples: np.ndarray,
-    median: np.ndarray,
-    optimum: np.ndarray,
-    errors: ErrorModel | None,
-) -> dict[str, list[float]] | None:
-    """The rotation curve's band with the velocity's own side and family terms at each of :data:`BAND_RADII` radii
-    out to the cube's half-width (:func:`kinms_core.outer_rotation.rotation_band`); None without a rotation
-    velocity."""
-    names = posterior.free_names
-    if not _rotates(names):
-        return None
+    terms = {
+        "best": posterior.values(optimum),
+        "sides": errors.sides if errors is not None else None,
+        "families": errors.families if errors is not None else None,
+    }
     op = fit_data.obspars
-    values = posterior.values(median)
-    return rotation_band(
-        posterior.model.spec,
-        samples,
-        names,
-        {name: value for name, value in values.items() if name not in names},
-        np.linspace(0.0, 0.5 * max(op.nx, op.ny) * op.cellsize, BAND_RADII),
-        best=posterior.values(optimum),
-        sides=errors.sides if errors is not None else None,
-        families=errors.families if errors is not None else None,
-    )
+    radii = np.linspace(0.0, 0.5 * max(op.nx, op.ny) * op.cellsize, BAND_RADII)
+    band = rotation_band(posterior.model.spec, samples, names, fixed, radii, **terms)
+    radius = emission_radius(fit_data.data, fit_data.mask, op, values)
+    if not math.isfinite(radius):
+        return None, band
+    return outer_rotation(posterior.model.spec, samples, names, fixed, radius, **terms), band
 
 
 def _posterior_samples(
