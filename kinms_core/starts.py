@@ -23,7 +23,7 @@ from that fit with no m = 1 mode stays there: at the symmetric disc's centre any
 away from where it is seen. On a mismatched mock (amplitude 0.49, thick) the lopsided thick family so kept the
 symmetric disc's vsys, 8.5 km/s (10 of its sigma) from the truth; started with an m = 1 mode of 0.3 and the centre
 moved back by the centroid shift that mode makes, it reached the true centre within 0.02 arcsec and the true vsys
-within 0.5 km/s, its AIC 0.5 lower than from the symmetric start. So a lopsided family also starts from
+within 0.5 km/s, its AIC 0.4 lower than from the symmetric start. So a lopsided family also starts from
 :data:`LOPSIDED_PHASES` at :data:`LOPSIDED_AMPLITUDE`, each with the centre moved so that the light's centroid stays
 (:func:`_lopsided_starts`).
 """
@@ -48,7 +48,7 @@ THICK_LADDER = ((15.0, 0.5), (30.0, 1.0))
 RADIAL_ANGLES = (-8.0, 8.0)
 
 #: Extra starts of a lopsided disc: the m = 1 mode's amplitude (lopsided HI discs have 0.1-0.5, Richter & Sancisi
-#: 1994) and its phases in the disc plane, degrees from the receding line of nodes.
+#: 1994) and its phases in the disc plane, degrees from the model's azimuth 0 (the approaching line of nodes).
 LOPSIDED_AMPLITUDE = 0.3
 LOPSIDED_PHASES = (0.0, 90.0, 180.0, 270.0)
 
