@@ -44,6 +44,18 @@ def chain_steps(path: Path) -> int:
         return 0
 
 
+def real_data_folder() -> Path | None:
+    """The observed cubes: ../shared/real beside the repository (DESIGN.md), else $KINMS_REAL_DATA; None when neither
+    exists."""
+    for folder in (
+        Path(__file__).resolve().parents[2] / "shared" / "real",
+        Path(os.environ.get("KINMS_REAL_DATA", "")),
+    ):
+        if str(folder) not in ("", ".") and folder.is_dir():
+            return folder
+    return None
+
+
 def tutorial_params(**changes: object) -> dict:
     """Model keywords of the tutorial's galaxy: exponential disc h=5", arctan vflat=200 rturn=2, inc 45, PA 270."""
     params = dict(

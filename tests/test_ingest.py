@@ -10,14 +10,13 @@ import gzip
 import json
 import logging
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy import units as u
 from astropy.io import fits
 from astropy.wcs import WCS
+from conftest import real_data_folder
 from ingest_helpers import sky_header
 
 from kinms_core.cli import main
@@ -750,17 +749,6 @@ def test_errors_have_the_types_a_caller_can_catch(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- observed cubes
-def real_data_folder() -> Path | None:
-    """../shared/real beside the repository (DESIGN.md), else $KINMS_REAL_DATA; None when neither exists."""
-    for folder in (
-        Path(__file__).resolve().parents[2] / "shared" / "real",
-        Path(os.environ.get("KINMS_REAL_DATA", "")),
-    ):
-        if str(folder) not in ("", ".") and folder.is_dir():
-            return folder
-    return None
-
-
 # What each SOURCE.md says: file, shape (nv, ny, nx), channel 1 and last channel (radio km/s, or MHz for a FREQ
 # axis), beam (arcsec, arcsec, deg; None: the header's is a placeholder), BUNIT, NaN voxels, rest frequency (Hz).
 REAL_CUBES = {
