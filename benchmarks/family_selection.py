@@ -8,7 +8,8 @@ by the data's noise-correlation volume, :func:`kinms_core.fit.noise_volume`, so 
 and a surface brightness from the data paying for its map's independent beams; stored results are re-ranked with
 it). Every family starts from the default fit's best point with its own extra
 parameters at the library's guesses (no radial motion, no warp, no dispersion gradient, a scale height of a tenth of
-the scale length), and the library's optimiser (``maximise``) runs the same number of evaluations for each; a thick
+the scale length), and the library's optimiser (``maximise_refined``: Nelder-Mead, then Levenberg-Marquardt, as the
+fit's family search) runs the same number of evaluations for each; a thick
 disc also starts higher up the valley of constant v sin i with a thicker disc, as a fit of the thick family does
 (:func:`kinms_core.starts.start_values`). It prints, per true feature, how often each family wins and the fraction
 picked right (``default`` is right for a mock without a feature), and the BIC margins. Because a richer family's
@@ -43,7 +44,7 @@ from kinms_core.family_errors import ALTERNATIVES, aic, akaike_weights, model_sp
 from kinms_core.fit import bic, information_criterion, noise_volume
 from kinms_core.galaxy import load_fit_data
 from kinms_core.likelihood import LogPosterior
-from kinms_core.optimise import maximise_from
+from kinms_core.optimise import maximise_refined
 from kinms_core.settings import load_settings
 from kinms_core.starts import start_vectors
 from kinms_core.surface import map_parameters
@@ -114,7 +115,7 @@ def rank_families(
         )
         guess = np.clip(posterior.guess, posterior.low, posterior.high)
         vectors = start_vectors(posterior, guess, fit_data.guesses.get("scalerad"))
-        theta, calls, _ = maximise_from(posterior, vectors, posterior.low, posterior.high, max_evaluations)
+        theta, calls, _ = maximise_refined(posterior, vectors, max_evaluations, fit_data.obspars.beam_area_pixels)
         criterion = information_criterion(posterior, theta, volume)
         out[family] = {
             "chi2": posterior.chi2(theta),
