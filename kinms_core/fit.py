@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .errors import InputError, SettingsError
 from .family_errors import SEARCH as FAMILY_SEARCH
-from .family_errors import family_differences
+from .family_errors import family_differences, family_terms
 from .fitsio import obspars_header, obspars_wcs, write_cube
 from .likelihood import (
     MODEL_NOISE_CHI2_PER_BEAM,
@@ -353,6 +353,9 @@ def _start_point(
         errors.families = _families(fit_data, settings, posterior, best, errors.standard_deviations, processes)
     elif errors is not None and not options.family_errors:
         errors.families = {}
+    if errors is not None and errors.families:  # a saved search gets the current terms
+        free_values = dict(zip(posterior.free_names, best.tolist(), strict=True))
+        errors.families |= family_terms(errors.families, free_values, errors.standard_deviations)
     record = {"fingerprint": fingerprint, "theta": best.tolist(), "evaluations": optimiser_calls}
     record["error_model"] = errors.to_dict() if errors is not None else None
     if record != {k: saved.get(k) for k in record}:

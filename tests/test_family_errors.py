@@ -12,7 +12,9 @@ from kinms_core import ObsPars, family_errors
 from kinms_core.family_errors import (
     akaike_weights,
     combined_start,
+    excess_variances,
     family_differences,
+    family_terms,
     model_spread,
     weighted_maxima,
     within_spread,
@@ -39,6 +41,27 @@ def test_akaike_weights_and_the_spread_of_the_estimates():
     spread = model_spread({"pa": 359.0, "inc": 50.0}, {"thick": {"pa": 1.0, "inc": 60.0}}, {"fit": 0.5, "thick": 0.5})
     assert spread["pa"] == pytest.approx(math.sqrt(0.5) * 2.0)  # 359 to 1 is 2 degrees
     assert spread["inc"] == pytest.approx(math.sqrt(0.5) * 10.0)
+
+
+def test_a_family_s_shift_counts_beyond_what_its_own_freedom_explains():
+    """Where a family's feature is absent, its shift from the fit is noise of the variance its extra freedom adds
+    (Hausman 1978), which the within-model part holds: the between-model part keeps only the shift beyond it."""
+    fit_widths = {"pa": 1.0, "vsys": 2.0}
+    excess = excess_variances(fit_widths, {"radial": {"pa": 3.0, "vsys": 1.0}, "warp": {"pa": math.nan}})
+    assert excess["radial"] == {"pa": 8.0, "vsys": 0.0}  # a narrower family adds nothing
+    assert excess["warp"] == {"pa": 0.0, "vsys": 0.0}  # no usable width, nor the parameter: the fit's own
+    weights = {"fit": 0.5, "radial": 0.5}
+    within = {"radial": {"pa": 2.0, "vsys": 0.0}}  # within its extra freedom: sqrt(8) = 2.8 deg
+    beyond = {"radial": {"pa": 4.0, "vsys": 3.0}}
+    assert model_spread({"pa": 0.0, "vsys": 0.0}, within, weights, excess)["pa"] == 0.0
+    spread = model_spread({"pa": 0.0, "vsys": 0.0}, beyond, weights, excess)
+    assert spread["pa"] == pytest.approx(math.sqrt(0.5 * (16.0 - 8.0)))
+    assert spread["vsys"] == pytest.approx(math.sqrt(0.5 * 9.0))
+    # the record's terms: the spread so made, and the within-model part as before
+    record = {"best": beyond, "aic": {"fit": 100.0, "radial": 100.0}, "widths": {"radial": {"pa": 3.0, "vsys": 1.0}}}
+    terms = family_terms(record, {"pa": 0.0, "vsys": 0.0}, fit_widths)
+    assert terms["spread"] == pytest.approx(spread)
+    assert terms["within"]["pa"] == pytest.approx(math.sqrt(0.5 * 8.0)) and terms["within"]["vsys"] == 0.0
 
 
 def test_the_families_own_widths_add_where_the_wider_ones_weigh():
@@ -108,7 +131,10 @@ def test_a_thick_disc_fitted_as_a_thin_one_gains_the_thick_family_s_inclination(
     assert thick["weights"]["thick"] > thick["weights"]["fit"]  # the data prefer the thick disc
     moved = abs(thick["best"]["thick"]["inc"] - thick["fit"]["inc"])
     assert moved > 3.0
-    assert thick["spread"]["inc"] == pytest.approx(math.sqrt(thick["weights"]["thick"]) * moved)
+    # the shift counts beyond the variance that the thick family's own freedom adds (its width's excess)
+    excess = max(thick["widths"]["thick"]["inc"] ** 2 - thick["fit_widths"]["inc"] ** 2, 0.0)
+    assert excess < 0.5 * moved**2
+    assert thick["spread"]["inc"] == pytest.approx(math.sqrt(thick["weights"]["thick"] * (moved**2 - excess)))
     # a thin disc: the thick family gains nothing and moves nothing
     thin = _spread_of(ModelSpec(), z0=0.0)
     assert thin["weights"]["fit"] > thin["weights"]["thick"]
@@ -173,8 +199,13 @@ def test_a_lopsided_disc_s_family_takes_back_the_systemic_velocity_and_centre_it
     every, weights = weighted_maxima(lopsided)
     assert set(every) == {"lopsided", *(f"lopsided#{k + 1}" for k in range(len(lopsided["modes"].get("lopsided", []))))}
     assert sum(weights[key] for key in every) == pytest.approx(lopsided["weights"]["lopsided"])
-    expected = math.sqrt(sum(weights[key] * (every[key]["vsys"] - fit["vsys"]) ** 2 for key in every))
+    own = lopsided["fit_widths"]["vsys"]
+    excess = max(lopsided["widths"]["lopsided"]["vsys"] ** 2 - own**2, 0.0)
+    expected = math.sqrt(
+        sum(weights[key] * max((every[key]["vsys"] - fit["vsys"]) ** 2 - excess, 0.0) for key in every)
+    )
     assert lopsided["spread"]["vsys"] == pytest.approx(expected, rel=1e-9)
+    assert lopsided["spread"]["vsys"] > 0.5 * abs(best["vsys"] - fit["vsys"])  # a real shift is kept
     # each mode moves the systemic velocity back towards the truth (here a second maximum 0.5 km/s short of the first)
     assert all((every[key]["vsys"] - fit["vsys"]) * (best["vsys"] - fit["vsys"]) > 0 for key in every)
 
