@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mismatched_mocks  # noqa: E402
 
 from kinms_core.errors import InputError  # noqa: E402
+from kinms_core.family_errors import bic_criteria  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMETERS = ("pa", "inc", "vsys", "vflat", "sigma", "xc", "yc", "flux")
@@ -315,7 +316,7 @@ def preferred_models(summary: dict) -> dict[str, frozenset[str]]:
     parameters each model counts (Schwarz's penalty instead of Akaike's). Empty without a search; no ``bic`` for a
     fit that did not record its models' parameter counts."""
     families = summary.get("likelihood", {}).get("families", {})
-    criteria, counted = families.get("aic"), families.get("n_parameters")
+    criteria = families.get("aic")
     if not criteria:
         return {}
 
@@ -323,9 +324,8 @@ def preferred_models(summary: dict) -> dict[str, frozenset[str]]:
         return frozenset() if model == "fit" else frozenset(model.split("+"))
 
     chosen = {"aic": families_of(min(criteria, key=criteria.get))}
-    if counted:
-        penalty = math.log(summary["n_effective"]) - 2.0
-        bic = {model: value + counted[model] * penalty for model, value in criteria.items()}
+    bic = bic_criteria(families, summary.get("n_effective", math.nan))
+    if bic:
         chosen["bic"] = families_of(min(bic, key=bic.get))
     return chosen
 

@@ -11,9 +11,10 @@ with another fit of the same cube: ``model`` (the families that differ from the 
 starts; empty without a warp), ``n_free`` and ``bic`` (lower is better; a surface brightness from the data also pays for
 its map's independent beams, :func:`kinms_core.surface.map_parameters`), ``preferred_family`` and ``preferred_weight``
 (with family errors: the model the data prefer among the fit's and those that extend it, e.g. ``data+radial``, and its
-Akaike weight, so that a survey can find the galaxies its model does not describe); how the errors and the noise were
-modelled: ``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation`` (robust
-errors: how much larger the errors are than for independent, exactly modelled noise, the geometric mean over
+Akaike weight, so that a survey can find the galaxies its model does not describe), ``preferred_family_bic`` (the model
+of that search with the lowest BIC: Schwarz's penalty, which adds a feature more rarely); how the errors and the noise
+were modelled: ``errors`` (``robust`` or ``scaled``), ``noise_model`` (``uniform`` or ``map``), ``error_inflation``
+(robust errors: how much larger the errors are than for independent, exactly modelled noise, the geometric mean over
 parameters), ``residual_excess`` (residual variance in the galaxy's region over the noise's); the quality flags:
 ``flags`` (the raised ones, ``;``-separated), ``at_bound_parameters`` (the parameters that raise ``at_bound``,
 ``;``-separated) and a boolean ``flag_<name>`` column per flag of :data:`kinms_core.quality.FLAGS`; and ``p_true`` for
@@ -40,6 +41,7 @@ import pandas as pd
 from astropy.table import MaskedColumn, Table
 
 from .errors import CorruptFileError
+from .family_errors import bic_criteria
 from .parametric import unit_of
 from .quality import FLAGS, bounded_parameters, raised
 from .safe_files import atomic_path, read_json_object, refuse_overwrite
@@ -68,6 +70,7 @@ MODELLING = (
     "bic",
     "preferred_family",
     "preferred_weight",
+    "preferred_family_bic",
     "errors",
     "noise_model",
     "error_inflation",
@@ -274,7 +277,15 @@ def build_catalogue(
     return frame
 
 
-_TEXT_COLUMNS = ("model", "preferred_family", "errors", "noise_model", "flags", "at_bound_parameters")
+_TEXT_COLUMNS = (
+    "model",
+    "preferred_family",
+    "preferred_family_bic",
+    "errors",
+    "noise_model",
+    "flags",
+    "at_bound_parameters",
+)
 
 
 def _modelling(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -313,15 +324,22 @@ def _outer_rotation(summary: Mapping[str, Any]) -> dict[str, float]:
 
 def _preferred(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The model of the family errors' search (:mod:`kinms_core.family_errors`) with the largest Akaike weight, named
-    by the features it adds to the fit's (the fit's own: its ``model``), and that weight; empty without family
-    errors."""
-    weights = ((summary.get("likelihood") or {}).get("families") or {}).get("weights") or {}
+    by the features it adds to the fit's (the fit's own: its ``model``), and that weight; and the model with the
+    lowest BIC (:func:`~kinms_core.family_errors.bic_criteria`), named the same way; empty without family errors."""
+    families = (summary.get("likelihood") or {}).get("families") or {}
+    weights = families.get("weights") or {}
     if not weights:
-        return {"preferred_family": "", "preferred_weight": math.nan}
+        return {"preferred_family": "", "preferred_weight": math.nan, "preferred_family_bic": ""}
+
+    def named(model: str) -> str:
+        return str(summary.get("model", "default")) if model == "fit" else model
+
     name = max(weights, key=weights.__getitem__)
+    criteria = bic_criteria(families, _float(summary.get("n_effective")))
     return {
-        "preferred_family": str(summary.get("model", "default")) if name == "fit" else name,
+        "preferred_family": named(name),
         "preferred_weight": float(weights[name]),
+        "preferred_family_bic": named(min(criteria, key=criteria.__getitem__)) if criteria else "",
     }
 
 

@@ -61,6 +61,7 @@ __all__ = [
     "SEARCH",
     "aic",
     "akaike_weights",
+    "bic_criteria",
     "combined_start",
     "family_differences",
     "weighted_maxima",
@@ -149,6 +150,18 @@ def akaike_weights(criteria: Mapping[str, float]) -> dict[str, float]:
     raw = {name: math.exp(-0.5 * (value - lowest)) for name, value in criteria.items()}
     total = sum(raw.values())
     return {name: value / total for name, value in raw.items()}
+
+
+def bic_criteria(families: Mapping[str, Any], n_effective: float) -> dict[str, float]:
+    """The BIC of each model of a family search's record (``aic``, ``n_parameters``), ``AIC + k (ln N_eff - 2)``
+    with ``k`` the parameters it counts and ``N_eff`` the independent noise samples of the data
+    (:func:`kinms_core.fit.bic`): Schwarz's penalty instead of Akaike's. Empty for a record without parameter counts
+    or without a positive ``n_effective``."""
+    criteria, counted = families.get("aic") or {}, families.get("n_parameters") or {}
+    if not criteria or not set(criteria) <= set(counted) or not n_effective > 0:
+        return {}
+    penalty = math.log(n_effective) - 2.0
+    return {model: value + counted[model] * penalty for model, value in criteria.items()}
 
 
 def aic(chi2: float, n_parameters: float, volume: float) -> float:

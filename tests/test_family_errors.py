@@ -11,6 +11,7 @@ import pytest
 from kinms_core import ObsPars, family_errors
 from kinms_core.family_errors import (
     akaike_weights,
+    bic_criteria,
     combined_start,
     excess_variances,
     family_differences,
@@ -41,6 +42,14 @@ def test_akaike_weights_and_the_spread_of_the_estimates():
     spread = model_spread({"pa": 359.0, "inc": 50.0}, {"thick": {"pa": 1.0, "inc": 60.0}}, {"fit": 0.5, "thick": 0.5})
     assert spread["pa"] == pytest.approx(math.sqrt(0.5) * 2.0)  # 359 to 1 is 2 degrees
     assert spread["inc"] == pytest.approx(math.sqrt(0.5) * 10.0)
+
+
+def test_bic_of_each_searched_model_prices_its_parameters_by_the_data_s_size():
+    record = {"aic": {"fit": 100.0, "thick": 96.0}, "n_parameters": {"fit": 10.0, "thick": 11.0}}
+    bic = bic_criteria(record, math.exp(6.0))  # ln N_eff = 6: each parameter costs 4 more than by AIC
+    assert bic == pytest.approx({"fit": 140.0, "thick": 140.0})
+    assert bic_criteria({"aic": record["aic"]}, 100.0) == {}  # no parameter counts (an older record)
+    assert bic_criteria(record, math.nan) == {}
 
 
 def test_a_family_s_shift_counts_beyond_what_its_own_freedom_explains():

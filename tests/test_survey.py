@@ -288,6 +288,7 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
         "bic",
         "preferred_family",
         "preferred_weight",
+        "preferred_family_bic",
         "errors",
         "noise_model",
         "error_inflation",
@@ -333,6 +334,13 @@ def test_catalogue_rows_ok_and_failed(tmp_path):
         params=PARAMS,
     )
     assert list(rows["preferred_family"]) == ["radial", "data"] and list(rows["preferred_weight"]) == [0.7, 0.9]
+    assert list(rows["preferred_family_bic"].fillna("")) == ["", ""]  # weights alone: no criteria to rank
+    # by BIC: AIC + k (ln N_eff - 2); with N_eff = e^5 a parameter costs 3 more than by AIC
+    ranked = fake_summary("j") | {"n_effective": math.exp(5.0)}
+    families = {"weights": {"fit": 0.27, "radial": 0.73}, "aic": {"fit": 100.0, "radial": 98.0}}
+    ranked["likelihood"] = ranked["likelihood"] | {"families": families | {"n_parameters": {"fit": 10, "radial": 11}}}
+    row = build_catalogue([{"galaxy": "j", "status": "ok", "error": "", "summary": ranked}], params=PARAMS).iloc[0]
+    assert (row["preferred_family"], row["preferred_family_bic"]) == ("radial", "data")  # BIC 131 against 130
     assert a["flags"] == "mismatch;other_sources" and a["flag_mismatch"] and not a["flag_not_converged"]
     assert a["at_bound_parameters"] == ""  # no free parameter with bounds
     bounded = fake_summary("h")

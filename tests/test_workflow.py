@@ -335,6 +335,7 @@ def test_tiny_survey_catalogue(tiny_survey):
         "bic",
         "preferred_family",
         "preferred_weight",
+        "preferred_family_bic",
         "errors",
         "noise_model",
     ]
@@ -346,7 +347,8 @@ def test_tiny_survey_catalogue(tiny_survey):
     assert list(cat.columns) == expected
     ok = cat.set_index("galaxy").loc[["alpha", "beta"]]
     assert (ok["status"] == "ok").all() and ok["error"].isna().all()
-    text = ("galaxy", "status", "error", "converged", "model", "preferred_family", "errors", "noise_model", "flags")
+    text = ("galaxy", "status", "error", "converged", "model", "preferred_family", "preferred_family_bic", "errors")
+    text += ("noise_model", "flags")
     text += ("at_bound_parameters",)
     unwarped = ("warp_radius",)  # where a warp's pa and inc hold: empty without a warp
     numbers = ok[[c for c in expected if c not in text + unwarped and not c.startswith("flag_")]]
@@ -354,6 +356,7 @@ def test_tiny_survey_catalogue(tiny_survey):
     assert ok["warp_radius"].isna().all()
     assert (ok["model"] == "default").all() and (ok["errors"] == "robust").all()
     assert ok["preferred_family"].notna().all() and ((ok["preferred_weight"] > 0) & (ok["preferred_weight"] <= 1)).all()
+    assert ok["preferred_family_bic"].notna().all()
     assert ok[[f"flag_{name}" for name in flags]].isin([True, False]).all().all()
     # the parameters at a bound are named exactly where the flag is raised (an empty cell reads back as NaN)
     assert (ok["flag_at_bound"] == ok["at_bound_parameters"].notna()).all()
