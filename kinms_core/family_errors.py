@@ -228,19 +228,23 @@ def model_spread(
     return out
 
 
+def _variance_difference(widths: Mapping[str, float], name: str, own: float) -> float:
+    """``sigma_k^2 - sigma_fit^2`` of one family and parameter: 0 where the family lacks the parameter or has no
+    finite, positive width there, or the fit's own width is not finite (its width then stands for the family's)."""
+    width = widths.get(name, own)
+    usable = math.isfinite(width) and width > 0 and math.isfinite(own)
+    return width**2 - own**2 if usable else 0.0
+
+
 def excess_variances(
     fit_widths: Mapping[str, float], family_widths: Mapping[str, Mapping[str, float]]
 ) -> dict[str, dict[str, float]]:
     """Per family and parameter of the fit, ``max(0, sigma_k^2 - sigma_fit^2)``: the variance its extra freedom adds
     to the fit's (0 where the family lacks the parameter or has no finite, positive width there)."""
-    out = {}
-    for family, widths in family_widths.items():
-        out[family] = {}
-        for name, own in fit_widths.items():
-            width = widths.get(name, own)
-            usable = math.isfinite(width) and width > 0 and math.isfinite(own)
-            out[family][name] = max(width**2 - own**2, 0.0) if usable else 0.0
-    return out
+    return {
+        family: {name: max(_variance_difference(widths, name, own), 0.0) for name, own in fit_widths.items()}
+        for family, widths in family_widths.items()
+    }
 
 
 def family_terms(
@@ -270,11 +274,10 @@ def within_spread(
     than the fit; when the narrower families weigh more, the errors stay the fit's."""
     out = {}
     for name, own in fit_widths.items():
-        total = 0.0
-        for family, widths in family_widths.items():
-            width = widths.get(name, own)
-            if math.isfinite(width) and width > 0:
-                total += weights.get(family, 0.0) * (width**2 - own**2)
+        total = sum(
+            weights.get(family, 0.0) * _variance_difference(widths, name, own)
+            for family, widths in family_widths.items()
+        )
         out[name] = math.sqrt(max(total, 0.0))
     return out
 
