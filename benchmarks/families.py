@@ -106,7 +106,7 @@ def evaluation_ms(prepared: Path, fit_dir: Path, family: str, repeats: int) -> f
     runtime depends on what else ran), and the shortest, as timeit takes, because other work only adds time."""
     summary = json.loads((fit_dir / "summary.json").read_text())
     fit_data = load_fit_data(prepared)
-    settings = load_settings({"model": model_setting(family)}).for_data(fit_data.guesses)
+    settings = load_settings({"model": model_setting(family)}).for_data(fit_data.guesses, fit_data.emission_extent)
     parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
     posterior = LogPosterior(
         fit_data, parameters, settings.spec, correction="none", n_clouds=summary["n_clouds"], seed=settings.options.seed

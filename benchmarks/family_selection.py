@@ -102,7 +102,7 @@ def rank_families(
     out = {}
     for family in families:
         settings = replace(load_settings({"model": FAMILIES[family][0]}), n_clouds=int(summary["n_clouds"]))
-        settings = settings.for_data(fit_data.guesses)
+        settings = settings.for_data(fit_data.guesses, fit_data.emission_extent)
         parameters = settings.resolved(start.guesses, start.bounds)
         posterior = LogPosterior(
             start,

@@ -32,7 +32,7 @@ from kinms_core.settings import load_settings
 
 def posterior_for(fit_data: FitData, model: dict[str, str], values: dict[str, float], n_clouds: int) -> LogPosterior:
     """The maximised posterior of the model family ``model`` (``model:`` settings), started at ``values``."""
-    settings = load_settings({"model": model}).for_data(fit_data.guesses)
+    settings = load_settings({"model": model}).for_data(fit_data.guesses, fit_data.emission_extent)
     start = replace(fit_data, guesses={**fit_data.guesses, **values})
     parameters = settings.resolved(start.guesses, start.bounds)
     return maximisation_posterior(fit_data, parameters, settings.spec, n_clouds=n_clouds, seed=settings.options.seed)

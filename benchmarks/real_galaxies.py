@@ -208,7 +208,7 @@ def reference_rejection(prepared: Path, summary: dict, settings: str | None, nam
         raw = dict(load_settings(settings).raw)
         if held:
             raw["parameters"] = {**raw.get("parameters", {}), name: {"guess": value, "fixed": True}}
-        fit_settings = load_settings(raw).for_data(fit_data.guesses)
+        fit_settings = load_settings(raw).for_data(fit_data.guesses, fit_data.emission_extent)
         start = {**best, name: value} if held else best
         parameters = fit_settings.resolved({**fit_data.guesses, **start}, fit_data.bounds)
         posterior = maximisation_posterior(

@@ -138,7 +138,7 @@ def _alternative_settings(settings: FitSettings, fit_data: FitData) -> dict[str,
                 "parameters": {k: v for k, v in settings.raw.get("parameters", {}).items() if k in names},
                 "fit": {k: v for k, v in settings.raw.get("fit", {}).items() if k != "nwalkers"},
             }
-            out[name] = load_settings(raw).for_data(fit_data.guesses)
+            out[name] = load_settings(raw).for_data(fit_data.guesses, fit_data.emission_extent)
         except (SettingsError, ValueError) as error:
             log.debug("%s: no %s family: %s", fit_data.galaxy, name, error)
     return out

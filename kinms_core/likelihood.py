@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from .errors import CubeError, InputError, ModelOutsideCubeError
+from .moments import mask_extent
 from .obspars import ObsPars
-from .parametric import GalaxyModel, ModelSpec
+from .parametric import GalaxyModel, ModelSpec, kinematic_centre
 from .sandwich import ErrorModel, error_model, sandwich_widths
 from .settings import Parameter
 from .surface import map_parameters, surface_map
@@ -111,6 +112,14 @@ class FitData:
     header: object | None = None
     mask: np.ndarray | None = None
     noise: np.ndarray | None = None
+
+    @property
+    def emission_extent(self) -> float | None:
+        """How far (arcsec) the signal mask reaches from the guessed centre (:func:`kinms_core.moments.mask_extent`);
+        None without a mask."""
+        if self.mask is None:
+            return None
+        return mask_extent(self.mask, self.obspars.cellsize, kinematic_centre(self.obspars, self.guesses))
 
     def __post_init__(self) -> None:
         self.data = np.asarray(self.data, dtype=float)

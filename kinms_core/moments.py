@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-__all__ = ["major_axis_direction", "moment0", "moment1", "point_symmetric_pa", "pv_diagram", "spectrum"]
+__all__ = [
+    "major_axis_direction",
+    "mask_extent",
+    "moment0",
+    "moment1",
+    "point_symmetric_pa",
+    "pv_diagram",
+    "spectrum",
+]
 
 
 def moment0(data: np.ndarray, dv: float, mask: np.ndarray | None = None) -> np.ndarray:
@@ -35,6 +43,15 @@ def spectrum(data: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     if mask is not None:
         values = np.where(mask, values, 0.0)
     return values.sum(axis=(1, 2))
+
+
+def mask_extent(mask: np.ndarray, cellsize: float, centre: tuple[float, float]) -> float:
+    """The largest sky distance (arcsec) from ``centre`` (0-based pixel ``x, y``) of a pixel where the ``(nv, ny,
+    nx)`` signal ``mask`` holds a channel; 0 for an empty mask."""
+    ys, xs = np.nonzero(np.asarray(mask, dtype=bool).any(axis=0))
+    if xs.size == 0:
+        return 0.0
+    return float(np.hypot(xs - centre[0], ys - centre[1]).max() * cellsize)
 
 
 def major_axis_direction(pa: float) -> tuple[float, float]:

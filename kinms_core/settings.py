@@ -256,15 +256,22 @@ class FitSettings:
             raise SettingsError("every parameter is fixed: free at least one (parameters.<name>.fixed: false)")
         return out
 
-    def for_data(self, guesses: Mapping[str, float]) -> FitSettings:
+    def for_data(self, guesses: Mapping[str, float], extent: float | None = None) -> FitSettings:
         """The settings with a warp's ``auto`` radii set from the emission's half-light radius (from the ingestion's
         scale-length guess): a linear warp's pivot, where its ``pa`` and ``inc`` are measured, at it, and a ring-wise
-        warp's radii at :data:`~kinms_core.parametric.AUTO_WARP_RADII` times it."""
+        warp's radii at :data:`~kinms_core.parametric.AUTO_WARP_RADII` times it, all scaled down to end at
+        ``extent`` (arcsec: how far the signal mask reaches from the centre, :attr:`kinms_core.likelihood.FitData
+        .emission_extent`) where they would pass it. A ring beyond the gas has a turn that nothing measures: the
+        half-light multiples put the last ring 10-70% beyond the mask of each observed cube, whose outer turns then
+        piled at their bounds."""
         half_light = HALF_LIGHT_PER_SCALE * float(guesses.get("scalerad", math.nan))
         if self.spec.warp == "linear" and self.spec.warp_radius is None:
             return replace(self, spec=replace(self.spec, warp_radius=_emission_size(half_light)))
         if self.spec.warp == "rings" and self.spec.warp_radii is None:
-            radii = tuple(_emission_size(half_light) * multiple for multiple in AUTO_WARP_RADII)
+            reach = _emission_size(half_light) * AUTO_WARP_RADII[-1]
+            if extent is not None and 0.0 < extent < reach:
+                reach = extent
+            radii = tuple(reach * multiple / AUTO_WARP_RADII[-1] for multiple in AUTO_WARP_RADII)
             return replace(self, spec=replace(self.spec, warp_radii=radii))
         return self
 

@@ -203,6 +203,9 @@ def test_a_ring_wise_warp_turns_between_its_radii_and_is_flat_inside_and_beyond(
     auto = load_settings({"model": {"warp": "rings"}})
     assert auto.spec.parameter_names == spec.parameter_names
     assert auto.for_data({"scalerad": 2.0}).spec.warp_radii == pytest.approx((3.356, 6.712, 10.068))
+    # ... scaled down to end where the signal mask does, when it ends sooner: a turn beyond the gas measures nothing
+    assert auto.for_data({"scalerad": 2.0}, 12.0).spec.warp_radii == pytest.approx((3.356, 6.712, 10.068))
+    assert auto.for_data({"scalerad": 2.0}, 9.0).spec.warp_radii == pytest.approx((3.0, 6.0, 9.0))
     given = load_settings({"model": {"warp": "rings", "warp_radii": [5, 10, 15, 20]}})
     assert given.spec.parameter_names[-2:] == ("dinc_2", "dinc_3")
     with pytest.raises(SettingsError, match="warp_radii"):

@@ -21,6 +21,7 @@ from kinms_core.fit import (
     BAND_RADII,
     ChainFile,
     _initial_walkers,
+    _warn_rings_beyond_gas,
     fit_galaxy,
     information_criterion,
     laplace_covariance,
@@ -232,6 +233,24 @@ def small_galaxy(**obspars: object) -> tuple[ObsPars, np.ndarray]:
         v_offset=1000.0 - op.centre_velocity,
     )
     return op, cube
+
+
+@pytest.mark.parametrize(("radii", "warned"), [((10.0, 20.0, 28.0), False), ((10.0, 20.0, 45.0), True)])
+def test_a_ring_wise_warp_with_rings_beyond_the_gas_is_warned_of(radii, warned, caplog):
+    """The small mock's mask, its emission above 5% of the peak, reaches about 30" from the centre: a ring inside
+    it passes, one at 45" is named."""
+    op, cube = small_galaxy()
+    mask = cube > 0.05 * cube.max()
+    fit_data = FitData(data=cube, obspars=op, rms=1e-3, n_detected=int(mask.sum()), mask=mask, galaxy="small")
+    settings = load_settings({"model": {"warp": "rings", "warp_radii": list(radii)}})
+    with caplog.at_level("WARNING", logger="kinms_core.fit"):
+        _warn_rings_beyond_gas(fit_data, settings)
+    assert ('45.0"' in caplog.text and "warp_radii" in caplog.text) is warned
+    assert warned or not caplog.text
+    # auto radii end at the mask's reach
+    auto = load_settings({"model": {"warp": "rings"}}).for_data({"scalerad": 12.0}, fit_data.emission_extent)
+    assert fit_data.emission_extent < 3 * 1.678 * 12.0
+    assert auto.spec.warp_radii[-1] == pytest.approx(fit_data.emission_extent)
 
 
 @pytest.fixture(scope="module")

@@ -123,3 +123,13 @@ def test_point_symmetric_pa_of_a_velocity_map_is_the_disc_s(pa):
     cx, cy = op.centre_pixel
     found = point_symmetric_pa(velocity, (cx + 3.0, cy - 2.0), 0.0)
     assert abs((found - pa + 180.0) % 360.0 - 180.0) <= 1.0
+
+
+def test_mask_extent_is_the_farthest_masked_pixel_from_the_centre_in_arcsec():
+    from kinms_core.moments import mask_extent
+
+    mask = np.zeros((4, 20, 30), bool)
+    mask[1, 10, 5] = True  # 3 pixels left of the centre
+    mask[2, 14, 12] = True  # (4, 4) pixels away: the farthest
+    assert mask_extent(mask, 2.0, (8.0, 10.0)) == pytest.approx(2.0 * np.hypot(4.0, 4.0))
+    assert mask_extent(np.zeros((4, 20, 30), bool), 2.0, (8.0, 10.0)) == 0.0
