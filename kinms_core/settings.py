@@ -259,11 +259,11 @@ class FitSettings:
     def for_data(self, guesses: Mapping[str, float], extent: float | None = None) -> FitSettings:
         """The settings with a warp's ``auto`` radii set from the emission's half-light radius (from the ingestion's
         scale-length guess): a linear warp's pivot, where its ``pa`` and ``inc`` are measured, at it, and a ring-wise
-        warp's radii at :data:`~kinms_core.parametric.AUTO_WARP_RADII` times it, all scaled down to end at
+        warp's radii at :data:`~kinms_core.parametric.AUTO_WARP_RADII` times it, scaled down together to end at
         ``extent`` (arcsec: how far the signal mask reaches from the centre, :attr:`kinms_core.likelihood.FitData
-        .emission_extent`) where they would pass it. A ring beyond the gas has a turn that nothing measures: the
-        half-light multiples put the last ring 10-70% beyond the mask of each observed cube, whose outer turns then
-        piled at their bounds."""
+        .emission_extent`) where the last would pass it. A ring beyond the gas has a turn that nothing measures: the
+        half-light multiples put the last ring 10-70% beyond the mask of each observed cube (ESO 121-G6's rings
+        ending at its mask's 290" instead of 331" fit it better by 2426 in chi-square with the same parameters)."""
         half_light = HALF_LIGHT_PER_SCALE * float(guesses.get("scalerad", math.nan))
         if self.spec.warp == "linear" and self.spec.warp_radius is None:
             return replace(self, spec=replace(self.spec, warp_radius=_emission_size(half_light)))
