@@ -61,6 +61,9 @@ POSTERIOR_FILE = "posterior.csv"
 # How long a write of the chain waits for a reader of chain.h5 to close it
 LOCK_WAIT_S = 60.0
 
+#: The chain file's attribute that commits a step (:class:`ChainFile`).
+CHECKPOINT_ATTRIBUTE = "checkpoint"
+
 #: Radii of the rotation curve's band in summary.json (``rotation_curve``), out to the cube's half-width.
 BAND_RADII = 64
 
@@ -167,7 +170,61 @@ def laplace_covariance(errors: ErrorModel | None, posterior: LogPosterior) -> np
 class ChainFile(emcee.backends.HDFBackend):
     """emcee's HDF5 backend, waiting for whoever reads the chain file (a person watching a fit's progress, a
     monitoring script) to release HDF5's file lock, rather than failing the fit: h5py refuses to open a file for
-    writing while another process has it open."""
+    writing while another process has it open.
+
+    Each step is committed by one attribute write (``checkpoint``: the step count, the accepted moves and the random
+    state after it), after the step's chain row: emcee writes the accepted moves, the random state and the step
+    count one after another, so a fit killed between them resumed with one step's moves counted twice or a random
+    state ahead of its chain, and ended differently from an uninterrupted one. Files without a checkpoint read as
+    emcee wrote them."""
+
+    def _checkpoint(self) -> dict[str, Any] | None:
+        with self.open() as f:
+            raw = f[self.name].attrs.get(CHECKPOINT_ATTRIBUTE)
+        return None if raw is None else json.loads(raw)
+
+    @property
+    def iteration(self) -> int:
+        saved = self._checkpoint()
+        return super().iteration if saved is None else saved["iteration"]
+
+    @property
+    def accepted(self) -> np.ndarray:
+        saved = self._checkpoint()
+        return super().accepted if saved is None else np.array(saved["accepted"], dtype=float)
+
+    @property
+    def random_state(self) -> list[Any] | None:
+        saved = self._checkpoint()
+        if saved is None:
+            return super().random_state
+        name, key, position, has_gauss, cached = saved["random_state"]
+        return [name, np.array(key, dtype=np.uint32), position, has_gauss, cached]
+
+    def grow(self, ngrow: int, blobs: Any) -> None:
+        with self.open("a") as f:
+            f[self.name].attrs["iteration"] = self.iteration  # emcee sizes the chain from it
+        super().grow(ngrow, blobs)
+
+    def save_step(self, state: Any, accepted: np.ndarray) -> None:
+        self._check(state, accepted)
+        iteration, total = int(self.iteration), self.accepted + accepted
+        name, key, position, has_gauss, cached = state.random_state
+        with self.open("a") as f:
+            group = f[self.name]
+            group["chain"][iteration, :, :] = state.coords
+            group["log_prob"][iteration, :] = state.log_prob
+            if state.blobs is not None:
+                group["blobs"][iteration, :] = state.blobs
+            group.attrs[CHECKPOINT_ATTRIBUTE] = json.dumps(
+                {
+                    "iteration": iteration + 1,
+                    "accepted": total.tolist(),
+                    "random_state": [name, np.asarray(key).tolist(), int(position), int(has_gauss), float(cached)],
+                }
+            )
+            group.attrs["iteration"] = iteration + 1  # for readers of emcee's own attributes
+            group["accepted"][:] = total
 
     def open(self, mode: str = "r") -> Any:
         deadline = time.monotonic() + LOCK_WAIT_S

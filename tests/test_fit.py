@@ -338,6 +338,35 @@ def test_chain_write_waits_for_a_reader_to_close_the_file(tmp_path):
         assert f.attrs["written"]
 
 
+def test_a_step_killed_before_its_commit_leaves_the_chain_file_as_after_the_step_before(tmp_path):
+    """A fit killed while a step is written resumes from the step before it: the chain row, emcee's accepted moves
+    and random state written, but not the checkpoint that commits them, are not read back."""
+    import emcee
+    import h5py
+
+    path = tmp_path / "chain.h5"
+    backend = ChainFile(str(path))
+    backend.reset(6, 2)
+    sampler = emcee.EnsembleSampler(6, 2, lambda x: -0.5 * float(x @ x), backend=backend)
+    sampler.random_state = np.random.RandomState(5).get_state()  # noqa: NPY002 - emcee's own generator type
+    sampler.run_mcmc(np.random.default_rng(1).normal(size=(6, 2)), 5)
+    steps, accepted, state = backend.iteration, backend.accepted.copy(), backend.random_state
+    assert steps == 5 and accepted.sum() > 0
+    with h5py.File(path, "a") as f:  # what emcee's save_step writes of step 6 before the step count
+        group = f["mcmc"]
+        group["chain"].resize(6, axis=0)
+        group["chain"][5] = 9.0
+        group["accepted"][:] += 1.0
+        group.attrs["random_state_2"] = 123
+    assert backend.iteration == steps
+    np.testing.assert_array_equal(backend.accepted, accepted)
+    assert backend.random_state[2] == state[2] != 123
+    np.testing.assert_array_equal(backend.random_state[1], state[1])
+    # and the run continues from there, the next step overwriting the uncommitted row
+    sampler.run_mcmc(None, 1)
+    assert backend.iteration == 6 and not np.any(backend.get_chain()[5] == 9.0)
+
+
 def test_failed_prepare_becomes_a_failed_fit_status(tmp_path):
     bad = tmp_path / "image.fits"
     write_cube(tmp_path / "ok.fits", np.zeros((1, 8, 8)), ObsPars(nx=8, ny=8, nv=1, cellsize=1, dv=1, beam=2))
