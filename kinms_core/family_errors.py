@@ -124,7 +124,7 @@ def _alternative_settings(settings: FitSettings, fit_data: FitData) -> dict[str,
     """The settings of every family that adds one feature to ``settings``' model, with its other settings (those of
     parameters it has; no walker count, as it is only maximised); a combination the model cannot make (a warped or
     thick disc with the surface brightness from the data) is left out."""
-    out = {}
+    out, extent = {}, fit_data.emission_extent
     for name, change in ALTERNATIVES.items():
         key, value = next(iter(change.items()))
         current = getattr(settings.spec, key)
@@ -138,7 +138,7 @@ def _alternative_settings(settings: FitSettings, fit_data: FitData) -> dict[str,
                 "parameters": {k: v for k, v in settings.raw.get("parameters", {}).items() if k in names},
                 "fit": {k: v for k, v in settings.raw.get("fit", {}).items() if k != "nwalkers"},
             }
-            out[name] = load_settings(raw).for_data(fit_data.guesses, fit_data.emission_extent)
+            out[name] = load_settings(raw).for_data(fit_data.guesses, extent)
         except (SettingsError, ValueError) as error:
             log.debug("%s: no %s family: %s", fit_data.galaxy, name, error)
     return out

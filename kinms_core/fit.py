@@ -313,8 +313,9 @@ def fit_galaxy(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     options = settings.options
-    settings = settings.for_data(fit_data.guesses, fit_data.emission_extent)
-    _warn_rings_beyond_gas(fit_data, settings)
+    extent = fit_data.emission_extent
+    settings = settings.for_data(fit_data.guesses, extent)
+    _warn_rings_beyond_gas(fit_data.galaxy, settings, extent)
     parameters = settings.resolved(fit_data.guesses, fit_data.bounds)
     settings, model_noise = _with_enough_clouds(fit_data, settings, parameters)
     posterior = _make_posterior(fit_data, parameters, settings)
@@ -365,11 +366,11 @@ def fit_galaxy(
     return summary
 
 
-def _warn_rings_beyond_gas(fit_data: FitData, settings: FitSettings) -> None:
-    """Warn when a ring-wise warp was given rings beyond every pixel of the signal mask (about the guessed centre):
-    their turns are extrapolated from the gas inside and pile at their bounds (the auto radii end at the mask's
-    reach, :meth:`kinms_core.settings.FitSettings.for_data`)."""
-    extent = fit_data.emission_extent
+def _warn_rings_beyond_gas(galaxy: str, settings: FitSettings, extent: float | None) -> None:
+    """Warn when a ring-wise warp was given rings beyond ``extent``, how far the signal mask reaches from the guessed
+    centre (:attr:`kinms_core.likelihood.FitData.emission_extent`; None: no mask): their turns are extrapolated from
+    the gas inside and pile at their bounds (the auto radii end at the mask's reach,
+    :meth:`kinms_core.settings.FitSettings.for_data`)."""
     if settings.spec.warp != "rings" or not settings.spec.warp_radii or extent is None:
         return
     beyond = [radius for radius in settings.spec.warp_radii[1:] if radius > extent]
@@ -377,7 +378,7 @@ def _warn_rings_beyond_gas(fit_data: FitData, settings: FitSettings) -> None:
         log.warning(
             '%s: warp ring radii %s lie beyond the signal mask, which reaches %.1f" from the guessed centre: their '
             "turns are extrapolated and may pile at their bounds; give model.warp_radii (arcsec) within it",
-            fit_data.galaxy,
+            galaxy,
             ", ".join(f'{radius:.1f}"' for radius in beyond),
             extent,
         )

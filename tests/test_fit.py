@@ -244,7 +244,7 @@ def test_a_ring_wise_warp_with_rings_beyond_the_gas_is_warned_of(radii, warned, 
     fit_data = FitData(data=cube, obspars=op, rms=1e-3, n_detected=int(mask.sum()), mask=mask, galaxy="small")
     settings = load_settings({"model": {"warp": "rings", "warp_radii": list(radii)}})
     with caplog.at_level("WARNING", logger="kinms_core.fit"):
-        _warn_rings_beyond_gas(fit_data, settings)
+        _warn_rings_beyond_gas(fit_data.galaxy, settings, fit_data.emission_extent)
     assert ('45.0"' in caplog.text and "warp_radii" in caplog.text) is warned
     assert warned or not caplog.text
     # auto radii end at the mask's reach
