@@ -183,15 +183,20 @@ class ChainFile(emcee.backends.HDFBackend):
             raw = f[self.name].attrs.get(CHECKPOINT_ATTRIBUTE)
         return None if raw is None else json.loads(raw)
 
+    def _committed(self) -> tuple[int, np.ndarray]:
+        """The committed step count and accepted moves, from one read of the file."""
+        saved = self._checkpoint()
+        if saved is None:
+            return int(super().iteration), super().accepted
+        return saved["iteration"], np.array(saved["accepted"], dtype=float)
+
     @property
     def iteration(self) -> int:
-        saved = self._checkpoint()
-        return super().iteration if saved is None else saved["iteration"]
+        return self._committed()[0]
 
     @property
     def accepted(self) -> np.ndarray:
-        saved = self._checkpoint()
-        return super().accepted if saved is None else np.array(saved["accepted"], dtype=float)
+        return self._committed()[1]
 
     @property
     def random_state(self) -> list[Any] | None:
@@ -208,7 +213,8 @@ class ChainFile(emcee.backends.HDFBackend):
 
     def save_step(self, state: Any, accepted: np.ndarray) -> None:
         self._check(state, accepted)
-        iteration, total = int(self.iteration), self.accepted + accepted
+        iteration, before = self._committed()
+        total = before + accepted
         name, key, position, has_gauss, cached = state.random_state
         with self.open("a") as f:
             group = f[self.name]
